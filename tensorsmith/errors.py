@@ -1,0 +1,42 @@
+"""Every error tensorsmith raises to a user, in one place.
+
+Each names what went wrong, the IR node or argument involved, and the user's source line when known.
+"""
+from __future__ import annotations
+
+
+class TensorsmithError(Exception):
+    """Base of all tensorsmith errors."""
+
+
+class TypeInferenceError(TensorsmithError):
+    """An op was applied to operands or attributes its shape rule does not accept."""
+
+
+class VerifyError(TensorsmithError):
+    """A graph is malformed; the message names the node and its source line."""
+
+    def __init__(self, message: str, node=None, node_text: str | None = None):
+        self.node = node
+        where = ""
+        if node_text:
+            where += f"\n  at node: {node_text}"
+        source = getattr(node, "source", None)
+        if source:
+            where += f"\n  from model source: {source}"
+        super().__init__(message + where)
+
+
+class ParseError(TensorsmithError):
+    """IR text that does not parse; the message gives the line and column."""
+
+    def __init__(self, message: str, line: int, column: int, text: str):
+        super().__init__(f"line {line}, column {column}: {message}\n  {text}\n  {' ' * (column - 1)}^")
+
+
+class InputError(TensorsmithError, TypeError):
+    """A compiled callable was called with an argument unlike the one it was compiled for."""
+
+
+class UnsupportedError(TensorsmithError):
+    """The importer cannot express something in the IR; the caller falls back to ATen."""

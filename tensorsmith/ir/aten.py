@@ -1,0 +1,53 @@
+"""The bridge between ATen calls and fallback nodes: naming ops and (de)serializing arguments."""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from .attrs import Operand, TorchEnum
+from .types import DType, dtype_from_torch
+
+
+def target_name(op: torch._ops.OpOverload) -> str:
+    """The stable name of an ATen overload, e.g. "aten.cumsum.default"."""
+    return f"{op.namespace}.{op._schema.name.split('::')[-1]}.{op._overloadname}"
+
+
+def resolve_target(name: str) -> torch._ops.OpOverload:
+    namespace, op, overload = name.split(".")
+    return getattr(getattr(getattr(torch.ops, namespace), op), overload)
+
+
+def to_attr(value, tensor_operand: Callable[[object], int]):
+    """An ATen argument as an attribute value; tensors become Operand(tensor_operand(value))."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [to_attr(v, tensor_operand) for v in value]
+    if isinstance(value, torch.dtype):
+        return dtype_from_torch(value)
+    if isinstance(value, torch.device):
+        return TorchEnum("device", str(value))
+    if isinstance(value, torch.layout):
+        return TorchEnum("layout", str(value).removeprefix("torch."))
+    if isinstance(value, torch.memory_format):
+        return TorchEnum("memory_format", str(value).removeprefix("torch."))
+    return Operand(tensor_operand(value))
+
+
+def from_attr(value, operands: list, map_dtype: Callable[[DType], torch.dtype]):
+    """The inverse of to_attr, with operand tensors and a dtype mapping (for float64 runs)."""
+    if isinstance(value, Operand):
+        return operands[value.index]
+    if isinstance(value, DType):
+        return map_dtype(value)
+    if isinstance(value, TorchEnum):
+        if value.kind == "device":
+            return torch.device(value.value)
+        return getattr(torch, value.value)
+    if isinstance(value, list):
+        return [from_attr(v, operands, map_dtype) for v in value]
+    if isinstance(value, dict):
+        return {k: from_attr(v, operands, map_dtype) for k, v in value.items()}
+    return value

@@ -1,0 +1,70 @@
+"""Attribute values: what they may be, how they print, and how kinds are checked.
+
+Values are ints, floats, bools, None, strings, DTypes, lists, string-keyed dicts, `Operand(i)`
+(a fallback op's i-th tensor operand, printed `$i`) and `TorchEnum` (a device, layout or memory
+format passed to a fallback op, printed `device("cpu")`).
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+from .types import DType
+
+
+@dataclass(frozen=True)
+class Operand:
+    index: int
+
+
+@dataclass(frozen=True)
+class TorchEnum:
+    kind: str  # "device", "layout" or "memory_format"
+    value: str
+
+
+def format_value(value) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        return repr(value)  # 'inf', '-inf', or the shortest text that round-trips
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, DType):
+        return value.name
+    if isinstance(value, Operand):
+        return f"${value.index}"
+    if isinstance(value, TorchEnum):
+        return f"{value.kind}({json.dumps(value.value)})"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(format_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)}: {format_value(v)}" for k, v in value.items()) + "}"
+    raise TypeError(f"cannot print attribute value {value!r} of type {type(value).__name__}")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+KIND_CHECKS = {
+    "int": _is_int,
+    "bool": lambda v: isinstance(v, bool),
+    "str": lambda v: isinstance(v, str),
+    "dtype": lambda v: isinstance(v, DType),
+    "ints": lambda v: isinstance(v, list) and all(_is_int(x) for x in v),
+    "scalar": lambda v: isinstance(v, (int, float)),
+    "any": lambda v: True,
+}
+
+
+def check_kind(value, kind: str) -> bool:
+    """Whether `value` is of attribute kind `kind` (a key of KIND_CHECKS)."""
+    return KIND_CHECKS[kind](value)

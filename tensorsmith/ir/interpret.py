@@ -1,0 +1,206 @@
+"""The reference interpreter: runs any graph through PyTorch eager ops, optionally in float64.
+
+It defines what each op means; generated code is tested against it. In float64 mode every floating
+value (parameters, converts, constants, fallback dtype arguments) is computed in float64.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import TensorsmithError
+from .aten import from_attr, resolve_target
+from .graph import Graph, Node
+from .types import DType, TensorType, TupleType
+
+_UNARY = {
+    "neg": torch.neg, "abs": torch.abs, "sign": torch.sign, "exp": torch.exp, "log": torch.log,
+    "log1p": torch.log1p, "expm1": torch.expm1, "sqrt": torch.sqrt, "rsqrt": torch.rsqrt,
+    "sin": torch.sin, "cos": torch.cos, "tan": torch.tan, "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid, "erf": torch.erf, "erfinv": torch.erfinv, "asin": torch.asin,
+    "acos": torch.acos, "atan": torch.atan, "sinh": torch.sinh, "cosh": torch.cosh,
+    "asinh": torch.asinh, "acosh": torch.acosh, "atanh": torch.atanh, "log2": torch.log2,
+    "exp2": torch.exp2, "reciprocal": torch.reciprocal, "floor": torch.floor, "ceil": torch.ceil,
+    "round": torch.round, "trunc": torch.trunc, "is_finite": torch.isfinite,
+    "not": lambda x: torch.logical_not(x) if x.dtype == torch.bool else torch.bitwise_not(x),
+}
+
+
+def _div(a, b):
+    if a.dtype.is_floating_point or a.dtype.is_complex:
+        return a / b
+    return torch.div(a, b, rounding_mode="trunc")
+
+
+def _logical(bool_fn, int_fn):
+    return lambda a, b: bool_fn(a, b) if a.dtype == torch.bool else int_fn(a, b)
+
+
+_BINARY = {
+    "add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": _div, "max": torch.maximum,
+    "min": torch.minimum, "fmod": torch.fmod, "remainder": torch.remainder, "pow": torch.pow,
+    "atan2": torch.atan2,
+    "and": _logical(torch.logical_and, torch.bitwise_and),
+    "or": _logical(torch.logical_or, torch.bitwise_or),
+    "xor": _logical(torch.logical_xor, torch.bitwise_xor),
+}
+_COMPARE = {"EQ": torch.eq, "NE": torch.ne, "LT": torch.lt, "LE": torch.le, "GT": torch.gt,
+            "GE": torch.ge}
+
+
+def _reduce(x, kind, dims):
+    if not dims:
+        return x
+    if kind == "sum":
+        return torch.sum(x, dim=dims, dtype=x.dtype)
+    if kind == "max":
+        return torch.amax(x, dim=dims)
+    if kind == "min":
+        return torch.amin(x, dim=dims)
+    for d in sorted(dims, reverse=True):  # prod, any, all take one dim at a time
+        x = {"prod": lambda t: torch.prod(t, d, dtype=t.dtype), "any": lambda t: torch.any(t, d),
+             "all": lambda t: torch.all(t, d)}[kind](x)
+    return x
+
+
+def _broadcast_in_dim(x, shape, dims):
+    view = [1] * len(shape)
+    for i, d in enumerate(dims):
+        view[d] = x.shape[i]
+    return x.reshape(view).expand(shape)
+
+
+def _pad(x, low, high, value):
+    pairs = []
+    for lo, hi in reversed(list(zip(low, high))):
+        pairs += [lo, hi]
+    if x.dtype == torch.bool:
+        return F.pad(x.to(torch.uint8), pairs, value=int(bool(value))).to(torch.bool)
+    return F.pad(x, pairs, value=value)
+
+
+def _take(x, index, dim):
+    picked = torch.index_select(x, dim, index.reshape(-1))
+    return picked.reshape(*x.shape[:dim], *index.shape, *x.shape[dim + 1:])
+
+
+def _index_add(x, index, src, dim):
+    flat = src.reshape(*x.shape[:dim], index.numel(), *x.shape[dim + 1:])
+    return x.index_add(dim, index.reshape(-1), flat)
+
+
+def _iota(shape, dim, dtype, device):
+    view = [1] * len(shape)
+    view[dim] = shape[dim]
+    return torch.arange(shape[dim], dtype=dtype, device=device).reshape(view).expand(shape)
+
+
+def _constant(value, shape, dtype, device):
+    if isinstance(value, list):
+        return torch.tensor(value, dtype=dtype, device=device).reshape(shape)
+    return torch.full(shape, value, dtype=dtype, device=device)
+
+
+class Interpreter:
+    """Evaluates nodes one at a time; `float64` computes all floating values in float64."""
+
+    def __init__(self, float64: bool = False):
+        self.float64 = float64
+
+    def dtype(self, dtype: DType) -> torch.dtype:
+        if self.float64 and dtype.is_float:
+            return torch.float64
+        return dtype.torch_dtype
+
+    def run(self, graph: Graph, inputs) -> list[torch.Tensor]:
+        if len(inputs) != len(graph.params):
+            raise TensorsmithError(f"graph @{graph.name} takes {len(graph.params)} inputs, got {len(inputs)}")
+        env: dict[Node, object] = {}
+        for p, x in zip(graph.params, inputs):
+            env[p] = x.to(self.dtype(p.type.dtype)) if self.float64 else x
+        for node in graph.nodes:
+            env[node] = self.eval(node, [env[i] for i in node.inputs])
+        return [env[o] for o in graph.outputs]
+
+    def eval(self, node: Node, args: list):
+        op, a = node.op, node.attrs
+        if op in _UNARY:
+            return _UNARY[op](args[0])
+        if op in _BINARY:
+            return _BINARY[op](*args)
+        if op == "compare":
+            return _COMPARE[a["dir"]](*args)
+        if op == "select":
+            return torch.where(*args)
+        if op == "convert":
+            return args[0].to(self.dtype(a["dtype"]))
+        if op == "broadcast_in_dim":
+            return _broadcast_in_dim(args[0], a["shape"], a["dims"])
+        if op == "reshape":
+            return args[0].reshape(a["shape"])
+        if op == "transpose":
+            return args[0].permute(a["perm"])
+        if op == "reverse":
+            return torch.flip(args[0], a["dims"]) if a["dims"] else args[0]
+        if op == "slice":
+            return args[0][tuple(slice(*s) for s in zip(a["starts"], a["limits"], a["strides"]))]
+        if op == "concat":
+            return torch.cat(args, a["dim"])
+        if op == "pad":
+            return _pad(args[0], a["low"], a["high"], a["value"])
+        if op == "reduce":
+            return _reduce(args[0], a["kind"], a["dims"])
+        if op in ("argmax", "argmin"):
+            return getattr(torch, op)(args[0], a["dim"])
+        if op == "dot":
+            return torch.matmul(*args)
+        if op == "convolution":
+            return torch.ops.aten.convolution(args[0], args[1], None, a["stride"], a["padding"],
+                                              a["dilation"], a["transposed"], a["output_padding"],
+                                              a["groups"])
+        if op == "take":
+            return _take(*args, a["dim"])
+        if op == "gather":
+            return torch.gather(*args, a["dim"]) if args[0].dim() else args[0].clone()
+        if op == "scatter_add":
+            return torch.scatter_add(args[0], a["dim"], args[1], args[2])
+        if op == "index_add":
+            return _index_add(*args, a["dim"])
+        if op == "iota":
+            return _iota(a["shape"], a["dim"], self.dtype(a["dtype"]), a["device"])
+        if op == "constant":
+            return _constant(a["value"], a["shape"], self.dtype(a["dtype"]), a["device"])
+        if op == "random":
+            sample = torch.rand if a["dist"] == "uniform" else torch.randn
+            return sample(a["shape"], dtype=self.dtype(a["dtype"]), device=a["device"])
+        if op == "get":
+            return args[0][a["index"]]
+        if op == "fallback":
+            return self.fallback(node, args)
+        raise TensorsmithError(f"the interpreter has no rule for op {op!r}")
+
+    def fallback(self, node: Node, args: list):
+        target = resolve_target(node.attrs["target"])
+        call_args = from_attr(node.attrs["args"], args, self.dtype)
+        call_kwargs = from_attr(node.attrs["kwargs"], args, self.dtype)
+        result = target(*call_args, **call_kwargs)
+        if isinstance(node.type, TupleType):
+            result = tuple(result)
+            for t, r in zip(node.type.elements, result):
+                self._check_fallback_result(node, t, r)
+        else:
+            self._check_fallback_result(node, node.type, result)
+        return result
+
+    def _check_fallback_result(self, node: Node, expected: TensorType, result):
+        """A fallback must produce what the graph declared; anything else is a compiler bug."""
+        if not isinstance(result, torch.Tensor) or tuple(result.shape) != expected.shape or (
+                not self.float64 and result.dtype != expected.dtype.torch_dtype):
+            got = f"{result.dtype}{list(result.shape)}" if isinstance(result, torch.Tensor) else repr(result)
+            raise TensorsmithError(f"fallback {node.attrs['target']} returned {got}, "
+                                   f"the graph declared {expected}")
+
+
+def interpret(graph: Graph, inputs, float64: bool = False) -> list[torch.Tensor]:
+    """Run `graph` on `inputs` (tensors, one per parameter) and return its outputs."""
+    return Interpreter(float64).run(graph, list(inputs))
