@@ -161,9 +161,11 @@ class Interpreter:
         if op == "take":
             return _take(*args, a["dim"])
         if op == "gather":
-            return torch.gather(*args, a["dim"]) if args[0].dim() else args[0].clone()
+            return torch.gather(args[0], a["dim"], args[1])
         if op == "scatter_add":
             return torch.scatter_add(args[0], a["dim"], args[1], args[2])
+        if op == "scatter":
+            return torch.scatter(args[0], a["dim"], args[1], args[2])
         if op == "index_add":
             return _index_add(*args, a["dim"])
         if op == "iota":
@@ -185,7 +187,7 @@ class Interpreter:
         call_kwargs = from_attr(node.attrs["kwargs"], args, self.dtype)
         result = target(*call_args, **call_kwargs)
         if isinstance(node.type, TupleType):
-            result = tuple(result)
+            result = tuple(r for r in result if r is not None)  # the IR type leaves Nones out
             for t, r in zip(node.type.elements, result):
                 self._check_fallback_result(node, t, r)
         else:

@@ -331,6 +331,12 @@ def _scatter_add(types, attrs):
     return _scatter_rule(types, attrs)
 
 
+@_op("scatter", 3, {"dim": "int"})
+def _scatter(types, attrs):
+    """torch.scatter: x with src written at index along dim (duplicates: one of them wins)."""
+    return _scatter_rule(types, attrs)
+
+
 @_op("index_add", 3, {"dim": "int"})
 def _index_add(types, attrs):
     """The inverse of take, accumulating: src has shape x.shape[:dim] + index.shape + x.shape[dim+1:]."""

@@ -1,0 +1,27 @@
+"""Every knob in one place, each read from its environment variable at import and settable here."""
+from __future__ import annotations
+
+import os
+
+
+def _int_env(name: str, default: int) -> int:
+    try:
+        return int(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+# 0 silent; 1 one line per compiled graph (ops, fallbacks); 2 adds stage times; 3 prints the IR.
+debug: int = _int_env("TENSORSMITH_DEBUG", 0)
+
+# A directory to write the IR to after every stage, or None.
+dump_dir: str | None = os.environ.get("TENSORSMITH_DUMP") or None
+
+# Verify the graph after import and after every pass (cheap; catches a bad pass where it happens).
+verify_each_stage: bool = os.environ.get("TENSORSMITH_VERIFY", "1") != "0"
+
+# Raise on an internal compiler error instead of running that graph eagerly and reporting it.
+strict: bool = os.environ.get("TENSORSMITH_STRICT", "0") == "1"
+
+# Trace scaled_dot_product_attention as its math (matmul, softmax) so fusion can see it.
+decompose_sdpa: bool = os.environ.get("TENSORSMITH_DECOMPOSE_SDPA", "1") != "0"

@@ -1,0 +1,88 @@
+"""From one AOTAutograd FX graph to a callable: import, run the pass pipeline, build the executor.
+
+Graphs with symbolic shapes (Dynamo's automatic dynamic shapes) are specialized: imported anew for
+each concrete input signature met at run time, and cached by it.
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+
+from .. import config
+from ..errors import TensorsmithError
+from ..log import log
+from ..passes.pipeline import run_pipeline
+from ..runtime.executor import GraphExecutor
+from .importer import import_graph
+from .report import GraphRecord, new_record
+
+
+def _is_symbolic(value) -> bool:
+    if isinstance(value, torch.SymInt):
+        return True
+    if isinstance(value, torch.Tensor):
+        return any(isinstance(s, torch.SymInt) for s in value.shape)
+    return False
+
+
+def _signature(args) -> tuple:
+    return tuple((tuple(a.shape), a.dtype, a.device) if isinstance(a, torch.Tensor) else a
+                 for a in args)
+
+
+def _build(gm: torch.fx.GraphModule, args, record: GraphRecord) -> GraphExecutor:
+    start = time.perf_counter()
+    imported = import_graph(gm, args, name=record.kind)
+    graph = run_pipeline(imported.graph, record.graph_id)
+    record.nodes = len(graph.nodes)
+    record.native.update(imported.report.native)
+    record.fallbacks.extend(imported.report.fallbacks)
+    record.specializations += 1
+    positions = [i for i, a in enumerate(args) if isinstance(a, torch.Tensor)]
+    fallbacks = ", ".join(sorted({f.target for f in imported.report.fallbacks})) or "none"
+    log(1, f"{record.graph_id}: {len(graph.nodes)} nodes, {sum(imported.report.native.values())} "
+           f"native ops, fallbacks: {fallbacks} ({(time.perf_counter() - start) * 1e3:.0f} ms)")
+    return GraphExecutor(imported, positions)
+
+
+class _Specializing:
+    """Imports a symbolic graph once per concrete argument signature."""
+
+    def __init__(self, gm, record: GraphRecord):
+        self.gm, self.record = gm, record
+        self.cache: dict[tuple, GraphExecutor] = {}
+
+    def __call__(self, *args):
+        key = _signature(args)
+        executor = self.cache.get(key)
+        if executor is None:
+            log(1, f"{self.record.graph_id}: specializing for new input shapes")
+            executor = self.cache[key] = _guarded(lambda: _build(self.gm, args, self.record),
+                                                  self.gm, self.record)
+        return executor(*args)
+
+
+def _guarded(build, gm, record: GraphRecord):
+    """Build, or, if the compiler fails on this graph, run it through ATen and say why."""
+    try:
+        return build()
+    except TensorsmithError as e:
+        if config.strict:
+            raise
+        reason = f"{type(e).__name__}: {e}"
+    except Exception as e:  # a compiler bug must not take the user's model down
+        if config.strict:
+            raise
+        reason = f"internal error {type(e).__name__}: {e}"
+    record.whole_graph_fallback = reason.splitlines()[0]
+    log(1, f"{record.graph_id}: running through ATen: {record.whole_graph_fallback}")
+    return gm
+
+
+def compile_fx_graph(gm: torch.fx.GraphModule, example_inputs, kind: str):
+    """The callable that runs `gm` (a forward, backward or inference graph) through tensorsmith."""
+    record = new_record(kind)
+    if any(_is_symbolic(a) for a in example_inputs):
+        return _Specializing(gm, record)
+    return _guarded(lambda: _build(gm, list(example_inputs), record), gm, record)

@@ -1,0 +1,212 @@
+"""Import a functional ATen FX graph (from AOTAutograd) into the IR, specialized to concrete inputs.
+
+Each call_function node goes through its registered lowering; an op without one, or a lowering
+that declines, becomes a `fallback` node that calls the ATen op, so any graph imports. Symbolic
+sizes are evaluated to ints from the concrete inputs, so a dynamic graph imports once per shape.
+A lowering whose result type disagrees with the type PyTorch traced is discarded for a fallback:
+never wrong, sometimes slow.
+"""
+from __future__ import annotations
+
+import math
+import operator
+from collections import Counter
+from dataclasses import dataclass, field
+
+import torch
+from torch._subclasses.fake_tensor import FakeTensorMode
+
+from ..errors import TensorsmithError, TypeInferenceError, UnsupportedError
+from ..ir.aten import target_name, to_attr
+from ..ir.graph import Graph, Node
+from ..ir.types import TensorType, TupleType, dtype_from_torch
+from . import lowering  # noqa: F401  (registers the lowerings)
+from .lowering.registry import LOWERINGS, LoweringContext
+from .source import source_line
+
+_INT_FUNCTIONS = (operator.add, operator.sub, operator.mul, operator.floordiv, operator.truediv,
+                  operator.mod, operator.neg, operator.pow, operator.eq, operator.ne, operator.lt,
+                  operator.le, operator.gt, operator.ge, math.ceil, math.floor, math.sqrt,
+                  torch.sym_max, torch.sym_min, torch.sym_float, torch.sym_int, torch.sym_not)
+_SIZE_OPS = {torch.ops.aten.sym_size.int: lambda t, d: t.shape[d],
+             torch.ops.aten.sym_numel.default: lambda t: t.numel}
+
+
+@dataclass
+class Fallback:
+    target: str
+    source: str | None
+    reason: str
+
+
+@dataclass
+class ImportReport:
+    """What the importer did with each op: lowered natively, or fell back (and why)."""
+
+    native: Counter = field(default_factory=Counter)
+    fallbacks: list[Fallback] = field(default_factory=list)
+
+
+@dataclass
+class Imported:
+    graph: Graph
+    outputs: list  # per FX output: ("tensor", index into graph.outputs) or ("value", python value)
+    report: ImportReport
+
+
+def _map(value, fn):
+    if isinstance(value, (list, tuple)):
+        return type(value)(_map(v, fn) for v in value)
+    if isinstance(value, dict):
+        return {k: _map(v, fn) for k, v in value.items()}
+    return fn(value)
+
+
+def _fake_of(node: Node, mode: FakeTensorMode):
+    t = node.type
+    with mode:
+        return torch.empty(t.shape, dtype=t.dtype.torch_dtype, device=t.device)
+
+
+def _type_of_value(value) -> TensorType | TupleType:
+    """The declared type of a fallback's result; None elements of a tuple are left out."""
+    if isinstance(value, torch.Tensor):
+        return TensorType.of(value)
+    if isinstance(value, (tuple, list)) and all(v is None or isinstance(v, torch.Tensor) for v in value):
+        return TupleType(tuple(TensorType.of(v) for v in value if v is not None))
+    raise UnsupportedError(f"the op returns {type(value).__name__}, not tensors")
+
+
+def _matches_meta(result, meta) -> bool:
+    """Whether a lowering's result agrees with PyTorch's traced value (dtype always, shape if static)."""
+    if isinstance(result, Node):
+        if not isinstance(meta, torch.Tensor) or dtype_from_torch(meta.dtype) != result.type.dtype:
+            return False
+        if all(isinstance(s, int) for s in meta.shape):
+            return tuple(meta.shape) == result.type.shape
+        return len(meta.shape) == result.type.rank
+    if isinstance(result, (tuple, list)) and isinstance(meta, (tuple, list)):
+        return len(result) == len(meta) and all(
+            r is None or _matches_meta(r, m) for r, m in zip(result, meta))
+    return False
+
+
+class Importer:
+    def __init__(self, gm: torch.fx.GraphModule, name: str):
+        self.gm = gm
+        self.graph = Graph(name=name)
+        self.ctx = LoweringContext(self.graph)
+        self.report = ImportReport()
+        self.fake_mode = FakeTensorMode(allow_non_fake_inputs=True)
+        self.env: dict[torch.fx.Node, object] = {}
+
+    def run(self, inputs) -> Imported:
+        placeholders = [n for n in self.gm.graph.nodes if n.op == "placeholder"]
+        if len(placeholders) != len(inputs):
+            raise TensorsmithError(f"graph takes {len(placeholders)} inputs, got {len(inputs)}")
+        for fx_node, value in zip(placeholders, inputs):
+            self.env[fx_node] = self._placeholder(fx_node, value)
+        outputs = None
+        for fx_node in self.gm.graph.nodes:
+            if fx_node.op == "call_function":
+                self.env[fx_node] = self._call(fx_node)
+            elif fx_node.op == "get_attr":
+                self.env[fx_node] = self._get_attr(fx_node)
+            elif fx_node.op == "output":
+                outputs = self._outputs(fx_node.args[0])
+            elif fx_node.op != "placeholder":
+                raise UnsupportedError(f"FX node kind {fx_node.op} ({fx_node.target})")
+        return Imported(self.graph, outputs, self.report)
+
+    def _placeholder(self, fx_node, value):
+        if isinstance(value, torch.Tensor):
+            try:
+                return self.graph.add_param(fx_node.name, TensorType.of(value), source_line(fx_node))
+            except KeyError:
+                raise UnsupportedError(f"input {fx_node.name} has dtype {value.dtype}") from None
+        return value  # an int (a concrete symbolic size), a bool, or None
+
+    def _get_attr(self, fx_node):
+        value = getattr(self.gm, fx_node.target)
+        if not isinstance(value, torch.Tensor):
+            return value
+        t = TensorType.of(value)
+        data = value.detach().cpu().reshape(-1).tolist()
+        return self.graph.add("constant", [], {"value": data, "shape": list(t.shape),
+                                               "dtype": t.dtype, "device": t.device})
+
+    def _outputs(self, values):
+        result = []
+        for v in values:
+            if isinstance(v, torch.fx.Node):
+                v = self.env[v]
+            if isinstance(v, Node):
+                self.graph.outputs.append(v)
+                result.append(("tensor", len(self.graph.outputs) - 1))
+            else:
+                result.append(("value", v))
+        return result
+
+    def _call(self, fx_node):
+        target = fx_node.target
+        args = _map(fx_node.args, lambda a: self.env[a] if isinstance(a, torch.fx.Node) else a)
+        kwargs = _map(fx_node.kwargs, lambda a: self.env[a] if isinstance(a, torch.fx.Node) else a)
+        if target is operator.getitem:
+            return args[0][args[1]]
+        if target in _SIZE_OPS:
+            return _SIZE_OPS[target](args[0].type, *args[1:])
+        if target in _INT_FUNCTIONS:
+            return target(*args, **kwargs)
+        if not isinstance(target, torch._ops.OpOverload):
+            raise UnsupportedError(f"call of {target} in the graph")
+        source = source_line(fx_node)
+        self.ctx.source, self.ctx.meta = source, fx_node.meta.get("val")
+        lowering = LOWERINGS.get(target)
+        reason = "no lowering"
+        if lowering is not None:
+            mark = len(self.graph.nodes)
+            try:
+                result = lowering(self.ctx, *args, **kwargs)
+                if _matches_meta(result, self.ctx.meta):
+                    self.report.native[target_name(target)] += 1
+                    return result
+                reason = "lowering disagreed with PyTorch's result type"
+            except (UnsupportedError, TypeInferenceError) as e:
+                reason = str(e)
+            del self.graph.nodes[mark:]  # discard what the declined lowering emitted
+        self.report.fallbacks.append(Fallback(target_name(target), source, reason))
+        return self._fallback(target, args, kwargs, source)
+
+    def _fallback(self, target, args, kwargs, source):
+        operands: list[Node] = []
+
+        def operand_index(value) -> int:
+            if not isinstance(value, Node):
+                raise UnsupportedError(f"argument of type {type(value).__name__} for {target}")
+            operands.append(value)
+            return len(operands) - 1
+
+        attr_args = to_attr(list(args), operand_index)
+        attr_kwargs = {k: to_attr(v, operand_index) for k, v in kwargs.items()}
+        fake_args = _map(args, lambda v: _fake_of(v, self.fake_mode) if isinstance(v, Node) else v)
+        fake_kwargs = _map(kwargs, lambda v: _fake_of(v, self.fake_mode) if isinstance(v, Node) else v)
+        with self.fake_mode:
+            fake_result = target(*fake_args, **fake_kwargs)
+        node = self.graph.add("fallback", operands, {"target": target_name(target),
+                              "args": attr_args, "kwargs": attr_kwargs},
+                              type=_type_of_value(fake_result), source=source)
+        if not isinstance(node.type, TupleType):
+            return node
+        elements, index = [], 0
+        for value in fake_result:
+            if value is None:
+                elements.append(None)
+            else:
+                elements.append(self.graph.add("get", [node], {"index": index}, source=source))
+                index += 1
+        return tuple(elements)
+
+
+def import_graph(gm: torch.fx.GraphModule, inputs, name: str = "main") -> Imported:
+    """Import `gm` specialized to `inputs` (tensors and concrete ints, one per placeholder)."""
+    return Importer(gm, name).run(list(inputs))

@@ -1,0 +1,198 @@
+"""Lowerings of pointwise ATen ops: arithmetic, math functions, comparisons, logic, select, casts."""
+from __future__ import annotations
+
+import torch
+
+from ...ir.types import BOOL, F32, dtype_from_torch
+from .registry import lower, unsupported
+
+aten = torch.ops.aten
+prims = torch.ops.prims
+
+
+def _float_result(ctx, x):
+    """Unary math functions promote integer and bool inputs to the default float type."""
+    dtype = x.type.dtype
+    return ctx.convert(x, dtype if dtype.is_float or dtype.is_complex else F32)
+
+
+def _unary(op: str, *targets, floating: bool = False):
+    def lowering(ctx, x):
+        return ctx.add(op, [_float_result(ctx, x) if floating else x])
+    lower(*targets)(lowering)
+
+
+for _name in ("exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "sin", "cos", "tan", "tanh",
+              "sigmoid", "erf", "erfinv", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh",
+              "atanh", "log2", "exp2", "reciprocal"):
+    _unary(_name, getattr(aten, _name).default, floating=True)
+for _name in ("neg", "abs", "sign"):
+    _unary(_name, getattr(aten, _name).default)
+for _name in ("floor", "ceil", "round", "trunc"):
+    @lower(getattr(aten, _name).default)
+    def _rounding(ctx, x, _name=_name):
+        return x if not x.type.dtype.is_float else ctx.add(_name, [x])
+
+
+def _add_or_sub(op: str, *targets):
+    @lower(*targets)
+    def lowering(ctx, a, b, alpha=1):
+        if alpha != 1:
+            b = ctx.elementwise("mul", b, alpha)
+        return ctx.elementwise(op, a, b)
+
+
+_add_or_sub("add", aten.add.Tensor, aten.add.Scalar)
+_add_or_sub("sub", aten.sub.Tensor, aten.sub.Scalar)
+
+
+def _binary(op: str, *targets):
+    lower(*targets)(lambda ctx, a, b: ctx.elementwise(op, a, b))
+
+
+_binary("mul", aten.mul.Tensor, aten.mul.Scalar)
+_binary("max", aten.maximum.default)
+_binary("min", aten.minimum.default)
+_binary("fmod", aten.fmod.Tensor, aten.fmod.Scalar)
+_binary("remainder", aten.remainder.Tensor, aten.remainder.Scalar)
+_binary("and", aten.bitwise_and.Tensor, aten.bitwise_and.Scalar)
+_binary("or", aten.bitwise_or.Tensor, aten.bitwise_or.Scalar)
+_binary("xor", aten.bitwise_xor.Tensor, aten.bitwise_xor.Scalar)
+
+
+@lower(aten.atan2.default)
+def _atan2(ctx, a, b):
+    return ctx.elementwise("atan2", a, b, dtype=ctx.out_dtype)
+
+
+@lower(aten.div.Tensor, aten.div.Scalar)
+def _div(ctx, a, b):
+    return ctx.elementwise("div", a, b, dtype=ctx.out_dtype)  # true division: ints become floats
+
+
+@lower(aten.div.Tensor_mode, aten.div.Scalar_mode)
+def _div_mode(ctx, a, b, rounding_mode=None):
+    dtype = ctx.out_dtype
+    if rounding_mode is None:
+        return ctx.elementwise("div", a, b, dtype=dtype)
+    if dtype.is_float:
+        return ctx.add(rounding_mode, [ctx.elementwise("div", a, b, dtype=dtype)])
+    if rounding_mode == "trunc":
+        return ctx.elementwise("div", a, b, dtype=dtype)  # IR integer division truncates
+    unsupported("floor division of integers")
+
+
+@lower(aten.pow.Tensor_Tensor, aten.pow.Tensor_Scalar, aten.pow.Scalar)
+def _pow(ctx, a, b):
+    dtype = ctx.out_dtype
+    if not dtype.is_float:
+        unsupported("integer power")
+    if isinstance(b, (int, float)) and b == 2:
+        x = ctx.convert(a, dtype)
+        return ctx.add("mul", [x, x])
+    return ctx.elementwise("pow", a, b, dtype=dtype)
+
+
+def _logical(op: str, *targets):
+    @lower(*targets)
+    def lowering(ctx, a, b):
+        return ctx.add(op, ctx.operands(ctx.compare("NE", a, 0), ctx.compare("NE", b, 0), dtype=BOOL))
+
+
+_logical("and", aten.logical_and.default)
+_logical("or", aten.logical_or.default)
+_logical("xor", aten.logical_xor.default)
+
+
+@lower(aten.logical_not.default)
+def _logical_not(ctx, x):
+    return ctx.add("not", [ctx.compare("NE", x, 0) if x.type.dtype != BOOL else x])
+
+
+@lower(aten.bitwise_not.default)
+def _bitwise_not(ctx, x):
+    return ctx.add("not", [x])
+
+
+def _comparison(direction: str, *targets):
+    lower(*targets)(lambda ctx, a, b: ctx.compare(direction, a, b))
+
+
+_comparison("EQ", aten.eq.Tensor, aten.eq.Scalar)
+_comparison("NE", aten.ne.Tensor, aten.ne.Scalar)
+_comparison("LT", aten.lt.Tensor, aten.lt.Scalar)
+_comparison("LE", aten.le.Tensor, aten.le.Scalar)
+_comparison("GT", aten.gt.Tensor, aten.gt.Scalar)
+_comparison("GE", aten.ge.Tensor, aten.ge.Scalar)
+
+
+@lower(aten.isnan.default)
+def _isnan(ctx, x):
+    return ctx.compare("NE", x, x)
+
+
+@lower(aten.isinf.default)
+def _isinf(ctx, x):
+    if not x.type.dtype.is_float:
+        return ctx.compare("NE", x, x)  # all false
+    return ctx.compare("EQ", ctx.add("abs", [x]), float("inf"))
+
+
+@lower(aten.where.self, aten.where.ScalarSelf, aten.where.ScalarOther, aten.where.Scalar)
+def _where(ctx, condition, a, b):
+    return ctx.select(condition, a, b)
+
+
+@lower(aten.masked_fill.Scalar, aten.masked_fill.Tensor)
+def _masked_fill(ctx, x, mask, value):
+    if not isinstance(value, (int, float, bool)) and value.type.rank != 0:
+        unsupported("masked_fill with a non-scalar value")
+    if not isinstance(value, (int, float, bool)):
+        value = ctx.convert(value, x.type.dtype)
+    return ctx.select(mask, value, x, dtype=x.type.dtype)
+
+
+@lower(aten.clamp.default, aten.clamp.Tensor)
+def _clamp(ctx, x, min=None, max=None):
+    dtype = ctx.out_dtype
+    out = ctx.convert(x, dtype)
+    if min is not None:
+        out = ctx.elementwise("max", out, min, dtype=dtype)
+    if max is not None:
+        out = ctx.elementwise("min", out, max, dtype=dtype)
+    return out
+
+
+@lower(aten.clamp_min.default, aten.clamp_min.Tensor)
+def _clamp_min(ctx, x, bound):
+    return ctx.elementwise("max", x, bound, dtype=ctx.out_dtype)
+
+
+@lower(aten.clamp_max.default, aten.clamp_max.Tensor)
+def _clamp_max(ctx, x, bound):
+    return ctx.elementwise("min", x, bound, dtype=ctx.out_dtype)
+
+
+@lower(aten.relu.default)
+def _relu(ctx, x):
+    return ctx.elementwise("max", x, 0)
+
+
+@lower(aten._to_copy.default)
+def _to_copy(ctx, x, dtype=None, layout=None, device=None, pin_memory=None, non_blocking=False,
+             memory_format=None):
+    if device is not None and str(torch.device(device)) != x.type.device and not (
+            torch.device(device).type == "cuda" and x.type.device.startswith("cuda")):
+        unsupported("copy to another device")
+    return ctx.convert(x, dtype_from_torch(dtype)) if dtype is not None else x
+
+
+@lower(prims.convert_element_type.default)
+def _convert_element_type(ctx, x, dtype):
+    return ctx.convert(x, dtype_from_torch(dtype))
+
+
+@lower(aten.clone.default, aten.alias.default, aten.lift_fresh_copy.default, aten.detach.default,
+       aten.contiguous.default)
+def _identity(ctx, x, memory_format=None):
+    return x

@@ -1,0 +1,65 @@
+"""Run a compiled graph: check the arguments, execute, and hand back outputs in FX order.
+
+For now execution goes through the reference interpreter; generated kernels replace it later.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..errors import InputError
+from ..frontend.importer import Imported
+from ..ir.interpret import Interpreter
+from ..ir.types import TensorType, device_name
+
+
+def check_argument(position: int, name: str, value, expected: TensorType) -> None:
+    """Raise InputError naming the argument when `value` is not the tensor the graph was built for."""
+    if not isinstance(value, torch.Tensor):
+        raise InputError(f"argument {position} ({name}) must be a tensor {expected}, "
+                         f"got {type(value).__name__}")
+    problems = []
+    if value.dtype != expected.dtype.torch_dtype:
+        problems.append(f"dtype {value.dtype} (expected {expected.dtype.torch_dtype})")
+    if device_name(value.device) != expected.device:
+        problems.append(f"device {value.device} (expected {expected.device})")
+    if tuple(value.shape) != expected.shape:
+        problems.append(f"shape {list(value.shape)} (expected {list(expected.shape)})")
+    if problems:
+        raise InputError(f"argument {position} ({name}) has " + ", ".join(problems))
+
+
+class GraphExecutor:
+    """Callable for one imported graph: takes the FX graph's arguments, returns its outputs."""
+
+    def __init__(self, imported: Imported, tensor_positions: list[int]):
+        self.graph = imported.graph
+        self.outputs = imported.outputs
+        self.tensor_positions = tensor_positions  # which FX arguments are graph parameters
+        self.interpreter = Interpreter()
+
+    def __call__(self, *args):
+        tensors = []
+        for position, param in zip(self.tensor_positions, self.graph.params):
+            check_argument(position, param.name, args[position], param.type)
+            tensors.append(args[position])
+        results = self.interpreter.run(self.graph, tensors)
+        return self._assemble(results, tensors)
+
+    def _assemble(self, results, inputs):
+        """Outputs in FX order; an output sharing memory with an input or an earlier output is
+        copied, since the graph promised fresh tensors there."""
+        seen = {t.untyped_storage().data_ptr() for t in inputs if t.numel()}
+        outputs = []
+        for kind, value in self.outputs:
+            if kind == "value":
+                outputs.append(value)
+                continue
+            tensor = results[value]
+            if tensor.numel():
+                pointer = tensor.untyped_storage().data_ptr()
+                if pointer in seen:
+                    tensor = tensor.clone()
+                    pointer = tensor.untyped_storage().data_ptr()
+                seen.add(pointer)
+            outputs.append(tensor.contiguous())
+        return outputs
