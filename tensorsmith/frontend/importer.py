@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import torch
-from torch._subclasses.fake_tensor import FakeTensorMode
+from torch._subclasses.fake_tensor import FakeTensorMode, unset_fake_temporarily
 
 from ..errors import TensorsmithError, TypeInferenceError, UnsupportedError
 from ..ir.aten import target_name, to_attr
@@ -208,5 +208,8 @@ class Importer:
 
 
 def import_graph(gm: torch.fx.GraphModule, inputs, name: str = "main") -> Imported:
-    """Import `gm` specialized to `inputs` (tensors and concrete ints, one per placeholder)."""
-    return Importer(gm, name).run(list(inputs))
+    """Import `gm` specialized to `inputs` (tensors and concrete ints, one per placeholder).
+
+    AOTAutograd may call the compiler under its fake mode; constants are real data, so leave it."""
+    with unset_fake_temporarily():
+        return Importer(gm, name).run(list(inputs))

@@ -64,6 +64,6 @@ def print_graph(graph: Graph) -> str:
     params = ", ".join(f"{names[p]}: {p.type}" for p in graph.params)
     lines = [f"graph @{graph.name}({params}) {{"]
     lines += ["  " + format_node(node, names) for node in graph.nodes]
-    lines.append("  return " + ", ".join(names.get(o, "%<unknown>") for o in graph.outputs))
+    lines.append(" ".join(["  return", ", ".join(names.get(o, "%<unknown>") for o in graph.outputs)]).rstrip())
     lines.append("}")
     return "\n".join(lines) + "\n"

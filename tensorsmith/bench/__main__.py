@@ -1,0 +1,5 @@
+import sys
+
+from .default import main
+
+sys.exit(main())
