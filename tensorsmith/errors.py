@@ -38,5 +38,13 @@ class InputError(TensorsmithError, TypeError):
     """A compiled callable was called with an argument unlike the one it was compiled for."""
 
 
+class ExecutionError(TensorsmithError, RuntimeError):
+    """An op failed while a compiled graph ran; the message names the op and the source line."""
+
+    def __init__(self, message: str, op: str, source: str | None):
+        where = f" at {source}" if source else ""
+        super().__init__(f"{op} failed{where}: {message}")
+
+
 class UnsupportedError(TensorsmithError):
     """The importer cannot express something in the IR; the caller falls back to ATen."""

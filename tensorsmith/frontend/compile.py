@@ -35,9 +35,10 @@ def _build(gm: torch.fx.GraphModule, args, record: GraphRecord) -> GraphExecutor
     start = time.perf_counter()
     imported = import_graph(gm, args, name=record.kind)
     graph = run_pipeline(imported.graph, record.graph_id)
-    record.nodes = len(graph.nodes)
-    record.native.update(imported.report.native)
-    record.fallbacks.extend(imported.report.fallbacks)
+    if record.specializations == 0:  # later shapes import the same ops again
+        record.nodes = len(graph.nodes)
+        record.native.update(imported.report.native)
+        record.fallbacks.extend(imported.report.fallbacks)
     record.specializations += 1
     positions = [i for i, a in enumerate(args) if isinstance(a, torch.Tensor)]
     fallbacks = ", ".join(sorted({f.target for f in imported.report.fallbacks})) or "none"
@@ -57,7 +58,9 @@ class _Specializing:
         key = _signature(args)
         executor = self.cache.get(key)
         if executor is None:
-            log(1, f"{self.record.graph_id}: specializing for new input shapes")
+            shapes = [list(a.shape) for a in args if isinstance(a, torch.Tensor)]
+            log(1, f"{self.record.graph_id}: input shapes changed; compiling a specialization "
+                   f"(number {len(self.cache) + 1}) for {shapes}")
             executor = self.cache[key] = _guarded(lambda: _build(self.gm, args, self.record),
                                                   self.gm, self.record)
         return executor(*args)

@@ -136,6 +136,9 @@ class Importer:
                                                "dtype": t.dtype, "device": t.device})
 
     def _outputs(self, values):
+        """AOTAutograd graphs return a tuple; a graph returning one value is read as a 1-tuple."""
+        if not isinstance(values, (list, tuple)):
+            values = [values]
         result = []
         for v in values:
             if isinstance(v, torch.fx.Node):

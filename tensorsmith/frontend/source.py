@@ -4,18 +4,30 @@ from __future__ import annotations
 import os
 import re
 
+import torch
+
+_TORCH_DIR = os.path.dirname(torch.__file__)
 _FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<fn>\S+)\n\s*(?P<code>[^\n]*)')
 
 
 def source_line(fx_node) -> str | None:
-    """"model.py:42 in forward: x = self.fc(x)" from the innermost frame of the node's stack trace."""
-    trace = fx_node.meta.get("stack_trace") if hasattr(fx_node, "meta") else None
-    if not trace:
-        return None
-    frames = list(_FRAME.finditer(trace))
+    """"model.py:42 in forward: x = self.fc(x)": the innermost frame of the node's stack trace that
+    is the user's code rather than PyTorch's own (nn.Linear's forward, say)."""
+    meta = getattr(fx_node, "meta", {})
+    frames = list(_FRAME.finditer(meta.get("stack_trace") or ""))
     if not frames:
-        return None
-    f = frames[-1]
+        return _module_path(meta)
+    user = [f for f in frames if not f["file"].startswith(_TORCH_DIR)]
+    f = (user or frames)[-1]
     text = f"{os.path.basename(f['file'])}:{f['line']} in {f['fn']}"
     code = f["code"].strip()
     return f"{text}: {code}" if code else text
+
+
+def _module_path(meta) -> str | None:
+    """Without a stack trace (a torch module compiled directly), name the module: "Linear L['fn']"."""
+    stack = meta.get("nn_module_stack")
+    if not stack:
+        return None
+    path, cls = list(stack.values())[-1]
+    return f"module {path} ({getattr(cls, '__name__', cls)})"

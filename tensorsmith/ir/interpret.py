@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..errors import TensorsmithError
+from ..errors import ExecutionError, TensorsmithError
 from .aten import from_attr, resolve_target
 from .graph import Graph, Node
 from .types import DType, TensorType, TupleType
@@ -119,7 +119,14 @@ class Interpreter:
         for p, x in zip(graph.params, inputs):
             env[p] = x.to(self.dtype(p.type.dtype)) if self.float64 else x
         for node in graph.nodes:
-            env[node] = self.eval(node, [env[i] for i in node.inputs])
+            try:
+                env[node] = self.eval(node, [env[i] for i in node.inputs])
+            except TensorsmithError:
+                raise
+            except Exception as e:  # name the op and the user's line, keep the original cause
+                op = node.attrs["target"] if node.op == "fallback" else node.op
+                raise ExecutionError(str(e).splitlines()[0] if str(e) else type(e).__name__, op,
+                                     node.source) from e
         return [env[o] for o in graph.outputs]
 
     def eval(self, node: Node, args: list):
