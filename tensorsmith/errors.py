@@ -48,3 +48,8 @@ class ExecutionError(TensorsmithError, RuntimeError):
 
 class UnsupportedError(TensorsmithError):
     """The importer cannot express something in the IR; the caller falls back to ATen."""
+
+
+class GraphUnsupportedError(UnsupportedError):
+    """Not even a fallback node would be exact (the op depends on eager memory layout): the whole
+    graph runs through ATen as traced."""

@@ -10,7 +10,7 @@ import time
 import torch
 
 from .. import config
-from ..errors import TensorsmithError
+from ..errors import TensorsmithError, UnsupportedError
 from ..log import log
 from ..passes.pipeline import run_pipeline
 from ..runtime.executor import GraphExecutor
@@ -70,6 +70,8 @@ def _guarded(build, gm, record: GraphRecord):
     """Build, or, if the compiler fails on this graph, run it through ATen and say why."""
     try:
         return build()
+    except UnsupportedError as e:  # a limit of the compiler, not a bug: fall back even when strict
+        reason = f"unsupported: {e}"
     except TensorsmithError as e:
         if config.strict:
             raise

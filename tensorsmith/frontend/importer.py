@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode, unset_fake_temporarily
 
-from ..errors import TensorsmithError, TypeInferenceError, UnsupportedError
+from ..errors import GraphUnsupportedError, TensorsmithError, TypeInferenceError, UnsupportedError
 from ..ir.aten import target_name, to_attr
 from ..ir.graph import Graph, Node
 from ..ir.types import TensorType, TupleType, dtype_from_torch
@@ -163,7 +163,7 @@ class Importer:
         if not isinstance(target, torch._ops.OpOverload):
             raise UnsupportedError(f"call of {target} in the graph")
         source = source_line(fx_node)
-        self.ctx.source, self.ctx.meta = source, fx_node.meta.get("val")
+        self.ctx.source, self.ctx.meta, self.ctx.fx_node = source, fx_node.meta.get("val"), fx_node
         lowering = LOWERINGS.get(target)
         reason = "no lowering"
         if lowering is not None:
@@ -174,6 +174,8 @@ class Importer:
                     self.report.native[target_name(target)] += 1
                     return result
                 reason = "lowering disagreed with PyTorch's result type"
+            except GraphUnsupportedError:
+                raise
             except (UnsupportedError, TypeInferenceError) as e:
                 reason = str(e)
             del self.graph.nodes[mark:]  # discard what the declined lowering emitted

@@ -71,22 +71,25 @@ def _broadcast_in_dim(x, shape, dims):
 
 
 def _pad(x, low, high, value):
+    """Pad by the positive amounts, then cut the negative ones (which may reach into the padding)."""
     pairs = []
     for lo, hi in reversed(list(zip(low, high))):
-        pairs += [lo, hi]
+        pairs += [max(lo, 0), max(hi, 0)]
     if x.dtype == torch.bool:
-        return F.pad(x.to(torch.uint8), pairs, value=int(bool(value))).to(torch.bool)
-    return F.pad(x, pairs, value=value)
+        x = F.pad(x.to(torch.uint8), pairs, value=int(bool(value))).to(torch.bool)
+    else:
+        x = F.pad(x, pairs, value=value)
+    return x[tuple(slice(max(-lo, 0), n - max(-hi, 0)) for n, lo, hi in zip(x.shape, low, high))]
 
 
 def _take(x, index, dim):
-    picked = torch.index_select(x, dim, index.reshape(-1))
+    picked = torch.index_select(x.reshape(x.shape or [1]), dim, index.reshape(-1).long())
     return picked.reshape(*x.shape[:dim], *index.shape, *x.shape[dim + 1:])
 
 
 def _index_add(x, index, src, dim):
     flat = src.reshape(*x.shape[:dim], index.numel(), *x.shape[dim + 1:])
-    return x.index_add(dim, index.reshape(-1), flat)
+    return x.index_add(dim, index.reshape(-1).long(), flat)
 
 
 def _iota(shape, dim, dtype, device):
@@ -168,11 +171,11 @@ class Interpreter:
         if op == "take":
             return _take(*args, a["dim"])
         if op == "gather":
-            return torch.gather(args[0], a["dim"], args[1])
+            return torch.gather(args[0], a["dim"], args[1].long())
         if op == "scatter_add":
-            return torch.scatter_add(args[0], a["dim"], args[1], args[2])
+            return torch.scatter_add(args[0], a["dim"], args[1].long(), args[2])
         if op == "scatter":
-            return torch.scatter(args[0], a["dim"], args[1], args[2])
+            return torch.scatter(args[0], a["dim"], args[1].long(), args[2])
         if op == "index_add":
             return _index_add(*args, a["dim"])
         if op == "iota":
@@ -189,7 +192,10 @@ class Interpreter:
         raise TensorsmithError(f"the interpreter has no rule for op {op!r}")
 
     def fallback(self, node: Node, args: list):
+        """Call the ATen op. IR values have no layout, so it sees them contiguous (row-major), which
+        is what layout-dependent ops such as as_strided are imported for."""
         target = resolve_target(node.attrs["target"])
+        args = [a.contiguous() if isinstance(a, torch.Tensor) else a for a in args]
         call_args = from_attr(node.attrs["args"], args, self.dtype)
         call_kwargs = from_attr(node.attrs["kwargs"], args, self.dtype)
         result = target(*call_args, **call_kwargs)

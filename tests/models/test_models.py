@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from helpers import check_against_eager, check_training
-from models import MLP, TINY_GPT, ConvBlock, hf_causal_lm, hf_encoder, tiny_nanogpt
+from tensorsmith.bench.models.small import MLP, TINY_GPT, ConvBlock, hf_causal_lm, hf_encoder, tiny_nanogpt
 
 from tensorsmith.bench.models.nanogpt import make_batch
 from tensorsmith.frontend import report

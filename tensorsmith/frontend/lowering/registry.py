@@ -52,6 +52,7 @@ class LoweringContext:
         self.graph = graph
         self.source: str | None = None  # the user's source line of the FX node being lowered
         self.meta = None  # the FX node's fake value (its dtype is exact; shapes may be symbolic)
+        self.fx_node = None  # the FX node being lowered (for the eager layout of its arguments)
 
     def add(self, op: str, inputs, attrs: dict | None = None, type=None) -> Node:
         return self.graph.add(op, inputs, attrs, type, source=self.source)

@@ -1,4 +1,5 @@
-"""Small models the model tests compile: each a builder of (model, inputs)."""
+"""Small models for tests and the coverage report: an MLP, a UNet-style conv block, tiny nanoGPT,
+and tiny Hugging Face models built from configs with random weights (no downloads)."""
 from __future__ import annotations
 
 import torch

@@ -1,0 +1,41 @@
+"""The `tensorsmith` command: `tensorsmith bench [...]`, `tensorsmith verify FILE.tsir ...`."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _verify(paths) -> int:
+    from .errors import TensorsmithError
+    from .ir import parse_graph, verify
+
+    status = 0
+    for path in paths:
+        try:
+            with open(path) as f:
+                graph = parse_graph(f.read())
+            verify(graph)
+            print(f"{path}: ok ({len(graph.nodes)} nodes)")
+        except (OSError, TensorsmithError) as e:
+            print(f"{path}: {e}", file=sys.stderr)
+            status = 1
+    return status
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="tensorsmith")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("bench", help="eager vs tensorsmith on the default model", add_help=False)
+    verify = commands.add_parser("verify", help="parse and verify IR text files (e.g. dumps)")
+    verify.add_argument("paths", nargs="+")
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "bench":
+        from .bench.default import main as bench_main
+        return bench_main(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    return _verify(args.paths)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""as_strided, slice_scatter and index assignment: lowered where exact, else a safe fallback."""
+from __future__ import annotations
+
+import torch
+from helpers import check_against_eager
+
+from tensorsmith.frontend import report
+
+
+def _native():
+    names = set()
+    for r in report.RECORDS:
+        names.update(r.native)
+    return names
+
+
+def test_slice_assignment_becomes_slice_scatter():
+    report.reset()
+
+    def f(x, z):
+        y = x * 2
+        y[:, 1:3] = z  # functionalized into slice_scatter
+        return y.sin()
+
+    check_against_eager(f, torch.randn(4, 5), torch.randn(4, 2))
+    assert "aten.slice_scatter.default" in _native()
+
+
+def test_index_assignment_is_imported_without_fallback():
+    report.reset()
+
+    def f(x, z):
+        y = x + 1
+        y[:, -1] = z * 3  # functionalized into select_scatter, which is decomposed
+        return y.exp()
+
+    check_against_eager(f, torch.randn(3, 4), torch.randn(3))
+    assert not any(r.fallbacks or r.whole_graph_fallback for r in report.RECORDS)
+
+
+def test_group_norm_as_strided_is_a_reshape():
+    report.reset()
+    check_against_eager(torch.nn.GroupNorm(3, 6), torch.randn(2, 6, 5, 4))
+    assert "aten.as_strided.default" in _native()
+    assert not any(r.fallbacks or r.whole_graph_fallback for r in report.RECORDS)
+
+
+def test_as_strided_of_a_non_contiguous_eager_value_runs_the_graph_through_aten():
+    report.reset()
+
+    def f(x):
+        y = x.t() * 2  # eager keeps x.t()'s transposed layout for y
+        return torch.as_strided(y, (6,), (1,)) + 1  # reads y's memory in storage order
+
+    x = torch.randn(2, 3)
+    out = torch.compile(f, backend="tensorsmith")(x)
+    torch.testing.assert_close(out, f(x))
+    assert any("not contiguous" in (r.whole_graph_fallback or "") for r in report.RECORDS)
