@@ -25,3 +25,7 @@ strict: bool = os.environ.get("TENSORSMITH_STRICT", "0") == "1"
 
 # Trace scaled_dot_product_attention as its math (matmul, softmax) so fusion can see it.
 decompose_sdpa: bool = os.environ.get("TENSORSMITH_DECOMPOSE_SDPA", "1") != "0"
+
+# Where compiled artifacts are cached (per user; created 0700). A fresh directory means a cold start.
+cache_dir: str = os.environ.get("TENSORSMITH_CACHE_DIR") or os.path.join(
+    os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "tensorsmith")
