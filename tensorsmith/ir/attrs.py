@@ -34,7 +34,7 @@ def format_value(value) -> str:
     if isinstance(value, float):
         if math.isnan(value):
             return "nan"
-        return repr(value)  # 'inf', '-inf', or the shortest text that round-trips
+        return repr(float(value))  # 'inf', '-inf', or the shortest text that round-trips
     if isinstance(value, str):
         return json.dumps(value)
     if isinstance(value, DType):
@@ -48,6 +48,17 @@ def format_value(value) -> str:
     if isinstance(value, dict):
         return "{" + ", ".join(f"{json.dumps(k)}: {format_value(v)}" for k, v in value.items()) + "}"
     raise TypeError(f"cannot print attribute value {value!r} of type {type(value).__name__}")
+
+
+def is_value(value) -> bool:
+    """Whether `value` is an attribute value (see above) that prints and parses back as itself."""
+    if value is None or isinstance(value, (bool, int, float, str, DType, Operand, TorchEnum)):
+        return True
+    if isinstance(value, list):
+        return all(is_value(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and is_value(v) for k, v in value.items())
+    return False
 
 
 def _is_int(v) -> bool:

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import TypeInferenceError
-from .types import BOOL, I64, DType, TensorType, TupleType
+from .attrs import check_kind
+from .types import BOOL, C64, C128, F32, F64, I64, DType, TensorType, TupleType
 
 FLOAT_UNARY = ("exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "sin", "cos", "tan", "tanh",
                "sigmoid", "erf", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh",
@@ -22,6 +23,8 @@ LOGICAL_BINARY = ("and", "or", "xor")  # bool or integer operands
 COMPARE_DIRECTIONS = ("EQ", "NE", "LT", "LE", "GT", "GE")
 REDUCE_KINDS = ("sum", "prod", "max", "min", "any", "all")
 RANDOM_DISTRIBUTIONS = ("uniform", "normal")
+REAL_ONLY = ("erf", "erfinv", "floor", "ceil", "round", "trunc", "sign", "atan2", "max", "min",
+             "fmod", "remainder")  # elementwise ops PyTorch has no complex form of
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,11 @@ def _check_dims(dims, rank, what="dims"):
         _fail(f"{what} {list(dims)} repeat a dimension")
 
 
+def _check_shape(shape):
+    if any(s < 0 for s in shape):
+        _fail(f"shape {list(shape)} has a negative size")
+
+
 def _unary_rule(accepts: Callable[[DType], bool], what: str):
     def infer(types, attrs):
         (t,) = types
@@ -105,18 +113,31 @@ def _is_floating(d: DType) -> bool:
     return d.is_float or d.is_complex
 
 
+def _elementwise_rule(make, name: str, accepts: Callable[[DType], bool], what: str):
+    if name in REAL_ONLY:
+        return make(lambda d: accepts(d) and not d.is_complex, f"real {what}")
+    return make(accepts, what)
+
+
 for _name in FLOAT_UNARY:
-    _op(_name, 1)(_unary_rule(_is_floating, "floating point"))
+    _op(_name, 1)(_elementwise_rule(_unary_rule, _name, _is_floating, "floating point"))
 for _name in NUMERIC_UNARY:
-    _op(_name, 1)(_unary_rule(_is_numeric, "numeric"))
+    _op(_name, 1)(_elementwise_rule(_unary_rule, _name, _is_numeric, "numeric"))
 for _name in LOGICAL_UNARY:
     _op(_name, 1)(_unary_rule(_is_logical, "bool or integer"))
 for _name in FLOAT_BINARY:
-    _op(_name, 2)(_binary_rule(_is_floating, "floating point"))
+    _op(_name, 2)(_elementwise_rule(_binary_rule, _name, _is_floating, "floating point"))
 for _name in NUMERIC_BINARY:
-    _op(_name, 2)(_binary_rule(_is_numeric, "numeric"))
+    _op(_name, 2)(_elementwise_rule(_binary_rule, _name, _is_numeric, "numeric"))
 for _name in LOGICAL_BINARY:
     _op(_name, 2)(_binary_rule(_is_logical, "bool or integer"))
+
+
+@_op("abs", 1)
+def _abs(types, attrs):
+    """|x|: of a complex operand, its real magnitude (replaces the numeric rule registered above)."""
+    t = _unary_rule(_is_numeric, "numeric")(types, attrs)
+    return t.with_dtype({C64: F32, C128: F64}.get(t.dtype, t.dtype))
 
 
 @_op("is_finite", 1)
@@ -128,7 +149,10 @@ def _is_finite(types, attrs):
 def _compare(types, attrs):
     if attrs["dir"] not in COMPARE_DIRECTIONS:
         _fail(f"compare direction {attrs['dir']!r} is not one of {COMPARE_DIRECTIONS}")
-    return _same_shape_and_dtype(types).with_dtype(BOOL)
+    t = _same_shape_and_dtype(types)
+    if t.dtype.is_complex and attrs["dir"] not in ("EQ", "NE"):
+        _fail(f"compare {attrs['dir']} needs real operands, got {t.dtype}")
+    return t.with_dtype(BOOL)
 
 
 @_op("select", 3)
@@ -150,6 +174,7 @@ def _convert(types, attrs):
 @_op("broadcast_in_dim", 1, {"shape": "ints", "dims": "ints"})
 def _broadcast_in_dim(types, attrs):
     (t,), shape, dims = types, attrs["shape"], attrs["dims"]
+    _check_shape(shape)
     if len(dims) != t.rank:
         _fail(f"dims {list(dims)} must name one output dimension per operand dimension ({t.rank})")
     _check_dims(dims, len(shape))
@@ -233,12 +258,18 @@ def _reduce(types, attrs):
     if kind in ("any", "all") and t.dtype != BOOL:
         _fail(f"reduce {kind} needs bool operand, got {t.dtype}")
     _check_dims(dims, t.rank)
+    if kind in ("max", "min") and (t.dtype.is_complex or any(t.shape[d] == 0 for d in dims)):
+        _fail(f"reduce {kind} needs a real operand with no empty reduced dimension, got {t}")
     return t.with_shape([s for i, s in enumerate(t.shape) if i not in dims])
 
 
 def _arg_reduce(types, attrs):
     (t,), dim = types, attrs["dim"]
     _check_dims([dim], t.rank, "dim")
+    if t.dtype.is_bool or t.dtype.is_complex:
+        _fail(f"operand must be real numeric, got {t.dtype}")
+    if t.shape[dim] == 0:
+        _fail(f"dimension {dim} of {t} is empty")
     return TensorType([s for i, s in enumerate(t.shape) if i != dim], I64, t.device)
 
 
@@ -258,6 +289,8 @@ def _dot(types, attrs):
         _fail(f"dot contracting dimensions differ: {a.shape[-1]} vs {b.shape[-2]}")
     if a.dtype != b.dtype:
         _fail(f"dot operand dtypes differ: {a.dtype} vs {b.dtype}")
+    if a.dtype.is_bool:
+        _fail("dot operands must be numeric, got bool")
     _same_device(types)
     return a.with_shape([*a.shape[:-1], b.shape[-1]])
 
@@ -273,18 +306,35 @@ def _convolution(types, attrs):
     for key in ("stride", "padding", "dilation", "output_padding"):
         if len(attrs[key]) != spatial:
             _fail(f"{key} needs {spatial} entries, got {list(attrs[key])}")
-    groups = attrs["groups"]
-    in_channels = w.shape[0] if attrs["transposed"] else w.shape[1] * groups
+    if x.dtype != w.dtype:
+        _fail(f"convolution operand dtypes differ: {x.dtype} vs {w.dtype}")
+    if not x.dtype.is_float:
+        _fail(f"convolution operands must be real floating point, got {x.dtype}")
+    _same_device(types)
+    groups, transposed = attrs["groups"], attrs["transposed"]
+    if groups < 1:
+        _fail(f"groups must be positive, got {groups}")
+    if w.shape[0] % groups:
+        _fail(f"weight dimension 0 of size {w.shape[0]} is not divisible by groups={groups}")
+    in_channels = w.shape[0] if transposed else w.shape[1] * groups
     if x.shape[1] != in_channels:
         _fail(f"input has {x.shape[1]} channels, weight expects {in_channels}")
-    out_channels = w.shape[1] * groups if attrs["transposed"] else w.shape[0]
+    out_channels = w.shape[1] * groups if transposed else w.shape[0]
     sizes = []
     for i in range(spatial):
         n, k = x.shape[2 + i], w.shape[2 + i]
-        s, p, d = attrs["stride"][i], attrs["padding"][i], attrs["dilation"][i]
-        if attrs["transposed"]:
-            size = (n - 1) * s - 2 * p + d * (k - 1) + attrs["output_padding"][i] + 1
+        s, p, d, op = (attrs[key][i] for key in ("stride", "padding", "dilation", "output_padding"))
+        if s < 1 or d < 1 or p < 0:
+            _fail(f"stride {s}, dilation {d} and padding {p} in spatial dimension {i} must be "
+                  f"positive, positive and non-negative")
+        if transposed:
+            if not 0 <= op < max(s, d):
+                _fail(f"output_padding {op} in spatial dimension {i} must be below stride or dilation")
+            size = (n - 1) * s - 2 * p + d * (k - 1) + op + 1
         else:
+            if n + 2 * p < d * (k - 1) + 1:
+                _fail(f"kernel of extent {d * (k - 1) + 1} does not fit the padded input of size "
+                      f"{n + 2 * p} in spatial dimension {i}")
             size = (n + 2 * p - d * (k - 1) - 1) // s + 1
         if size < 0:
             _fail(f"convolution output size {size} in spatial dimension {i} is negative")
@@ -314,7 +364,15 @@ def _gather(types, attrs):
     _check_index(t, index, attrs["dim"])
     if index.rank != t.rank:
         _fail(f"gather index rank {index.rank} differs from operand rank {t.rank}")
+    _check_index_fits(index, t, attrs["dim"], "operand")
     return t.with_shape(index.shape)
+
+
+def _check_index_fits(index, t, skip_dim, what):
+    """torch.gather/scatter: the index may be no larger than `t` in every dimension but `skip_dim`."""
+    for d, (i, s) in enumerate(zip(index.shape, t.shape)):
+        if d != skip_dim and i > s:
+            _fail(f"index shape {list(index.shape)} exceeds {what} shape {list(t.shape)} in dimension {d}")
 
 
 def _scatter_rule(types, attrs):
@@ -322,25 +380,36 @@ def _scatter_rule(types, attrs):
     _check_index(t, index, attrs["dim"])
     if src.dtype != t.dtype:
         _fail(f"scattered values have dtype {src.dtype}, operand {t.dtype}")
+    _same_device(types)
     return t
+
+
+def _scatter_like_gather(types, attrs):
+    t, index, src = types
+    if not index.rank == src.rank == t.rank:
+        _fail(f"scatter operand, index and source ranks differ: {t.rank}, {index.rank}, {src.rank}")
+    _check_index_fits(index, src, None, "source")
+    _check_index_fits(index, t, attrs["dim"], "operand")
+    return _scatter_rule(types, attrs)
 
 
 @_op("scatter_add", 3, {"dim": "int"})
 def _scatter_add(types, attrs):
     """torch.scatter_add: the inverse of gather, accumulating."""
-    return _scatter_rule(types, attrs)
+    return _scatter_like_gather(types, attrs)
 
 
 @_op("scatter", 3, {"dim": "int"})
 def _scatter(types, attrs):
     """torch.scatter: x with src written at index along dim (duplicates: one of them wins)."""
-    return _scatter_rule(types, attrs)
+    return _scatter_like_gather(types, attrs)
 
 
 @_op("index_add", 3, {"dim": "int"})
 def _index_add(types, attrs):
     """The inverse of take, accumulating: src has shape x.shape[:dim] + index.shape + x.shape[dim+1:]."""
     t, index, src = types
+    _check_index(t, index, attrs["dim"])
     expected = [*t.shape[:attrs["dim"]], *index.shape, *t.shape[attrs["dim"] + 1:]]
     if list(src.shape) != expected:
         _fail(f"index_add source shape {list(src.shape)} must be {expected}")
@@ -349,15 +418,21 @@ def _index_add(types, attrs):
 
 @_op("iota", 0, {"shape": "ints", "dim": "int", "dtype": "dtype", "device": "str"})
 def _iota(types, attrs):
+    _check_shape(attrs["shape"])
     _check_dims([attrs["dim"]], len(attrs["shape"]), "dim")
+    if attrs["dtype"].is_bool or attrs["dtype"].is_complex:
+        _fail(f"iota values must be real numeric, got {attrs['dtype']}")
     return TensorType(attrs["shape"], attrs["dtype"], attrs["device"])
 
 
 @_op("constant", 0, {"value": "any", "shape": "ints", "dtype": "dtype", "device": "str"})
 def _constant(types, attrs):
     """A scalar (value is a number) broadcast to `shape`, or literal data (a flat list)."""
+    _check_shape(attrs["shape"])
     t = TensorType(attrs["shape"], attrs["dtype"], attrs["device"])
     value = attrs["value"]
+    if not all(check_kind(v, "scalar") for v in (value if isinstance(value, list) else [value])):
+        _fail(f"constant value must be a number or a flat list of numbers, got {value!r}")
     if isinstance(value, list) and len(value) != t.numel:
         _fail(f"constant has {len(value)} values for shape {list(t.shape)}")
     return t
@@ -369,6 +444,7 @@ def _random(types, attrs):
         _fail(f"random distribution {attrs['dist']!r} is not one of {RANDOM_DISTRIBUTIONS}")
     if not attrs["dtype"].is_float:
         _fail(f"random values must be floating point, got {attrs['dtype']}")
+    _check_shape(attrs["shape"])
     return TensorType(attrs["shape"], attrs["dtype"], attrs["device"])
 
 
@@ -398,6 +474,9 @@ def infer_type(op: str, types: list, attrs: dict):
     extra = [a for a in attrs if a not in opdef.attrs]
     if extra:
         _fail(f"{op} does not take attributes {extra}")
+    for key, kind in opdef.attrs.items():
+        if not check_kind(attrs[key], kind):
+            _fail(f"attribute {key}={attrs[key]!r} is not of kind {kind}")
     if op != "get" and any(isinstance(t, TupleType) for t in types):
         _fail(f"{op} operands must be tensors, not tuples (use get)")
     if opdef.infer is None:

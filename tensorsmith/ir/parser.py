@@ -60,6 +60,23 @@ class _Tokens:
         self.pos += 1
         return got_text
 
+    def string(self) -> str:
+        """The next token, a JSON string literal, decoded."""
+        text = self.take("string")
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as e:
+            self.pos -= 1
+            self.error(f"bad string literal: {e.msg}")
+
+    def dim(self) -> int:
+        """The next token, a dimension size (a non-negative integer)."""
+        kind, text = self.peek()
+        if kind != "number" or not text.isdigit():
+            self.error(f"expected a dimension size, found {text or 'end of text'!r}")
+        self.pos += 1
+        return int(text)
+
     def accept(self, kind: str, text: str | None = None) -> bool:
         got_kind, got_text = self.peek()
         if got_kind == kind and (text is None or got_text == text):
@@ -70,6 +87,8 @@ class _Tokens:
 
 def _parse_type(t: _Tokens):
     if t.accept("punct", "("):
+        if t.accept("punct", ")"):
+            return TupleType(())
         elements = [_parse_type(t)]
         while t.accept("punct", ","):
             elements.append(_parse_type(t))
@@ -82,9 +101,9 @@ def _parse_type(t: _Tokens):
     t.take("punct", "[")
     shape = []
     if not t.accept("punct", "]"):
-        shape.append(int(t.take("number")))
+        shape.append(t.dim())
         while t.accept("punct", ","):
-            shape.append(int(t.take("number")))
+            shape.append(t.dim())
         t.take("punct", "]")
     device = t.take("at")[1:]
     return TensorType(tuple(shape), DTYPES_BY_NAME[name], device)
@@ -100,8 +119,7 @@ def _parse_value(t: _Tokens):
         t.pos += 1
         return float(text) if any(c in text for c in ".eE") else int(text)
     if kind == "string":
-        t.pos += 1
-        return json.loads(text)
+        return t.string()
     if kind == "operand":
         t.pos += 1
         return Operand(int(text[1:]))
@@ -113,7 +131,7 @@ def _parse_value(t: _Tokens):
             return DTYPES_BY_NAME[text]
         if text in ("device", "layout", "memory_format"):
             t.take("punct", "(")
-            value = json.loads(t.take("string"))
+            value = t.string()
             t.take("punct", ")")
             return TorchEnum(text, value)
         t.pos -= 1
@@ -130,7 +148,7 @@ def _parse_value(t: _Tokens):
         items = {}
         if not t.accept("punct", "}"):
             while True:
-                key = json.loads(t.take("string"))
+                key = t.string()
                 t.take("punct", ":")
                 items[key] = _parse_value(t)
                 if not t.accept("punct", ","):
@@ -170,6 +188,9 @@ def parse_graph(text: str) -> Graph:
     if not t.accept("punct", ")"):
         while True:
             name = t.take("value")
+            if name in env:
+                t.pos -= 1
+                t.error(f"value {name} is defined twice")
             t.take("punct", ":")
             env[name] = graph.add_param(name[1:], _parse_type(t))
             if not t.accept("punct", ","):
@@ -196,7 +217,7 @@ def parse_graph(text: str) -> Graph:
         source = None
         if t.accept("ident", "loc"):
             t.take("punct", "(")
-            source = json.loads(t.take("string"))
+            source = t.string()
             t.take("punct", ")")
         node = Node(op, inputs, attrs, node_type, source)
         graph.nodes.append(node)

@@ -5,8 +5,10 @@ stage that broke it.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..errors import TypeInferenceError, VerifyError
-from .attrs import Operand, check_kind
+from .attrs import Operand, check_kind, is_value
 from .graph import Graph, Node
 from .ops import OPS, infer_type
 from .printer import format_node, value_names
@@ -25,7 +27,17 @@ def _operands_in(value, found: list[int]):
     return found
 
 
+def _node_text(node: Node, names: dict) -> str:
+    """The node as printed, with any attribute value the printer cannot write shown as its repr."""
+    shown = replace(node, attrs={k: v if is_value(v) else repr(v) for k, v in node.attrs.items()})
+    return format_node(shown, {**names, shown: names.get(node, "%?")})
+
+
 def _check_fallback(node: Node, fail):
+    if not isinstance(node.attrs["args"], list) or not isinstance(node.attrs["kwargs"], dict):
+        fail("fallback args must be a list and kwargs a dict")
+    if any(isinstance(i.type, TupleType) for i in node.inputs):
+        fail("fallback operands must be tensors, not tuples (use get)")
     used = _operands_in([node.attrs.get("args"), node.attrs.get("kwargs")], [])
     bad = [i for i in used if not 0 <= i < len(node.inputs)]
     if bad:
@@ -46,7 +58,7 @@ def verify(graph: Graph) -> None:
 
     for node in graph.nodes:
         def fail(message, node=node):
-            raise VerifyError(f"{node.op}: {message}", node, format_node(node, names))
+            raise VerifyError(f"{node.op}: {message}", node, _node_text(node, names))
 
         if node in defined:
             fail("node appears twice in the graph")
@@ -56,6 +68,12 @@ def verify(graph: Graph) -> None:
         for i, operand in enumerate(node.inputs):
             if operand not in defined:
                 fail(f"operand {i} is not defined before its use")
+        extra = [k for k in node.attrs if k not in opdef.attrs]
+        if extra:
+            fail(f"does not take attributes {extra}")
+        for key, value in node.attrs.items():
+            if not is_value(value):
+                fail(f"attribute {key}={value!r} is not a printable attribute value")
         for key, kind in opdef.attrs.items():
             if key not in node.attrs:
                 fail(f"missing attribute {key!r}")
@@ -77,4 +95,4 @@ def verify(graph: Graph) -> None:
             raise VerifyError(f"output {i} is not a value of the graph", out)
         if not isinstance(out.type, TensorType):
             raise VerifyError(f"output {i} must be a tensor, not {out.type}", out,
-                              format_node(out, names))
+                              _node_text(out, names))
