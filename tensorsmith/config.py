@@ -29,3 +29,6 @@ decompose_sdpa: bool = os.environ.get("TENSORSMITH_DECOMPOSE_SDPA", "1") != "0"
 # Where compiled artifacts are cached (per user; created 0700). A fresh directory means a cold start.
 cache_dir: str = os.environ.get("TENSORSMITH_CACHE_DIR") or os.path.join(
     os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "tensorsmith")
+
+# How graphs run: "cpp" (generated C++ kernels; the default on CPU) or "interpreter" (reference).
+executor: str = os.environ.get("TENSORSMITH_EXECUTOR", "cpp")

@@ -13,6 +13,7 @@ from .. import config
 from ..errors import TensorsmithError, UnsupportedError
 from ..log import log
 from ..passes.pipeline import run_pipeline
+from ..runtime.codegen import generate_code
 from ..runtime.executor import GraphExecutor
 from .importer import import_graph
 from .report import GraphRecord, new_record
@@ -41,10 +42,15 @@ def _build(gm: torch.fx.GraphModule, args, record: GraphRecord) -> GraphExecutor
         record.fallbacks.extend(imported.report.fallbacks)
     record.specializations += 1
     positions = [i for i, a in enumerate(args) if isinstance(a, torch.Tensor)]
+    runner = generate_code(graph, record) if _generates_code(graph) else None
     fallbacks = ", ".join(sorted({f.target for f in imported.report.fallbacks})) or "none"
     log(1, f"{record.graph_id}: {len(graph.nodes)} nodes, {sum(imported.report.native.values())} "
            f"native ops, fallbacks: {fallbacks} ({(time.perf_counter() - start) * 1e3:.0f} ms)")
-    return GraphExecutor(imported, positions)
+    return GraphExecutor(imported, positions, runner)
+
+
+def _generates_code(graph) -> bool:
+    return config.executor == "cpp" and all(p.type.device == "cpu" for p in graph.params)
 
 
 class _Specializing:

@@ -1,6 +1,7 @@
 """Run a compiled graph: check the arguments, execute, and hand back outputs in FX order.
 
-For now execution goes through the reference interpreter; generated kernels replace it later.
+Execution is a `runner(tensors) -> outputs`: generated code (runtime/compiled.py), or the reference
+interpreter where code generation is off.
 """
 from __future__ import annotations
 
@@ -31,18 +32,19 @@ def check_argument(position: int, name: str, value, expected: TensorType) -> Non
 class GraphExecutor:
     """Callable for one imported graph: takes the FX graph's arguments, returns its outputs."""
 
-    def __init__(self, imported: Imported, tensor_positions: list[int]):
+    def __init__(self, imported: Imported, tensor_positions: list[int], runner=None):
         self.graph = imported.graph
         self.outputs = imported.outputs
         self.tensor_positions = tensor_positions  # which FX arguments are graph parameters
-        self.interpreter = Interpreter()
+        self.contiguous_inputs = runner is not None  # generated code indexes row-major memory
+        self.runner = runner or (lambda tensors: Interpreter().run(self.graph, tensors))
 
     def __call__(self, *args):
         tensors = []
         for position, param in zip(self.tensor_positions, self.graph.params):
             check_argument(position, param.name, args[position], param.type)
-            tensors.append(args[position])
-        results = self.interpreter.run(self.graph, tensors)
+            tensors.append(args[position].contiguous() if self.contiguous_inputs else args[position])
+        results = self.runner(tensors)
         return self._assemble(results, tensors)
 
     def _assemble(self, results, inputs):

@@ -1,0 +1,268 @@
+"""Emit C++ (OpenMP parallel outer loops, `omp simd` inner loops) for kernel IR.
+
+Every kernel is `extern "C" int name(void* buffer, ...)`, taking its output buffers then its input
+buffers (contiguous, row-major) and returning nonzero when an index read from data was out of range
+(so the caller raises, as eager does, instead of reading outside a buffer).
+"""
+from __future__ import annotations
+
+import itertools
+import math
+
+from ...ir.types import BOOL, F32, F64, I8, I16, I32, I64, U8, DType
+from ..index import Affine, FloorDiv, Indirect, Mod, Var
+from ..kernel import Const, IndexValue, Kernel, Load, Local, Op, Reduce, Store
+
+C_TYPES = {F32: "float", F64: "double", I8: "int8_t", I16: "int16_t", I32: "int32_t",
+           I64: "int64_t", U8: "uint8_t", BOOL: "bool"}
+PARALLEL_THRESHOLD = 32768  # element visits below which threads cost more than they save
+
+PRELUDE = r"""
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <algorithm>
+
+static inline int64_t ts_index(int64_t i, int64_t extent, int* error) {
+  if (i < 0 || i >= extent) { *error = 1; return 0; }
+  return i;
+}
+template <typename T> static inline T ts_max(T a, T b) { return (a != a || a > b) ? a : b; }
+template <typename T> static inline T ts_min(T a, T b) { return (a != a || a < b) ? a : b; }
+template <typename T> static inline T ts_remainder(T a, T b) {
+  T r = std::fmod(a, b);
+  return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
+}
+template <typename T> static inline T ts_sign(T a) { return a != a ? a : T((a > 0) - (a < 0)); }
+"""
+
+_CALLS = {"exp": "std::exp", "log": "std::log", "log1p": "std::log1p", "expm1": "std::expm1",
+          "sqrt": "std::sqrt", "sin": "std::sin", "cos": "std::cos", "tan": "std::tan",
+          "tanh": "std::tanh", "erf": "std::erf", "asin": "std::asin", "acos": "std::acos",
+          "atan": "std::atan", "sinh": "std::sinh", "cosh": "std::cosh", "asinh": "std::asinh",
+          "acosh": "std::acosh", "atanh": "std::atanh", "log2": "std::log2", "exp2": "std::exp2",
+          "floor": "std::floor", "ceil": "std::ceil", "round": "std::nearbyint", "trunc": "std::trunc",
+          "is_finite": "std::isfinite", "pow": "std::pow", "atan2": "std::atan2", "fmod": "std::fmod",
+          "remainder": "ts_remainder", "max": "ts_max", "min": "ts_min", "sign": "ts_sign"}
+_INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
+_COMPARE = {"EQ": "==", "NE": "!=", "LT": "<", "LE": "<=", "GT": ">", "GE": ">="}
+
+
+def c_type(dtype: DType) -> str:
+    return C_TYPES[dtype]
+
+
+def c_constant(value, dtype: DType) -> str:
+    t = c_type(dtype)
+    if dtype == BOOL:
+        return "true" if value else "false"
+    if dtype.is_float:
+        value = float(value)
+        if math.isnan(value):
+            return f"std::numeric_limits<{t}>::quiet_NaN()"
+        if math.isinf(value):
+            return f"{'-' if value < 0 else ''}std::numeric_limits<{t}>::infinity()"
+        return f"static_cast<{t}>({value!r})"
+    return f"static_cast<{t}>({int(value)}LL)"
+
+
+class _Body:
+    """Statements of one loop body, with each distinct subexpression computed once."""
+
+    def __init__(self, lines: list[str], indent: str, counter):
+        self.lines, self.indent = lines, indent
+        self.counter = counter  # shared by the kernel's bodies, so names never clash
+        self.names: dict = {}
+
+    def index(self, affine: Affine) -> str:
+        parts = [str(affine.const)] if affine.const or not affine.terms else []
+        for atom, coef in affine.terms:
+            text = self._atom(atom)
+            parts.append(text if coef == 1 else f"{coef} * {text}")
+        return "(" + " + ".join(parts) + ")"
+
+    def _atom(self, atom) -> str:
+        if isinstance(atom, Var):
+            return atom.name
+        if isinstance(atom, FloorDiv):
+            return f"({self.index(atom.arg)} / {atom.divisor})"
+        if isinstance(atom, Mod):
+            return f"({self.index(atom.arg)} % {atom.divisor})"
+        assert isinstance(atom, Indirect)
+        return f"ts_index(static_cast<int64_t>({self.value(atom.value)}), {atom.extent}, &error)"
+
+    def value(self, expr, hoist: bool = True) -> str:
+        """A C expression for `expr`; with `hoist`, bound to a named temporary first. Values under
+        a select's branches are never hoisted: a branch not taken may index out of range."""
+        if expr in self.names:
+            return self.names[expr]
+        if isinstance(expr, Const):
+            return c_constant(expr.value, expr.dtype)
+        if isinstance(expr, Local):
+            return expr.name
+        text = self._compute(expr, hoist)
+        if not hoist:
+            return text
+        name = f"t{next(self.counter)}"
+        self.lines.append(f"{self.indent}const {c_type(expr.dtype)} {name} = {text};")
+        self.names[expr] = name
+        return name
+
+    def _compute(self, expr, hoist: bool) -> str:
+        t = c_type(expr.dtype)
+        if isinstance(expr, Load):
+            return f"{expr.buffer}[{self.index(expr.index)}]"
+        if isinstance(expr, IndexValue):
+            return f"static_cast<{t}>({self.index(expr.index)})"
+        assert isinstance(expr, Op), expr
+        if expr.name == "select":
+            cond = self.value(expr.args[0], hoist)
+            a, b = (self.value(x, hoist=False) for x in expr.args[1:])
+            return f"({cond} ? static_cast<{t}>({a}) : static_cast<{t}>({b}))"
+        args = [self.value(a, hoist) for a in expr.args]
+        return f"static_cast<{t}>({_op_text(expr, args)})"
+
+
+def _op_text(expr: Op, args: list[str]) -> str:
+    name, dtype = expr.name, expr.args[0].dtype
+    if name == "compare":
+        return f"{args[0]} {_COMPARE[expr.dir]} {args[1]}"
+    if name == "convert":
+        return f"({args[0]} != 0)" if expr.dtype == BOOL else args[0]
+    if name in _INFIX:
+        return f"{args[0]} {_INFIX[name]} {args[1]}"
+    if name in ("and", "or", "xor"):
+        op = {"and": "&&", "or": "||", "xor": "!="}[name] if dtype == BOOL else \
+            {"and": "&", "or": "|", "xor": "^"}[name]
+        return f"{args[0]} {op} {args[1]}"
+    if name == "not":
+        return f"!{args[0]}" if dtype == BOOL else f"~{args[0]}"
+    if name == "neg":
+        return f"-{args[0]}"
+    if name == "abs":
+        return f"std::abs({args[0]})" if dtype.is_float else f"({args[0]} < 0 ? -{args[0]} : {args[0]})"
+    t = c_type(expr.dtype)
+    if name == "sigmoid":
+        return f"{t}(1) / ({t}(1) + std::exp(-{args[0]}))"
+    if name == "rsqrt":
+        return f"{t}(1) / std::sqrt({args[0]})"
+    if name == "reciprocal":
+        return f"{t}(1) / {args[0]}"
+    return f"{_CALLS[name]}({', '.join(args)})"
+
+
+_REDUCE_INIT = {"sum": "0", "prod": "1", "any": "false", "all": "true"}
+_REDUCE_CLAUSE = {"sum": "+", "prod": "*", "any": "||", "all": "&&", "max": "max", "min": "min"}
+
+
+def _loops(lines, vars, indent, simd_clause: str | None):
+    """Open nested loops over `vars`; the innermost gets `#pragma omp simd` (with a clause)."""
+    for k, v in enumerate(vars):
+        if k == len(vars) - 1 and simd_clause is not None:
+            lines.append(f"{indent}#pragma omp simd{simd_clause}")
+        lines.append(f"{indent}for (int64_t {v.name} = 0; {v.name} < {v.extent}; ++{v.name}) {{")
+        indent += "  "
+    return indent
+
+
+def _close(lines, vars, indent):
+    for _ in vars:
+        indent = indent[:-2]
+        lines.append(f"{indent}}}")
+
+
+def _has_indirect(expr) -> bool:
+    return "Indirect(" in repr(expr)
+
+
+def _emit_reduce(lines, stage: Reduce, indent: str, counter):
+    t, acc = c_type(stage.dtype), f"acc_{stage.name}"
+    kind, floating = stage.kind, stage.dtype.is_float
+    if kind in ("argmax", "argmin"):
+        value_t = c_type(stage.value.dtype)
+        lines += [f"{indent}{value_t} best_{stage.name} = {value_t}(0);",
+                  f"{indent}int64_t {acc} = 0;"]
+        inner = _loops(lines, stage.inner, indent, None)
+        body = _Body(lines, inner, counter)
+        v = body.value(stage.value)
+        (var,) = stage.inner
+        better = ">" if kind == "argmax" else "<"
+        best = f"best_{stage.name}"
+        lines.append(f"{inner}if ({var.name} == 0 || (!({best} != {best}) && ({v} {better} {best} || {v} != {v}))) "
+                     f"{{ {best} = {v}; {acc} = {var.name}; }}")
+        _close(lines, stage.inner, inner)
+        lines.append(f"{indent}const int64_t {stage.name} = {acc};")
+        return
+    if kind in _REDUCE_INIT:
+        init = _REDUCE_INIT[kind]
+    elif floating:
+        init = f"{'-' if kind == 'max' else ''}std::numeric_limits<{t}>::infinity()"
+    else:
+        init = f"std::numeric_limits<{t}>::{'lowest' if kind == 'max' else 'max'}()"
+    lines.append(f"{indent}{t} {acc} = {init};")
+    nan = f"nan_{stage.name}"
+    clause = f" reduction({_REDUCE_CLAUSE[kind]}:{acc})"
+    track_nan = kind in ("max", "min") and floating
+    if track_nan:
+        lines.append(f"{indent}bool {nan} = false;")
+        clause += f" reduction(|:{nan})"
+    inner = _loops(lines, stage.inner, indent, None if _has_indirect(stage.value) else clause)
+    body = _Body(lines, inner, counter)
+    v = body.value(stage.value)
+    update = {"sum": f"{acc} += {v};", "prod": f"{acc} *= {v};", "any": f"{acc} = {acc} || {v};",
+              "all": f"{acc} = {acc} && {v};", "max": f"{acc} = std::max({acc}, {v});",
+              "min": f"{acc} = std::min({acc}, {v});"}[kind]
+    if track_nan:
+        update += f" {nan} |= ({v} != {v});"
+    lines.append(f"{inner}{update}")
+    _close(lines, stage.inner, inner)
+    result = f"({nan} ? std::numeric_limits<{t}>::quiet_NaN() : {acc})" if track_nan else acc
+    lines.append(f"{indent}const {t} {stage.name} = {result};")
+
+
+def _emit_store(lines, stage: Store, dtype: DType, indent: str, counter):
+    inner = _loops(lines, stage.inner, indent, None if _has_indirect(stage.value) else "")
+    body = _Body(lines, inner, counter)
+    v = body.value(stage.value)
+    lines.append(f"{inner}{stage.buffer}[{body.index(stage.index)}] = static_cast<{c_type(dtype)}>({v});")
+    _close(lines, stage.inner, inner)
+
+
+def emit_kernel(kernel: Kernel, buffer_dtypes: dict[str, DType]) -> str:
+    params = [f"void* p_{b}" for b in [*kernel.outputs, *kernel.inputs]]
+    lines = [f'extern "C" int {kernel.name}({", ".join(params)}) {{']
+    for b in kernel.outputs:
+        t = c_type(buffer_dtypes[b])
+        lines.append(f"  {t}* __restrict__ {b} = static_cast<{t}*>(p_{b});")
+    for b in kernel.inputs:
+        t = c_type(buffer_dtypes[b])
+        lines.append(f"  const {t}* __restrict__ {b} = static_cast<const {t}*>(p_{b});")
+    lines.append("  int error = 0;")
+    outer = 1
+    for v in kernel.outer:
+        outer *= v.extent
+    indent = "  "
+    if kernel.outer:
+        if outer > 1:
+            lines.append(f"  #pragma omp parallel for reduction(|:error) schedule(static) "
+                         f"if({kernel.work} > {PARALLEL_THRESHOLD})")
+        lines.append(f"  for (int64_t o = 0; o < {outer}; ++o) {{")
+        indent = "    "
+        stride = 1
+        for v in reversed(kernel.outer):
+            lines.append(f"{indent}const int64_t {v.name} = (o / {stride}) % {v.extent};")
+            stride *= v.extent
+    counter = itertools.count()
+    for stage in kernel.stages:
+        if isinstance(stage, Reduce):
+            _emit_reduce(lines, stage, indent, counter)
+        else:
+            _emit_store(lines, stage, buffer_dtypes[stage.buffer], indent, counter)
+    if kernel.outer:
+        lines.append("  }")
+    lines += ["  return error;", "}"]
+    return "\n".join(lines)
+
+
+def emit_module(kernels: list[Kernel], buffer_dtypes: dict[str, DType]) -> str:
+    return PRELUDE + "\n\n".join(emit_kernel(k, buffer_dtypes) for k in kernels) + "\n"

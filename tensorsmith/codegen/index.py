@@ -1,0 +1,173 @@
+"""Index expressions: affine combinations of loop variables, with floor-div/mod and indirect terms.
+
+Views (reshape, transpose, broadcast, slice, ...) become index maps built from these instead of
+copies. Expressions are normalized (terms sorted, constants folded, div/mod simplified using each
+variable's range), so two equal maps compare equal structurally.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Var:
+    name: str
+    extent: int  # the variable runs over [0, extent)
+
+
+@dataclass(frozen=True)
+class FloorDiv:
+    arg: "Affine"
+    divisor: int
+
+
+@dataclass(frozen=True)
+class Mod:
+    arg: "Affine"
+    divisor: int
+
+
+@dataclass(frozen=True)
+class Indirect:
+    """An index read from data (take/gather): `value` is a kernel value expression of integer type,
+    `extent` the size of the dimension it indexes (the value is in [0, extent))."""
+    value: object
+    extent: int
+
+
+Atom = Var | FloorDiv | Mod | Indirect
+
+
+@dataclass(frozen=True)
+class Affine:
+    """const + sum(coef * atom)."""
+
+    terms: tuple[tuple[Atom, int], ...] = ()
+    const: int = 0
+
+    # -- construction ---------------------------------------------------------------------------
+    @staticmethod
+    def of(value) -> "Affine":
+        if isinstance(value, Affine):
+            return value
+        if isinstance(value, int):
+            return Affine((), value)
+        return Affine(((value, 1),), 0)
+
+    def __add__(self, other) -> "Affine":
+        other = Affine.of(other)
+        coefs: dict = dict(self.terms)
+        for atom, coef in other.terms:
+            coefs[atom] = coefs.get(atom, 0) + coef
+        terms = tuple(sorted(((a, c) for a, c in coefs.items() if c != 0), key=lambda t: repr(t[0])))
+        return Affine(terms, self.const + other.const)
+
+    __radd__ = __add__
+
+    def __mul__(self, k: int) -> "Affine":
+        if k == 0:
+            return Affine()
+        return Affine(tuple((a, c * k) for a, c in self.terms), self.const * k)
+
+    __rmul__ = __mul__
+
+    def __sub__(self, other) -> "Affine":
+        return self + Affine.of(other) * -1
+
+    # -- analysis -------------------------------------------------------------------------------
+    @property
+    def is_const(self) -> bool:
+        return not self.terms
+
+    def bounds(self) -> tuple[int, int]:
+        """Inclusive [low, high] over all variable values."""
+        low = high = self.const
+        for atom, coef in self.terms:
+            lo, hi = _atom_bounds(atom)
+            a, b = coef * lo, coef * hi
+            low += min(a, b)
+            high += max(a, b)
+        return low, high
+
+    def floordiv(self, d: int) -> "Affine":
+        if d == 1:
+            return self
+        if self.is_const:
+            return Affine((), self.const // d)
+        # Split off the terms divisible by d; if the rest stays within [0, d), it vanishes.
+        whole = Affine(tuple((a, c // d) for a, c in self.terms if c % d == 0), self.const // d)
+        rest = Affine(tuple((a, c) for a, c in self.terms if c % d), self.const % d)
+        low, high = rest.bounds()
+        if 0 <= low and high < d:
+            return whole
+        low, high = self.bounds()
+        if 0 <= low and high < d:
+            return Affine()
+        return Affine.of(FloorDiv(self, d))
+
+    def mod(self, d: int) -> "Affine":
+        if d == 1:
+            return Affine()
+        if self.is_const:
+            return Affine((), self.const % d)
+        rest = Affine(tuple((a, c) for a, c in self.terms if c % d), self.const % d)
+        low, high = rest.bounds()
+        if 0 <= low and high < d:
+            return rest
+        return Affine.of(Mod(rest, d))
+
+
+def _atom_bounds(atom) -> tuple[int, int]:
+    if isinstance(atom, (Var, Indirect)):
+        return 0, max(atom.extent - 1, 0)
+    low, high = atom.arg.bounds()
+    if isinstance(atom, FloorDiv):
+        return low // atom.divisor, high // atom.divisor
+    return 0, atom.divisor - 1
+
+
+def linearize(index: list[Affine], shape) -> Affine:
+    """Row-major flat offset of a multi-index into a contiguous tensor of `shape`."""
+    flat, stride = Affine(), 1
+    for i, size in reversed(list(zip(index, shape))):
+        if size != 1:
+            flat = flat + Affine.of(i) * stride
+        stride *= size
+    return flat
+
+
+def delinearize(flat: Affine, shape) -> list[Affine]:
+    index, stride = [], 1
+    for size in reversed(shape):
+        index.append(Affine() if size == 1 else flat.floordiv(stride).mod(size))
+        stride *= size
+    return index[::-1]
+
+
+def reshape_index(index: list[Affine], out_shape, in_shape) -> list[Affine]:
+    """The input multi-index that a reshape's output `index` reads, group by group where the shapes
+    split or merge dimensions, so common reshapes need no division."""
+    result, i, j = [], 0, 0
+    out_shape, in_shape = list(out_shape), list(in_shape)
+    while i < len(out_shape) or j < len(in_shape):
+        gi, gj = i, j
+        out_size, in_size = 1, 1
+        # Grow both groups until their sizes agree (size-1 dims join the current group).
+        while True:
+            if out_size == in_size and (i > gi or j > gj) and not (
+                    i < len(out_shape) and out_shape[i] == 1) and not (
+                    j < len(in_shape) and in_shape[j] == 1):
+                break
+            if i < len(out_shape) and (out_size <= in_size or j >= len(in_shape)):
+                out_size *= out_shape[i]
+                i += 1
+            elif j < len(in_shape):
+                in_size *= in_shape[j]
+                j += 1
+            else:
+                break
+        if out_size != in_size or out_size == 0:  # fall back to the whole flat index
+            flat = linearize(index, out_shape)
+            return delinearize(flat, in_shape)
+        result += delinearize(linearize(index[gi:i], out_shape[gi:i]), in_shape[gj:j])
+    return result

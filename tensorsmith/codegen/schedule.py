@@ -1,0 +1,48 @@
+"""A schedule: the steps that run a graph — generated kernels and library calls — over named
+buffers. Produced by passes/fuse.py, planned by runtime/memory.py, emitted by codegen/<backend>/."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..ir.graph import Graph, Node
+from ..ir.types import TensorType
+from .kernel import Kernel
+
+
+@dataclass
+class Buffer:
+    name: str
+    type: TensorType
+    node: Node
+
+
+@dataclass
+class KernelStep:
+    kernel: Kernel
+
+
+@dataclass
+class LibraryStep:
+    """An IR node run through PyTorch (matmul, convolution, fallback, ...): reads and writes buffers."""
+    node: Node
+    inputs: list[str]
+    output: str
+
+
+@dataclass
+class Schedule:
+    graph: Graph
+    buffers: dict[str, Buffer] = field(default_factory=dict)
+    node_buffer: dict[Node, str] = field(default_factory=dict)
+    steps: list = field(default_factory=list)
+    params: list[str] = field(default_factory=list)  # buffer of each graph parameter, in order
+    outputs: list[str] = field(default_factory=list)  # buffer of each graph output, in order
+    constants: dict[str, Node] = field(default_factory=dict)  # literal-data constants, built once
+
+    def buffer_of(self, node: Node) -> str:
+        name = self.node_buffer.get(node)
+        if name is None:
+            name = f"buf{len(self.buffers)}"
+            self.buffers[name] = Buffer(name, node.type, node)
+            self.node_buffer[node] = name
+        return name

@@ -1,0 +1,192 @@
+"""Fusion: turn a graph into a schedule of generated kernels and library calls.
+
+Pointwise ops and views are inlined into their consumers (views become index maps). A value is
+materialized in a buffer when it is a graph output, feeds a library call (matmul, convolution,
+fallback ...), is a reduction, or is computed (not just viewed) and used more than once — so no
+kernel recomputes work another kernel already did. Each materialized value then joins the most
+recent kernel whose loops fit it (same row domain: softmax's max, sum and normalize run as three
+stages over one row), provided everything it reads is ready there; else it starts a new kernel.
+Stores nobody outside the kernel reads are dropped at the end.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..codegen.exprs import REDUCTIONS, VIEWS, CannotFuse, ExprBuilder, kernelizable
+from ..codegen.index import Affine, Var, linearize
+from ..codegen.kernel import Kernel, Local, Reduce, Store
+from ..codegen.schedule import KernelStep, LibraryStep, Schedule
+from ..ir.graph import Graph, Node
+
+_FREE = VIEWS | {"convert", "constant"}  # recomputing these costs (almost) nothing
+
+
+@dataclass
+class _OpenKernel:
+    """A kernel being filled: its loops and the full-domain index its Store stages use."""
+    step: int
+    kernel: Kernel
+    domain_shape: tuple[int, ...]
+    domain: list[Affine]  # index of the full domain in terms of outer and inner vars
+    reduced: tuple[int, ...]  # which domain dims the inner loops cover
+    inner: list[Var] = field(default_factory=list)  # the inner loops of the full domain
+    nodes: set = field(default_factory=set)
+    locals: dict = field(default_factory=dict)
+
+    @property
+    def outer_shape(self) -> tuple[int, ...]:
+        return tuple(v.extent for v in self.kernel.outer)
+
+    @property
+    def outer_index(self) -> list[Affine]:
+        return [Affine.of(v) for v in self.kernel.outer]
+
+
+def _materialized(graph: Graph) -> set[Node]:
+    users = graph.users()
+    result = set(graph.params) | set(graph.outputs)
+    for node in graph.nodes:
+        if not kernelizable(node):
+            result.add(node)
+            result.update(node.inputs)
+        elif node.op in REDUCTIONS:
+            result.add(node)
+        elif node.op not in _FREE and len(users[node]) > 1:
+            result.add(node)
+    return result
+
+
+class _Scheduler:
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.schedule = Schedule(graph)
+        self.materialized = _materialized(graph)
+        self.producer: dict[str, int] = {}  # buffer -> step that writes it (-1: before the first)
+        self.open: list[_OpenKernel] = []
+        self.kernel_of: dict[Node, _OpenKernel] = {}
+
+    def run(self) -> Schedule:
+        s = self.schedule
+        for p in self.graph.params:
+            s.params.append(s.buffer_of(p))
+            self.producer[s.buffer_of(p)] = -1
+        for node in self.graph.nodes:
+            if node not in self.materialized:
+                continue
+            if node.op == "constant" and isinstance(node.attrs["value"], list):
+                s.constants[s.buffer_of(node)] = node
+                self.producer[s.buffer_of(node)] = -1
+            elif not kernelizable(node):
+                self._library(node)
+            else:
+                self._place(node)
+        s.outputs = [s.buffer_of(o) for o in self.graph.outputs]
+        self._finish()
+        return s
+
+    def _library(self, node: Node):
+        s = self.schedule
+        step = LibraryStep(node, [s.buffer_of(i) for i in node.inputs], s.buffer_of(node))
+        self.producer[step.output] = len(s.steps)
+        s.steps.append(step)
+
+    # -- kernels ---------------------------------------------------------------------------------
+    def _loader(self, open_kernel: _OpenKernel):
+        def load(node: Node):
+            if node in open_kernel.nodes or node not in self.materialized:
+                return None  # computed inline in this kernel
+            buffer = self.schedule.buffer_of(node)
+            if self.producer.get(buffer, len(self.schedule.steps)) >= open_kernel.step:
+                raise CannotFuse(f"{buffer} is not ready before this kernel")
+            return buffer
+        return load
+
+    def _try(self, k: _OpenKernel, node: Node) -> bool:
+        builder = ExprBuilder(self._loader(k), k.locals)
+        kernel = k.kernel
+        k.nodes.add(node)  # the node itself is computed here, not loaded
+        try:
+            if node.op in REDUCTIONS:
+                x = node.inputs[0]
+                dims = tuple(node.attrs["dims"]) if node.op == "reduce" else (node.attrs["dim"],)
+                if x.type.shape != k.domain_shape or tuple(sorted(dims)) != k.reduced:
+                    return False
+                name = f"r{len(k.locals)}"
+                kind = node.attrs["kind"] if node.op == "reduce" else node.op
+                value = builder.value(x, k.domain)
+                stage = Reduce(name, kind, list(k.inner), value, node.type.dtype)
+                k.locals[node] = (Local(name, node.type.dtype), k.outer_index)
+            elif node.type.shape == k.outer_shape:
+                index = k.outer_index
+                stage = Store(self.schedule.buffer_of(node), [],
+                              linearize(index, node.type.shape), builder.value(node, index))
+            elif node.type.shape == k.domain_shape:
+                stage = Store(self.schedule.buffer_of(node), list(k.inner),
+                              linearize(k.domain, node.type.shape), builder.value(node, k.domain))
+            else:
+                k.nodes.discard(node)
+                return False
+        except CannotFuse:
+            k.nodes.discard(node)
+            return False
+        kernel.stages.append(stage)
+        if node.source and node.source not in kernel.sources:
+            kernel.sources.append(node.source)
+        kernel.inputs = sorted(set(kernel.inputs) | builder.buffers_read)
+        self.kernel_of[node] = k
+        self.producer[self.schedule.buffer_of(node)] = k.step
+        return True
+
+    def _place(self, node: Node):
+        for k in reversed(self.open):
+            if self._try(k, node):
+                return
+        k = self._new_kernel(node)
+        assert self._try(k, node), f"a new kernel must accept its first node {node}"
+
+    def _new_kernel(self, node: Node) -> _OpenKernel:
+        s = self.schedule
+        if node.op in REDUCTIONS:
+            shape = node.inputs[0].type.shape
+            reduced = tuple(sorted(node.attrs["dims"])) if node.op == "reduce" else (node.attrs["dim"],)
+        else:
+            shape = node.type.shape
+            reduced = (len(shape) - 1,) if shape else ()
+        outer = [Var(f"o{i}", shape[d]) for i, d in enumerate(d for d in range(len(shape)) if d not in reduced)]
+        inner = [Var(f"i{i}", shape[d]) for i, d in enumerate(reduced)]
+        domain, o, i = [], iter(outer), iter(inner)
+        for d in range(len(shape)):
+            domain.append(Affine.of(next(i) if d in reduced else next(o)))
+        kernel = Kernel(f"kernel{sum(isinstance(x, KernelStep) for x in s.steps)}", outer)
+        k = _OpenKernel(len(s.steps), kernel, tuple(shape), domain, reduced, inner)
+        s.steps.append(KernelStep(kernel))
+        self.open.append(k)
+        return k
+
+    def _finish(self):
+        """Drop stores nobody reads outside their kernel; store reductions that others read."""
+        s = self.schedule
+        needed = set(s.outputs)
+        for step in s.steps:
+            needed.update(step.kernel.inputs if isinstance(step, KernelStep) else step.inputs)
+        for k in self.open:
+            stages = []
+            for stage in k.kernel.stages:
+                if isinstance(stage, Store) and stage.buffer not in needed:
+                    continue
+                stages.append(stage)
+                if isinstance(stage, Reduce):
+                    node = next(n for n, (local, _) in k.locals.items() if local.name == stage.name)
+                    buffer = s.buffer_of(node)
+                    if buffer in needed:
+                        stages.append(Store(buffer, [], linearize(k.outer_index, node.type.shape),
+                                            Local(stage.name, stage.dtype)))
+            k.kernel.stages = stages
+            k.kernel.outputs = [st.buffer for st in stages if isinstance(st, Store)]
+        s.steps = [st for st in s.steps if not isinstance(st, KernelStep) or st.kernel.outputs]
+
+
+def schedule(graph: Graph) -> Schedule:
+    """The kernels and library calls that compute `graph`, in an order that respects dependencies."""
+    return _Scheduler(graph).run()
+

@@ -1,0 +1,38 @@
+"""Graph -> schedule -> C++ -> built module -> CompiledGraph, timed and recorded per stage."""
+from __future__ import annotations
+
+import os
+import time
+
+from torch._subclasses.fake_tensor import unset_fake_temporarily
+
+from .. import config
+from ..codegen.cpp.build import build_module
+from ..codegen.cpp.emit import emit_module
+from ..codegen.schedule import KernelStep
+from ..log import log
+from ..passes.fuse import schedule
+from .compiled import CompiledGraph
+
+
+def generate_code(graph, record) -> CompiledGraph:
+    start = time.perf_counter()
+    plan = schedule(graph)
+    kernels = [step.kernel for step in plan.steps if isinstance(step, KernelStep)]
+    dtypes = {name: b.type.dtype for name, b in plan.buffers.items() if hasattr(b.type, "dtype")}
+    source = emit_module(kernels, dtypes)
+    if config.dump_dir:
+        with open(os.path.join(config.dump_dir, f"{record.graph_id}.kernels.cpp"), "w") as f:
+            f.write(source)
+    library, hit = build_module(source)
+    with unset_fake_temporarily():  # the arena and constants are real memory
+        compiled = CompiledGraph(plan, library)
+    record.kernels = len(kernels)
+    record.library_calls = len(plan.steps) - len(kernels)
+    record.cache_hit = hit
+    record.peak_bytes = compiled.plan.peak_bytes
+    log(1, f"{record.graph_id}: {len(kernels)} kernels, {record.library_calls} library calls, "
+           f"arena {compiled.plan.arena_bytes / 2**20:.2f} MiB (unplanned "
+           f"{compiled.plan.unplanned_bytes / 2**20:.2f} MiB), cache {'hit' if hit else 'miss'} "
+           f"({(time.perf_counter() - start) * 1e3:.0f} ms)")
+    return compiled

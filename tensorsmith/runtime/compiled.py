@@ -1,0 +1,107 @@
+"""A graph compiled to generated kernels: a generated Python wrapper calls the kernels (ctypes) and
+library ops in schedule order, over a persistent arena laid out by the memory plan.
+
+The wrapper is straight-line Python generated once per graph (no per-call interpretation of a
+node list): arena pointers are baked in, outputs are allocated fresh, library calls are bound
+closures.
+"""
+from __future__ import annotations
+
+import ctypes
+import threading
+
+import torch
+
+from ..codegen.schedule import KernelStep, LibraryStep, Schedule
+from ..errors import ExecutionError
+from ..ir.interpret import Interpreter, _constant
+from .memory import MemoryPlan, plan_memory
+
+
+class IndexOutOfRange(ExecutionError, IndexError):
+    """A kernel read an index (take/gather/embedding) outside its dimension, as eager would reject."""
+
+
+def _library_call(node):
+    """The PyTorch call for a library step: a contiguous result that owns its memory, and errors
+    that name the op and the model's source line."""
+    interpreter = Interpreter()
+    op = node.attrs["target"] if node.op == "fallback" else node.op
+
+    def call(*args):
+        try:
+            result = interpreter.eval(node, list(args))
+        except ExecutionError:
+            raise
+        except Exception as e:
+            raise ExecutionError(str(e).splitlines()[0] if str(e) else type(e).__name__, op,
+                                 node.source) from e
+        if not isinstance(result, torch.Tensor):
+            return result  # a fallback's tuple, read by `get` steps
+        # A view of an arena buffer would change when the arena is reused: copy it out.
+        shared = {a.untyped_storage().data_ptr() for a in args if isinstance(a, torch.Tensor)}
+        if result.numel() and result.untyped_storage().data_ptr() in shared:
+            return result.clone()
+        return result.contiguous()
+    return call
+
+
+class CompiledGraph:
+    """Runs a schedule: `compiled(tensors) -> list of output tensors`."""
+
+    def __init__(self, schedule: Schedule, library: ctypes.CDLL):
+        self.schedule = schedule
+        self.plan: MemoryPlan = plan_memory(schedule)
+        self.arena = torch.empty(self.plan.arena_bytes, dtype=torch.uint8)
+        self.lock = threading.Lock()
+        self.namespace: dict = {"torch": torch, "_raise": self._raise_index_error}
+        self.source = self._generate(library)
+        exec(compile(self.source, f"<tensorsmith wrapper {schedule.graph.name}>", "exec"), self.namespace)
+        self._run = self.namespace["run"]
+
+    def __call__(self, tensors):
+        with self.lock:
+            return self._run(*tensors)
+
+    def _view(self, name: str) -> torch.Tensor:
+        buffer = self.schedule.buffers[name]
+        dtype = buffer.type.dtype.torch_dtype
+        offset = self.plan.offsets[name]
+        raw = self.arena[offset:offset + buffer.type.numel * dtype.itemsize]
+        return raw.view(dtype).view(buffer.type.shape)
+
+    def _raise_index_error(self, kernel_name: str, sources: list):
+        where = "; ".join(s for s in sources if s) or None
+        raise IndexOutOfRange("an index read from data is out of range", f"generated {kernel_name}",
+                              where)
+
+    def _generate(self, library) -> str:
+        s, ns = self.schedule, self.namespace
+        lines = [f"def run({', '.join(s.params) + (',' if len(s.params) == 1 else '')}):"]
+        for name, node in s.constants.items():
+            a = node.attrs
+            ns[name] = _constant(a["value"], a["shape"], a["dtype"].torch_dtype, a["device"]).contiguous()
+        outputs = set(s.outputs)
+        for name in self.plan.offsets:
+            ns[name] = self._view(name)
+        for i, step in enumerate(s.steps):
+            if isinstance(step, LibraryStep):
+                ns[f"lib{i}"] = _library_call(step.node)
+                lines.append(f"    {step.output} = lib{i}({', '.join(step.inputs)})")
+                continue
+            kernel = step.kernel
+            function = getattr(library, kernel.name)
+            function.restype = ctypes.c_int
+            function.argtypes = [ctypes.c_void_p] * (len(kernel.outputs) + len(kernel.inputs))
+            ns[kernel.name] = function
+            ns[f"{kernel.name}_sources"] = kernel.sources
+            for b in kernel.outputs:
+                if b in outputs:
+                    t = s.buffers[b].type
+                    lines.append(f"    {b} = torch.empty({t.shape}, dtype=torch.{str(t.dtype.torch_dtype)[6:]}, "
+                                 f"device='{t.device}')")
+            args = ", ".join(f"{b}.data_ptr()" for b in [*kernel.outputs, *kernel.inputs])
+            lines.append(f"    if {kernel.name}({args}):")
+            lines.append(f"        _raise('{kernel.name}', {kernel.name}_sources)")
+        lines.append(f"    return [{', '.join(s.outputs)}]")
+        return "\n".join(lines) + "\n"
