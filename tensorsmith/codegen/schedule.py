@@ -23,10 +23,12 @@ class KernelStep:
 
 @dataclass
 class LibraryStep:
-    """An IR node run through PyTorch (matmul, convolution, fallback, ...): reads and writes buffers."""
+    """An IR node run through PyTorch (matmul, convolution, fallback, ...): reads and writes buffers.
+    Input i is `inputs[i]` seen through the view nodes `views[i]` (applied as PyTorch views)."""
     node: Node
     inputs: list[str]
     output: str
+    views: list[list[Node]] = field(default_factory=list)
 
 
 @dataclass

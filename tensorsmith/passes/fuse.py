@@ -42,13 +42,28 @@ class _OpenKernel:
         return [Affine.of(v) for v in self.kernel.outer]
 
 
+# Views a library call takes as strided PyTorch views of its input's buffer, instead of a copy
+# (a matmul of a transposed weight passes the transpose to BLAS).
+_LIBRARY_VIEWS = {"transpose", "reshape", "broadcast_in_dim", "slice"}
+
+
+def view_chain(node: Node, outputs: set) -> tuple[Node, list[Node]]:
+    """The buffer a library input is a view of, and the view nodes from it to the input."""
+    chain = []
+    while node.op in _LIBRARY_VIEWS and node not in outputs and kernelizable(node):
+        chain.append(node)
+        node = node.inputs[0]
+    return node, chain[::-1]
+
+
 def _materialized(graph: Graph) -> set[Node]:
     users = graph.users()
-    result = set(graph.params) | set(graph.outputs)
+    outputs = set(graph.outputs)
+    result = set(graph.params) | outputs
     for node in graph.nodes:
         if not kernelizable(node):
             result.add(node)
-            result.update(node.inputs)
+            result.update(view_chain(i, outputs)[0] for i in node.inputs)
         elif node.op in REDUCTIONS:
             result.add(node)
         elif node.op not in _FREE and len(users[node]) > 1:
@@ -86,7 +101,10 @@ class _Scheduler:
 
     def _library(self, node: Node):
         s = self.schedule
-        step = LibraryStep(node, [s.buffer_of(i) for i in node.inputs], s.buffer_of(node))
+        outputs = set(self.graph.outputs)
+        chains = [view_chain(i, outputs) for i in node.inputs]
+        step = LibraryStep(node, [s.buffer_of(base) for base, _ in chains], s.buffer_of(node),
+                           [chain for _, chain in chains])
         self.producer[step.output] = len(s.steps)
         s.steps.append(step)
 

@@ -22,15 +22,22 @@ class IndexOutOfRange(ExecutionError, IndexError):
     """A kernel read an index (take/gather/embedding) outside its dimension, as eager would reject."""
 
 
-def _library_call(node):
-    """The PyTorch call for a library step: a contiguous result that owns its memory, and errors
-    that name the op and the model's source line."""
+def _library_call(step: LibraryStep):
+    """The PyTorch call for a library step: inputs seen through their views, a contiguous result
+    that owns its memory, and errors that name the op and the model's source line."""
     interpreter = Interpreter()
+    node = step.node
     op = node.attrs["target"] if node.op == "fallback" else node.op
+
+    def viewed(arg, chain):
+        for view in chain:
+            arg = interpreter.eval(view, [arg])
+        return arg
 
     def call(*args):
         try:
-            result = interpreter.eval(node, list(args))
+            inputs = [viewed(a, chain) for a, chain in zip(args, step.views)] if step.views else args
+            result = interpreter.eval(node, list(inputs))
         except ExecutionError:
             raise
         except Exception as e:
@@ -86,7 +93,7 @@ class CompiledGraph:
             ns[name] = self._view(name)
         for i, step in enumerate(s.steps):
             if isinstance(step, LibraryStep):
-                ns[f"lib{i}"] = _library_call(step.node)
+                ns[f"lib{i}"] = _library_call(step)
                 lines.append(f"    {step.output} = lib{i}({', '.join(step.inputs)})")
                 continue
             kernel = step.kernel

@@ -34,11 +34,73 @@ template <typename T> static inline T ts_remainder(T a, T b) {
   return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
 }
 template <typename T> static inline T ts_sign(T a) { return a != a ? a : T((a > 0) - (a < 0)); }
+
+// float exp, log, erf, tanh written without branches or libm calls, so that loops over them
+// vectorize (std::fmin, for one, does not); each is within a few ulp (tests compare with float64). double uses libm.
+static inline float ts_bits_to_float(int32_t b) { float f; __builtin_memcpy(&f, &b, 4); return f; }
+static inline int32_t ts_float_to_bits(float f) { int32_t b; __builtin_memcpy(&b, &f, 4); return b; }
+static inline float ts_exp(float x) {
+  const float c = x > 88.72283935546875f ? 88.72283935546875f : (x < -103.972f ? -103.972f : x);
+  const float n = std::nearbyint(c * 1.44269504088896341f);
+  const float r = (c - n * 0.693145751953125f) - n * 1.428606765330187e-06f;
+  float p = 1.0f / 5040.0f;
+  p = p * r + 1.0f / 720.0f; p = p * r + 1.0f / 120.0f; p = p * r + 1.0f / 24.0f;
+  p = p * r + 1.0f / 6.0f; p = p * r + 0.5f; p = p * r + 1.0f; p = p * r + 1.0f;
+  const int32_t k = static_cast<int32_t>(n), k1 = k / 2, k2 = k - k1;
+  const float y = p * ts_bits_to_float((k1 + 127) << 23) * ts_bits_to_float((k2 + 127) << 23);
+  return x != x ? x : (x > 88.72283935546875f ? std::numeric_limits<float>::infinity()
+                                               : (x < -103.972f ? 0.0f : y));
+}
+static inline float ts_log(float x) {
+  const bool tiny = x < 1.17549435e-38f;
+  const int32_t bits = ts_float_to_bits(tiny ? x * 8388608.0f : x);
+  int32_t e = ((bits >> 23) & 0xff) - 127 - (tiny ? 23 : 0);
+  float m = ts_bits_to_float((bits & 0x7fffff) | 0x3f800000);
+  const bool high = m > 1.41421356f;
+  m = high ? m * 0.5f : m;
+  e = high ? e + 1 : e;
+  const float s = (m - 1.0f) / (m + 1.0f), s2 = s * s;
+  float p = 1.0f / 9.0f;
+  p = p * s2 + 1.0f / 7.0f; p = p * s2 + 1.0f / 5.0f; p = p * s2 + 1.0f / 3.0f; p = p * s2 + 1.0f;
+  const float fe = static_cast<float>(e);
+  const float y = (2.0f * s * p + fe * 1.428606765330187e-06f) + fe * 0.693145751953125f;
+  return x != x || x < 0.0f ? std::numeric_limits<float>::quiet_NaN()
+       : (x == 0.0f ? -std::numeric_limits<float>::infinity()
+       : (x == std::numeric_limits<float>::infinity() ? x : y));
+}
+static inline float ts_erf(float x) {
+  const float a0 = std::fabs(x), a = a0 < 4.0f ? a0 : 4.0f, s = a * a;
+  float p = 8.006874067938171e-05f;
+  p = p * s - 0.0008053751099110395f; p = p * s + 0.0051929578653704895f;
+  p = p * s - 0.026856069567831816f; p = p * s + 0.11283634634319561f;
+  p = p * s - 0.37612629767094236f; p = p * s + 1.1283791662326472f;
+  const float t = 1.0f / (1.0f + a);
+  float q = -0.6359146455216156f;
+  q = q * t + 1.3790293267302338f; q = q * t - 0.6918133874635842f; q = q * t - 0.5910075663770359f;
+  q = q * t + 0.41516982254216866f; q = q * t + 0.537162695475491f; q = q * t + 0.5669869868250927f;
+  q = q * t - 0.00011893522041267018f;
+  const float r = a < 1.0f ? a * p : 1.0f - ts_exp(-s) * q;
+  return x != x ? x : (x < 0.0f ? -r : r);
+}
+static inline float ts_tanh(float x) {
+  const float a = std::fabs(x), s = a * a;
+  float p = 0.002170451203780738f;
+  p = p * s - 0.00820522796191296f; p = p * s + 0.021710712350456837f;
+  p = p * s - 0.053948237204539465f; p = p * s + 0.13333212480083542f;
+  p = p * s - 0.33333330598014643f; p = p * s + 0.9999999998993891f;
+  const float big = 1.0f - 2.0f / (ts_exp(2.0f * (a < 20.0f ? a : 20.0f)) + 1.0f);
+  const float r = a < 0.625f ? a * p : big;
+  return x != x ? x : (x < 0.0f ? -r : r);
+}
+static inline double ts_exp(double x) { return std::exp(x); }
+static inline double ts_log(double x) { return std::log(x); }
+static inline double ts_erf(double x) { return std::erf(x); }
+static inline double ts_tanh(double x) { return std::tanh(x); }
 """
 
-_CALLS = {"exp": "std::exp", "log": "std::log", "log1p": "std::log1p", "expm1": "std::expm1",
+_CALLS = {"exp": "ts_exp", "log": "ts_log", "log1p": "std::log1p", "expm1": "std::expm1",
           "sqrt": "std::sqrt", "sin": "std::sin", "cos": "std::cos", "tan": "std::tan",
-          "tanh": "std::tanh", "erf": "std::erf", "asin": "std::asin", "acos": "std::acos",
+          "tanh": "ts_tanh", "erf": "ts_erf", "asin": "std::asin", "acos": "std::acos",
           "atan": "std::atan", "sinh": "std::sinh", "cosh": "std::cosh", "asinh": "std::asinh",
           "acosh": "std::acosh", "atanh": "std::atanh", "log2": "std::log2", "exp2": "std::exp2",
           "floor": "std::floor", "ceil": "std::ceil", "round": "std::nearbyint", "trunc": "std::trunc",
@@ -143,7 +205,7 @@ def _op_text(expr: Op, args: list[str]) -> str:
         return f"std::abs({args[0]})" if dtype.is_float else f"({args[0]} < 0 ? -{args[0]} : {args[0]})"
     t = c_type(expr.dtype)
     if name == "sigmoid":
-        return f"{t}(1) / ({t}(1) + std::exp(-{args[0]}))"
+        return f"{t}(1) / ({t}(1) + ts_exp(-{args[0]}))"
     if name == "rsqrt":
         return f"{t}(1) / std::sqrt({args[0]})"
     if name == "reciprocal":
