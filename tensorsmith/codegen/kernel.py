@@ -79,6 +79,7 @@ class Kernel:
     inputs: list[str] = field(default_factory=list)  # buffers read
     outputs: list[str] = field(default_factory=list)  # buffers written
     sources: list[str] = field(default_factory=list)  # the model source lines it computes
+    lanes: bool = False  # vectorize across the last outer variable (reductions over leading dims)
 
     @property
     def work(self) -> int:

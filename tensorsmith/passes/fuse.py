@@ -176,6 +176,8 @@ class _Scheduler:
         for d in range(len(shape)):
             domain.append(Affine.of(next(i) if d in reduced else next(o)))
         kernel = Kernel(f"kernel{sum(isinstance(x, KernelStep) for x in s.steps)}", outer)
+        # Reducing leading dims while the contiguous last dim is kept: vectorize across it.
+        kernel.lanes = bool(reduced) and bool(shape) and (len(shape) - 1) not in reduced
         k = _OpenKernel(len(s.steps), kernel, tuple(shape), domain, reduced, inner)
         s.steps.append(KernelStep(kernel))
         self.open.append(k)

@@ -131,9 +131,10 @@ def c_constant(value, dtype: DType) -> str:
 class _Body:
     """Statements of one loop body, with each distinct subexpression computed once."""
 
-    def __init__(self, lines: list[str], indent: str, counter):
+    def __init__(self, lines: list[str], indent: str, counter, lanes: bool = False):
         self.lines, self.indent = lines, indent
         self.counter = counter  # shared by the kernel's bodies, so names never clash
+        self.lanes = lanes  # locals are per-lane arrays
         self.names: dict = {}
 
     def index(self, affine: Affine) -> str:
@@ -161,7 +162,7 @@ class _Body:
         if isinstance(expr, Const):
             return c_constant(expr.value, expr.dtype)
         if isinstance(expr, Local):
-            return expr.name
+            return f"{expr.name}[lane]" if self.lanes else expr.name
         text = self._compute(expr, hoist)
         if not hoist:
             return text
@@ -213,81 +214,123 @@ def _op_text(expr: Op, args: list[str]) -> str:
     return f"{_CALLS[name]}({', '.join(args)})"
 
 
+def _has_indirect(expr) -> bool:
+    """Whether `expr` reads an index from data (whose range check keeps a loop from vectorizing)."""
+    if isinstance(expr, Op):
+        return any(_has_indirect(a) for a in expr.args)
+    if isinstance(expr, (Load, IndexValue)):
+        return any(isinstance(atom, Indirect) or _index_has_indirect(atom) for atom, _ in expr.index.terms)
+    return False
+
+
+def _index_has_indirect(atom) -> bool:
+    if isinstance(atom, (FloorDiv, Mod)):
+        return any(isinstance(a, Indirect) or _index_has_indirect(a) for a, _ in atom.arg.terms)
+    return False
+
+
 _REDUCE_INIT = {"sum": "0", "prod": "1", "any": "false", "all": "true"}
 _REDUCE_CLAUSE = {"sum": "+", "prod": "*", "any": "||", "all": "&&", "max": "max", "min": "min"}
+LANES = 64  # columns one thread handles at a time in lane mode (kernel.lanes)
 
 
-def _loops(lines, vars, indent, simd_clause: str | None):
-    """Open nested loops over `vars`; the innermost gets `#pragma omp simd` (with a clause)."""
-    for k, v in enumerate(vars):
-        if k == len(vars) - 1 and simd_clause is not None:
-            lines.append(f"{indent}#pragma omp simd{simd_clause}")
-        lines.append(f"{indent}for (int64_t {v.name} = 0; {v.name} < {v.extent}; ++{v.name}) {{")
-        indent += "  "
-    return indent
+class _Emitter:
+    """Emits one kernel's stages. In lane mode the kernel's last outer variable runs innermost, as
+    `lane` over a chunk of LANES columns, so reductions over leading dimensions (bias gradients)
+    read memory contiguously and vectorize; accumulators and locals are then per-lane arrays."""
 
+    def __init__(self, lines: list[str], lane_var: Var | None):
+        self.lines, self.lane_var = lines, lane_var
+        self.counter = itertools.count()
 
-def _close(lines, vars, indent):
-    for _ in vars:
-        indent = indent[:-2]
-        lines.append(f"{indent}}}")
+    def _body(self, indent: str) -> _Body:
+        return _Body(self.lines, indent, self.counter, lanes=self.lane_var is not None)
 
+    def _open(self, vars, indent: str, simd_clause: str | None) -> str:
+        """Nested loops over `vars` (and the lane loop, innermost, in lane mode); the innermost
+        gets `#pragma omp simd` plus `simd_clause` unless that is None."""
+        loops = list(vars)
+        for k, v in enumerate(loops):
+            if k == len(loops) - 1 and simd_clause is not None and self.lane_var is None:
+                self.lines.append(f"{indent}#pragma omp simd{simd_clause}")
+            self.lines.append(f"{indent}for (int64_t {v.name} = 0; {v.name} < {v.extent}; ++{v.name}) {{")
+            indent += "  "
+        if self.lane_var is not None:
+            if simd_clause is not None:
+                self.lines.append(f"{indent}#pragma omp simd")
+            self.lines.append(f"{indent}for (int64_t lane = 0; lane < width; ++lane) {{")
+            indent += "  "
+            self.lines.append(f"{indent}const int64_t {self.lane_var.name} = first + lane;")
+        return indent
 
-def _has_indirect(expr) -> bool:
-    return "Indirect(" in repr(expr)
+    def _close(self, vars, indent: str) -> str:
+        for _ in range(len(vars) + (self.lane_var is not None)):
+            indent = indent[:-2]
+            self.lines.append(f"{indent}}}")
+        return indent
 
+    def _declare(self, indent: str, t: str, name: str, init: str):
+        if self.lane_var is None:
+            self.lines.append(f"{indent}{t} {name} = {init};")
+        else:
+            self.lines.append(f"{indent}{t} {name}[{LANES}];")
+            self.lines.append(f"{indent}for (int64_t lane = 0; lane < width; ++lane) {name}[lane] = {init};")
 
-def _emit_reduce(lines, stage: Reduce, indent: str, counter):
-    t, acc = c_type(stage.dtype), f"acc_{stage.name}"
-    kind, floating = stage.kind, stage.dtype.is_float
-    if kind in ("argmax", "argmin"):
-        value_t = c_type(stage.value.dtype)
-        lines += [f"{indent}{value_t} best_{stage.name} = {value_t}(0);",
-                  f"{indent}int64_t {acc} = 0;"]
-        inner = _loops(lines, stage.inner, indent, None)
-        body = _Body(lines, inner, counter)
+    def _at(self, name: str) -> str:
+        return name if self.lane_var is None else f"{name}[lane]"
+
+    def reduce(self, stage: Reduce, indent: str):
+        t, acc, kind = c_type(stage.dtype), f"acc_{stage.name}", stage.kind
+        floating = stage.dtype.is_float
+        if kind in ("argmax", "argmin"):
+            value_t, best = c_type(stage.value.dtype), f"best_{stage.name}"
+            self._declare(indent, value_t, best, f"{value_t}(0)")
+            self._declare(indent, "int64_t", acc, "0")
+            inner = self._open(stage.inner, indent, None)
+            v = self._body(inner).value(stage.value)
+            (var,) = stage.inner
+            b, a = self._at(best), self._at(acc)
+            better = ">" if kind == "argmax" else "<"
+            self.lines.append(f"{inner}if ({var.name} == 0 || (!({b} != {b}) && ({v} {better} {b} || {v} != {v}))) "
+                              f"{{ {b} = {v}; {a} = {var.name}; }}")
+            self._close(stage.inner, inner)
+            self._declare(indent, "int64_t", stage.name, self._at(acc))
+            return
+        if kind in _REDUCE_INIT:
+            init = _REDUCE_INIT[kind]
+        elif floating:
+            init = f"{'-' if kind == 'max' else ''}std::numeric_limits<{t}>::infinity()"
+        else:
+            init = f"std::numeric_limits<{t}>::{'lowest' if kind == 'max' else 'max'}()"
+        self._declare(indent, t, acc, init)
+        nan = f"nan_{stage.name}"
+        track_nan = kind in ("max", "min") and floating
+        clause = "" if self.lane_var is not None else f" reduction({_REDUCE_CLAUSE[kind]}:{acc})"
+        if track_nan:
+            self._declare(indent, "bool", nan, "false")
+            clause += "" if self.lane_var is not None else f" reduction(|:{nan})"
+        inner = self._open(stage.inner, indent, None if _has_indirect(stage.value) else clause)
+        v = self._body(inner).value(stage.value)
+        a = self._at(acc)
+        update = {"sum": f"{a} += {v};", "prod": f"{a} *= {v};", "any": f"{a} = {a} || {v};",
+                  "all": f"{a} = {a} && {v};", "max": f"{a} = std::max({a}, {v});",
+                  "min": f"{a} = std::min({a}, {v});"}[kind]
+        if track_nan:
+            update += f" {self._at(nan)} |= ({v} != {v});"
+        self.lines.append(f"{inner}{update}")
+        self._close(stage.inner, inner)
+        result = a = self._at(acc)
+        if track_nan:
+            result = f"({self._at(nan)} ? std::numeric_limits<{t}>::quiet_NaN() : {a})"
+        self._declare(indent, t, stage.name, result)
+
+    def store(self, stage: Store, dtype: DType, indent: str):
+        inner = self._open(stage.inner, indent, None if _has_indirect(stage.value) else "")
+        body = self._body(inner)
         v = body.value(stage.value)
-        (var,) = stage.inner
-        better = ">" if kind == "argmax" else "<"
-        best = f"best_{stage.name}"
-        lines.append(f"{inner}if ({var.name} == 0 || (!({best} != {best}) && ({v} {better} {best} || {v} != {v}))) "
-                     f"{{ {best} = {v}; {acc} = {var.name}; }}")
-        _close(lines, stage.inner, inner)
-        lines.append(f"{indent}const int64_t {stage.name} = {acc};")
-        return
-    if kind in _REDUCE_INIT:
-        init = _REDUCE_INIT[kind]
-    elif floating:
-        init = f"{'-' if kind == 'max' else ''}std::numeric_limits<{t}>::infinity()"
-    else:
-        init = f"std::numeric_limits<{t}>::{'lowest' if kind == 'max' else 'max'}()"
-    lines.append(f"{indent}{t} {acc} = {init};")
-    nan = f"nan_{stage.name}"
-    clause = f" reduction({_REDUCE_CLAUSE[kind]}:{acc})"
-    track_nan = kind in ("max", "min") and floating
-    if track_nan:
-        lines.append(f"{indent}bool {nan} = false;")
-        clause += f" reduction(|:{nan})"
-    inner = _loops(lines, stage.inner, indent, None if _has_indirect(stage.value) else clause)
-    body = _Body(lines, inner, counter)
-    v = body.value(stage.value)
-    update = {"sum": f"{acc} += {v};", "prod": f"{acc} *= {v};", "any": f"{acc} = {acc} || {v};",
-              "all": f"{acc} = {acc} && {v};", "max": f"{acc} = std::max({acc}, {v});",
-              "min": f"{acc} = std::min({acc}, {v});"}[kind]
-    if track_nan:
-        update += f" {nan} |= ({v} != {v});"
-    lines.append(f"{inner}{update}")
-    _close(lines, stage.inner, inner)
-    result = f"({nan} ? std::numeric_limits<{t}>::quiet_NaN() : {acc})" if track_nan else acc
-    lines.append(f"{indent}const {t} {stage.name} = {result};")
-
-
-def _emit_store(lines, stage: Store, dtype: DType, indent: str, counter):
-    inner = _loops(lines, stage.inner, indent, None if _has_indirect(stage.value) else "")
-    body = _Body(lines, inner, counter)
-    v = body.value(stage.value)
-    lines.append(f"{inner}{stage.buffer}[{body.index(stage.index)}] = static_cast<{c_type(dtype)}>({v});")
-    _close(lines, stage.inner, inner)
+        self.lines.append(f"{inner}{stage.buffer}[{body.index(stage.index)}] = "
+                          f"static_cast<{c_type(dtype)}>({v});")
+        self._close(stage.inner, inner)
 
 
 def emit_kernel(kernel: Kernel, buffer_dtypes: dict[str, DType]) -> str:
@@ -300,9 +343,14 @@ def emit_kernel(kernel: Kernel, buffer_dtypes: dict[str, DType]) -> str:
         t = c_type(buffer_dtypes[b])
         lines.append(f"  const {t}* __restrict__ {b} = static_cast<const {t}*>(p_{b});")
     lines.append("  int error = 0;")
+    lane_var = kernel.outer[-1] if kernel.lanes and kernel.outer else None
+    # The parallel loop runs over the outer points (in lane mode: over chunks of the last one).
+    extents = [v.extent for v in kernel.outer]
+    if lane_var is not None:
+        extents[-1] = -(-lane_var.extent // LANES)
     outer = 1
-    for v in kernel.outer:
-        outer *= v.extent
+    for e in extents:
+        outer *= e
     indent = "  "
     if kernel.outer:
         if outer > 1:
@@ -311,15 +359,19 @@ def emit_kernel(kernel: Kernel, buffer_dtypes: dict[str, DType]) -> str:
         lines.append(f"  for (int64_t o = 0; o < {outer}; ++o) {{")
         indent = "    "
         stride = 1
-        for v in reversed(kernel.outer):
-            lines.append(f"{indent}const int64_t {v.name} = (o / {stride}) % {v.extent};")
-            stride *= v.extent
-    counter = itertools.count()
+        for v, e in reversed(list(zip(kernel.outer, extents))):
+            name = "chunk" if v is lane_var else v.name
+            lines.append(f"{indent}const int64_t {name} = (o / {stride}) % {e};")
+            stride *= e
+        if lane_var is not None:
+            lines.append(f"{indent}const int64_t first = chunk * {LANES};")
+            lines.append(f"{indent}const int64_t width = std::min<int64_t>({LANES}, {lane_var.extent} - first);")
+    emitter = _Emitter(lines, lane_var)
     for stage in kernel.stages:
         if isinstance(stage, Reduce):
-            _emit_reduce(lines, stage, indent, counter)
+            emitter.reduce(stage, indent)
         else:
-            _emit_store(lines, stage, buffer_dtypes[stage.buffer], indent, counter)
+            emitter.store(stage, buffer_dtypes[stage.buffer], indent)
     if kernel.outer:
         lines.append("  }")
     lines += ["  return error;", "}"]
