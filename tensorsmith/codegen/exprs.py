@@ -56,6 +56,8 @@ class ExprBuilder:
         self.buffers_read: set[str] = set()
 
     def value(self, node: Node, index: list[Affine]) -> Expr:
+        if node.type.numel == 0:  # no loop ever reads it
+            return Const(0, node.type.dtype)
         if node in self.locals:
             local, expected = self.locals[node]
             if list(index) != list(expected):

@@ -10,12 +10,15 @@ from .. import config
 from ..codegen.cpp.build import build_module
 from ..codegen.cpp.emit import emit_module
 from ..codegen.schedule import KernelStep
+from ..frontend.report import GraphRecord
 from ..log import log
 from ..passes.fuse import schedule
 from .compiled import CompiledGraph
 
 
-def generate_code(graph, record) -> CompiledGraph:
+def generate_code(graph, record=None) -> CompiledGraph:
+    """Compile `graph` to C++ kernels and library calls; stats go to `record` (a GraphRecord)."""
+    record = record or GraphRecord(graph.name, graph.name)
     start = time.perf_counter()
     plan = schedule(graph)
     kernels = [step.kernel for step in plan.steps if isinstance(step, KernelStep)]
