@@ -8,10 +8,10 @@ from .. import config
 from ..ir.graph import Graph
 from ..ir.printer import print_graph
 from ..ir.verify import verify
-from . import dce
+from . import cse, dce, fold, simplify
 from ..log import log
 
-PASSES = [("dce", dce.run)]
+PASSES = [("simplify", simplify.run), ("fold", fold.run), ("cse", cse.run), ("dce", dce.run)]
 
 
 def dump(graph: Graph, graph_id: str, index: int, stage: str) -> None:

@@ -18,11 +18,6 @@ from tensorsmith.ir import OPS, Graph, Operand, TensorType, TorchEnum, TupleType
 from tensorsmith.ir.types import ALL_DTYPES, BF16, BOOL, DTYPES_BY_NAME, F16, F32, F64, I8, I32, I64, dtype_from_torch
 
 
-@pytest.fixture(autouse=True)
-def _strict_and_fresh():
-    """These tests compile nothing: skip the suite-wide per-test dynamo reset (it costs ~45 ms)."""
-    yield
-
 
 COVERED: set[str] = set()
 

@@ -16,11 +16,6 @@ from tensorsmith.ir.ops import FLOAT_BINARY, FLOAT_UNARY, LOGICAL_BINARY, LOGICA
 from tensorsmith.ir.types import ALL_DTYPES, F32, I64
 
 
-@pytest.fixture(autouse=True)
-def _strict_and_fresh():
-    """These tests compile nothing: skip the suite-wide per-test dynamo reset (it costs ~45 ms)."""
-    yield
-
 
 # Every op that is not elementwise, with the attribute forms the printer can write.
 STRUCTURAL = text(r'''

@@ -11,11 +11,6 @@ from tensorsmith.ir.types import (ALL_DTYPES, BF16, BOOL, C64, F16, F32, I8, I32
                                   device_name, dtype_from_torch)
 
 
-@pytest.fixture(autouse=True)
-def _strict_and_fresh():
-    """These tests compile nothing: skip the suite-wide per-test dynamo reset (it costs ~45 ms)."""
-    yield
-
 
 def T(spec: str):
     """A type from its IR text, e.g. T("f32[2,3]@cpu") or T("(f32[2]@cpu, i64[]@cpu)")."""

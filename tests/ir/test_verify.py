@@ -9,11 +9,6 @@ from tensorsmith.ir import Graph, Node, Operand, TensorType, TupleType, parse_gr
 from tensorsmith.ir.types import F32, I64
 
 
-@pytest.fixture(autouse=True)
-def _strict_and_fresh():
-    """These tests compile nothing: skip the suite-wide per-test dynamo reset (it costs ~45 ms)."""
-    yield
-
 
 HEADER = ("graph @main(%x: f32[2,3]@cpu, %y: f32[3,2]@cpu, %i: i64[2,3]@cpu, %b: bool[2,3]@cpu, "
           "%c: f32[1,4,5]@cpu, %k: f32[6,3,3]@cpu, %t: f32[4]@cpu) {\n")

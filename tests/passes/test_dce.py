@@ -10,11 +10,6 @@ from tensorsmith.ir import interpret, parse_graph, print_graph, verify
 from tensorsmith.passes import dce
 
 
-@pytest.fixture(autouse=True)
-def _strict_and_fresh():
-    """These tests compile nothing: skip the suite-wide per-test dynamo reset (it costs ~45 ms)."""
-    yield
-
 
 def run_dce(ir: str) -> tuple[str, bool]:
     graph = parse_graph(text(ir))
