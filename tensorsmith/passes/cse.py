@@ -5,15 +5,17 @@ from __future__ import annotations
 
 from ..ir.attrs import format_value
 from ..ir.graph import Graph
-from .rewrite import replace_uses
+from .rewrite import substitute, substitute_outputs
 
 _NEVER_MERGED = {"random", "fallback"}
 
 
 def run(graph: Graph) -> bool:
     seen: dict[tuple, object] = {}
-    kept, changed = [], False
+    mapping: dict = {}
+    kept = []
     for node in graph.nodes:
+        substitute(node, mapping)
         if node.op in _NEVER_MERGED:
             kept.append(node)
             continue
@@ -24,7 +26,7 @@ def run(graph: Graph) -> bool:
             seen[key] = node
             kept.append(node)
         else:
-            replace_uses(graph, node, first)
-            changed = True
+            mapping[node] = first
+    substitute_outputs(graph, mapping)
     graph.nodes = kept
-    return changed
+    return bool(mapping)

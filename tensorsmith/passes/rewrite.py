@@ -1,7 +1,9 @@
-"""Shared machinery of rewriting passes: replace a node's uses, and run rules to a fixed point.
+"""Shared machinery of rewriting passes: substitute values, and run rules to a fixed point.
 
 A rule looks at one node and returns None (no match), an existing node that computes the same value,
 or a new node (built with `new_node`) to insert in its place. Replaced nodes are left for DCE.
+Replacements are applied in one walk per round (each node's operands looked up as it is reached),
+so a pass stays linear in the graph's size.
 """
 from __future__ import annotations
 
@@ -17,10 +19,14 @@ def new_node(op: str, inputs, attrs: dict, like: Node) -> Node:
     return Node(op, inputs, dict(attrs), infer_type(op, [i.type for i in inputs], attrs), like.source)
 
 
-def replace_uses(graph: Graph, old: Node, new: Node) -> None:
-    for node in graph.nodes:
-        node.inputs = [new if i is old else i for i in node.inputs]
-    graph.outputs = [new if o is old else o for o in graph.outputs]
+def substitute(node: Node, mapping: dict[Node, Node]) -> None:
+    """Point `node`'s operands at their replacements."""
+    if mapping:
+        node.inputs = [mapping.get(i, i) for i in node.inputs]
+
+
+def substitute_outputs(graph: Graph, mapping: dict[Node, Node]) -> None:
+    graph.outputs = [mapping.get(o, o) for o in graph.outputs]
 
 
 Rule = Callable[[Node], "Node | None"]
@@ -30,23 +36,27 @@ def apply_rules(graph: Graph, rules: list[Rule], max_rounds: int = 10) -> bool:
     """Apply `rules` to every node, in order, until nothing changes."""
     changed_any = False
     for _ in range(max_rounds):
-        changed = False
+        mapping: dict[Node, Node] = {}
         result: list[Node] = []
-        for node in list(graph.nodes):
+        present = set(graph.params)
+        for node in graph.nodes:
+            substitute(node, mapping)
             result.append(node)
+            present.add(node)
             for rule in rules:
                 replacement = rule(node)
                 if replacement is None or replacement is node:
                     continue
                 if replacement.type != node.type:
                     raise AssertionError(f"rule {rule.__name__} changed the type of {node}")
-                if replacement not in graph.params and replacement not in result:
+                if replacement not in present:
                     result.insert(len(result) - 1, replacement)  # right before the node it replaces
-                replace_uses(graph, node, replacement)
-                changed = True
+                    present.add(replacement)
+                mapping[node] = replacement
                 break
+        substitute_outputs(graph, mapping)
         graph.nodes = result
-        changed_any |= changed
-        if not changed:
+        changed_any |= bool(mapping)
+        if not mapping:
             break
     return changed_any
