@@ -3,17 +3,21 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from torch._subclasses.fake_tensor import unset_fake_temporarily
 
 from .. import config
 from ..codegen.cpp.build import build_module
+from .cache import cache_root
 from ..codegen.cpp.emit import emit_module
 from ..codegen.schedule import KernelStep
 from ..frontend.report import GraphRecord
 from ..log import log
 from ..passes.fuse import schedule
 from .compiled import CompiledGraph
+
+_BUILDS = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="tensorsmith-build")
 
 
 def generate_code(graph, record=None) -> CompiledGraph:
@@ -27,15 +31,17 @@ def generate_code(graph, record=None) -> CompiledGraph:
     if config.dump_dir:
         with open(os.path.join(config.dump_dir, f"{record.graph_id}.kernels.cpp"), "w") as f:
             f.write(source)
-    library, hit = build_module(source)
+    cache_root()  # refuse an unsafe cache now, while the graph can still run through ATen
+    # The system compiler runs in the background (tracing the backward graph goes on meanwhile);
+    # the first call waits for it.
+    library = _BUILDS.submit(build_module, source)
     with unset_fake_temporarily():  # the arena and constants are real memory
-        compiled = CompiledGraph(plan, library)
+        compiled = CompiledGraph(plan, library, record)
     record.kernels = len(kernels)
     record.library_calls = len(plan.steps) - len(kernels)
-    record.cache_hit = hit
     record.peak_bytes = compiled.plan.peak_bytes
     log(1, f"{record.graph_id}: {len(kernels)} kernels, {record.library_calls} library calls, "
            f"arena {compiled.plan.arena_bytes / 2**20:.2f} MiB (unplanned "
-           f"{compiled.plan.unplanned_bytes / 2**20:.2f} MiB), cache {'hit' if hit else 'miss'} "
-           f"({(time.perf_counter() - start) * 1e3:.0f} ms)")
+           f"{compiled.plan.unplanned_bytes / 2**20:.2f} MiB), "
+           f"scheduled in {(time.perf_counter() - start) * 1e3:.0f} ms")
     return compiled

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import ctypes
 import threading
+from concurrent.futures import Future
 
 import torch
 
+from .. import config
+from ..codegen.cpp.build import BuildError
 from ..codegen.schedule import KernelStep, LibraryStep, Schedule
 from ..errors import ExecutionError
+from ..log import log
 from ..ir.interpret import Interpreter, _constant
 from .memory import MemoryPlan, plan_memory
 
@@ -56,19 +60,39 @@ def _library_call(step: LibraryStep):
 class CompiledGraph:
     """Runs a schedule: `compiled(tensors) -> list of output tensors`."""
 
-    def __init__(self, schedule: Schedule, library: ctypes.CDLL):
+    def __init__(self, schedule: Schedule, library: Future, record):
         self.schedule = schedule
+        self.record = record
         self.plan: MemoryPlan = plan_memory(schedule)
         self.arena = torch.empty(self.plan.arena_bytes, dtype=torch.uint8)
         self.lock = threading.Lock()
         self.namespace: dict = {"torch": torch, "_raise": self._raise_index_error}
-        self.source = self._generate(library)
-        exec(compile(self.source, f"<tensorsmith wrapper {schedule.graph.name}>", "exec"), self.namespace)
-        self._run = self.namespace["run"]
+        self.library = library  # a Future of (ctypes.CDLL, cache hit)
+        self.source = None
+        self._run = None
 
     def __call__(self, tensors):
         with self.lock:
+            if self._run is None:
+                self._run = self._load()
             return self._run(*tensors)
+
+    def _load(self):
+        """Wait for the module, then generate the wrapper; if the compiler failed, run the graph
+        through the interpreter (and say so), unless strict."""
+        try:
+            library, self.record.cache_hit = self.library.result()
+        except BuildError as e:
+            if config.strict:
+                raise
+            self.record.whole_graph_fallback = str(e).splitlines()[0]
+            log(1, f"{self.record.graph_id}: running through the interpreter: {e}")
+            graph = self.schedule.graph
+            return lambda *tensors: Interpreter().run(graph, list(tensors))
+        self.source = self._generate(library)
+        exec(compile(self.source, f"<tensorsmith wrapper {self.schedule.graph.name}>", "exec"),
+             self.namespace)
+        return self.namespace["run"]
 
     def _view(self, name: str) -> torch.Tensor:
         buffer = self.schedule.buffers[name]
