@@ -128,7 +128,9 @@ class ExprBuilder:
         if x.type.numel == 0:
             return value
         loaded = self.value(x, source)
-        return loaded if inside is None else Op("select", (inside, loaded, value), node.type.dtype)
+        if inside is None:
+            return loaded
+        return Op("guarded_select", (inside, loaded, value), node.type.dtype)
 
     def _concat(self, node: Node, index):
         dim = node.attrs["dim"]
@@ -143,7 +145,7 @@ class ExprBuilder:
         result = pieces[-1][1]
         for end, value in reversed(pieces[:-1]):
             cond = Op("compare", (IndexValue(index[dim], I64), Const(end, I64)), BOOL, "LT")
-            result = Op("select", (cond, value, result), node.type.dtype)
+            result = Op("guarded_select", (cond, value, result), node.type.dtype)
         return result
 
     def _take(self, node: Node, index):

@@ -37,7 +37,8 @@ class IndexValue:
 
 @dataclass(frozen=True)
 class Op:
-    """An IR elementwise op (`name` as in ir/ops.py, "compare" with `dir`, "select", "convert")."""
+    """An IR elementwise op (`name` as in ir/ops.py, "compare" with `dir`, "select", "convert"), or
+    "guarded_select": a select whose untaken branch may index out of range (pad, concat)."""
     name: str
     args: tuple
     dtype: DType

@@ -88,8 +88,12 @@ def _take(x, index, dim):
 
 
 def _index_add(x, index, src, dim):
+    """x with src's slices added at index along dim. (Through index_put with accumulate, which
+    computes the same sums and is several times faster than index_add on the CPU.)"""
     flat = src.reshape(*x.shape[:dim], index.numel(), *x.shape[dim + 1:])
-    return x.index_add(dim, index.reshape(-1).long(), flat)
+    moved, values = x.movedim(dim, 0).clone(), flat.movedim(dim, 0)
+    moved.index_put_((index.reshape(-1).long(),), values, accumulate=True)
+    return moved.movedim(0, dim)
 
 
 def _iota(shape, dim, dtype, device):

@@ -13,8 +13,9 @@ from ...ir.types import BOOL, F32, F64, I8, I16, I32, I64, U8, DType
 from ..index import Affine, FloorDiv, Indirect, Mod, Var
 from ..kernel import Const, IndexValue, Kernel, Load, Local, Op, Reduce, Store
 
+# bool is held as uint8_t (0 or 1, as PyTorch stores it): gcc does not vectorize loads of `bool`.
 C_TYPES = {F32: "float", F64: "double", I8: "int8_t", I16: "int16_t", I32: "int32_t",
-           I64: "int64_t", U8: "uint8_t", BOOL: "bool"}
+           I64: "int64_t", U8: "uint8_t", BOOL: "uint8_t"}
 PARALLEL_THRESHOLD = 32768  # element visits below which threads cost more than they save
 
 PRELUDE = r"""
@@ -178,9 +179,12 @@ class _Body:
         if isinstance(expr, IndexValue):
             return f"static_cast<{t}>({self.index(expr.index)})"
         assert isinstance(expr, Op), expr
-        if expr.name == "select":
+        if expr.name in ("select", "guarded_select"):
+            # A guarded select's branches may index out of range when not taken: never hoisted.
+            # A plain select's both branches are valid, so both are computed (and blend in SIMD).
+            branch_hoist = hoist and expr.name == "select"
             cond = self.value(expr.args[0], hoist)
-            a, b = (self.value(x, hoist=False) for x in expr.args[1:])
+            a, b = (self.value(x, hoist=branch_hoist) for x in expr.args[1:])
             return f"({cond} ? static_cast<{t}>({a}) : static_cast<{t}>({b}))"
         args = [self.value(a, hoist) for a in expr.args]
         return f"static_cast<{t}>({_op_text(expr, args)})"
@@ -307,8 +311,8 @@ class _Emitter:
         track_nan = kind in ("max", "min") and floating
         clause = "" if self.lane_var is not None else f" reduction({_REDUCE_CLAUSE[kind]}:{acc})"
         if track_nan:
-            self._declare(indent, "bool", nan, "false")
-            clause += "" if self.lane_var is not None else f" reduction(|:{nan})"
+            self._declare(indent, "int32_t", nan, "0")  # a count: bool reductions do not vectorize
+            clause += "" if self.lane_var is not None else f" reduction(+:{nan})"
         inner = self._open(stage.inner, indent, None if _has_indirect(stage.value) else clause)
         v = self._body(inner).value(stage.value)
         a = self._at(acc)
@@ -316,7 +320,7 @@ class _Emitter:
                   "all": f"{a} = {a} && {v};", "max": f"{a} = std::max({a}, {v});",
                   "min": f"{a} = std::min({a}, {v});"}[kind]
         if track_nan:
-            update += f" {self._at(nan)} |= ({v} != {v});"
+            update += f" {self._at(nan)} += ({v} != {v});"
         self.lines.append(f"{inner}{update}")
         self._close(stage.inner, inner)
         result = a = self._at(acc)
