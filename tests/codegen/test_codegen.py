@@ -150,3 +150,22 @@ def test_nan_propagates_through_max_reduction_and_maximum():
     y[2, 3] = float("nan")
     _compare(graph, [x, y])
 
+
+
+def test_index_algebra_floors_negative_offsets_as_python_does():
+    # prod's backward: a reversed, shifted view of a flattened matrix. C's % truncates toward zero;
+    # index maps floor, and the emitted code must agree for the negative intermediate offsets.
+    graph = _graph("""\
+        graph @shifted(%x: f32[3,4]@cpu) {
+          %0 = reshape(%x) {shape=[12]} : f32[12]@cpu
+          %1 = constant() {value=1.0, shape=[1], dtype=f32, device="cpu"} : f32[1]@cpu
+          %2 = slice(%0) {starts=[1], limits=[12], strides=[1]} : f32[11]@cpu
+          %3 = reverse(%2) {dims=[0]} : f32[11]@cpu
+          %4 = concat(%1, %3) {dim=0} : f32[12]@cpu
+          %5 = pad(%x) {low=[-1,2], high=[1,-3], value=0.5} : f32[3,3]@cpu
+          %6 = reshape(%5) {shape=[9]} : f32[9]@cpu
+          %7 = reverse(%6) {dims=[0]} : f32[9]@cpu
+          return %4, %7
+        }
+    """)
+    _compare(graph)

@@ -28,6 +28,8 @@ static inline int64_t ts_index(int64_t i, int64_t extent, int* error) {
   if (i < 0 || i >= extent) { *error = 1; return 0; }
   return i;
 }
+static inline int64_t ts_floordiv(int64_t a, int64_t d) { return a / d - ((a % d != 0) && ((a < 0) != (d < 0))); }
+static inline int64_t ts_mod(int64_t a, int64_t d) { const int64_t r = a % d; return r != 0 && ((r < 0) != (d < 0)) ? r + d : r; }
 template <typename T> static inline T ts_max(T a, T b) { return (a != a || a > b) ? a : b; }
 template <typename T> static inline T ts_min(T a, T b) { return (a != a || a < b) ? a : b; }
 template <typename T> static inline T ts_remainder(T a, T b) {
@@ -148,9 +150,14 @@ class _Body:
     def _atom(self, atom) -> str:
         if isinstance(atom, Var):
             return atom.name
+        # C's / and % truncate; index algebra floors. They agree for non-negative arguments.
         if isinstance(atom, FloorDiv):
+            if atom.arg.bounds()[0] < 0:
+                return f"ts_floordiv({self.index(atom.arg)}, {atom.divisor})"
             return f"({self.index(atom.arg)} / {atom.divisor})"
         if isinstance(atom, Mod):
+            if atom.arg.bounds()[0] < 0:
+                return f"ts_mod({self.index(atom.arg)}, {atom.divisor})"
             return f"({self.index(atom.arg)} % {atom.divisor})"
         assert isinstance(atom, Indirect)
         return f"ts_index(static_cast<int64_t>({self.value(atom.value)}), {atom.extent}, &error)"
