@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from ...ir.types import device_name, dtype_from_torch
+from ...ir.types import BF16, F16, F32, F64, device_name, dtype_from_torch
 from .registry import lower, unsupported
 
 aten = torch.ops.aten
@@ -70,10 +70,15 @@ def _arange(ctx, *args, **_):
         unsupported("empty arange")
     if not dtype.is_float and any(isinstance(v, float) for v in (start, step)):
         unsupported("integer arange with float bounds")
-    iota = ctx.add("iota", [], {"shape": [count], "dim": 0, "dtype": dtype, "device": device})
+    # Like ATen, compute start + step * i in a wider type and round once: in float16 or bfloat16
+    # the indices themselves (and each product and sum) would round, off by many ulps.
+    compute = F32 if dtype in (F16, BF16) else (F64 if dtype.is_float else dtype)
+    iota = ctx.add("iota", [], {"shape": [count], "dim": 0, "dtype": compute, "device": device})
     if step != 1:
-        iota = ctx.elementwise("mul", iota, step, dtype=dtype)
-    return iota if start == 0 else ctx.elementwise("add", iota, start, dtype=dtype)
+        iota = ctx.elementwise("mul", iota, step, dtype=compute)
+    if start != 0:
+        iota = ctx.elementwise("add", iota, start, dtype=compute)
+    return ctx.convert(iota, dtype)
 
 
 def _random(dist: str, *targets, like: bool = False):

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from ...ir.types import BOOL, F32, dtype_from_torch
+from ...ir.graph import Node
+from ...ir.types import BF16, BOOL, F16, F32, dtype_from_torch
 from .registry import lower, unsupported
 
 aten = torch.ops.aten
@@ -11,9 +12,12 @@ prims = torch.ops.prims
 
 
 def _float_result(ctx, x):
-    """Unary math functions promote integer and bool inputs to the default float type."""
+    """Unary math functions promote integer and bool inputs to the default float type (float32
+    unless torch.set_default_dtype said otherwise: the traced result type tells)."""
     dtype = x.type.dtype
-    return ctx.convert(x, dtype if dtype.is_float or dtype.is_complex else F32)
+    if dtype.is_float or dtype.is_complex:
+        return x
+    return ctx.convert(x, ctx.out_dtype if isinstance(ctx.meta, torch.Tensor) else F32)
 
 
 def _unary(op: str, *targets, floating: bool = False):
@@ -70,16 +74,58 @@ def _div(ctx, a, b):
     return ctx.elementwise("div", a, b, dtype=ctx.out_dtype)  # true division: ints become floats
 
 
+def _floor_divide_float(ctx, a, b):
+    """ATen's floor division of floats (c10::div_floor_floating), which is not floor(a / b):
+    1.0 // 0.1 is 9.0 although 1.0 / 0.1 rounds to 10.0. `a`, `b`: one float dtype and shape."""
+    quotient = ctx.add("div", [a, b])
+    mod = ctx.add("fmod", [a, b])
+    div = ctx.add("div", [ctx.add("sub", [a, mod]), b])
+    signs_differ = ctx.add("xor", [ctx.compare("LT", b, 0), ctx.compare("LT", mod, 0)])
+    adjust = ctx.add("and", [ctx.compare("NE", mod, 0), signs_differ])
+    div = ctx.select(adjust, ctx.elementwise("sub", div, 1), div)
+    floor = ctx.add("floor", [div])
+    floor = ctx.select(ctx.compare("GT", ctx.add("sub", [div, floor]), 0.5),
+                       ctx.elementwise("add", floor, 1), floor)
+    signed_zero = ctx.elementwise("mul", quotient, 0)  # copysign(0, a / b)
+    result = ctx.select(ctx.compare("EQ", div, 0), signed_zero, floor)
+    return ctx.select(ctx.compare("EQ", b, 0), quotient, result)  # b == 0: IEEE a / b
+
+
+def _floor_divide_int(ctx, a, b):
+    """Python's floor division of integers: the truncated quotient, less one where the remainder is
+    nonzero and its sign differs from the divisor's."""
+    quotient = ctx.add("div", [a, b])  # IR integer division truncates
+    mod = ctx.add("fmod", [a, b])
+    signs_differ = ctx.add("xor", [ctx.compare("LT", b, 0), ctx.compare("LT", mod, 0)])
+    adjust = ctx.add("and", [ctx.compare("NE", mod, 0), signs_differ])
+    return ctx.select(adjust, ctx.elementwise("sub", quotient, 1), quotient)
+
+
 @lower(aten.div.Tensor_mode, aten.div.Scalar_mode)
 def _div_mode(ctx, a, b, rounding_mode=None):
     dtype = ctx.out_dtype
     if rounding_mode is None:
         return ctx.elementwise("div", a, b, dtype=dtype)
-    if dtype.is_float:
-        return ctx.add(rounding_mode, [ctx.elementwise("div", a, b, dtype=dtype)])
+    if rounding_mode not in ("trunc", "floor"):
+        unsupported(f"rounding mode {rounding_mode!r}")
+    if dtype.is_bool or dtype.is_complex:
+        unsupported(f"division with rounding of {dtype}")
+    if dtype in (F16, BF16) and (not isinstance(b, Node) or b.type.numel == 1):
+        # ATen divides a float16/bfloat16 tensor by a single value (a Python number or a one-element
+        # tensor) in float32, reading that value at its own precision, and rounds once at the end.
+        a, b = ctx.operands(ctx.convert(a, F32), ctx.convert(b, F32) if isinstance(b, Node) else b,
+                            dtype=F32)
+        result = (ctx.add("trunc", [ctx.add("div", [a, b])]) if rounding_mode == "trunc"
+                  else _floor_divide_float(ctx, a, b))
+        return ctx.convert(result, dtype)
+    a, b = ctx.operands(a, b, dtype=dtype)
+    if dtype.is_float:  # otherwise in the result type throughout, float16/bfloat16 too, as ATen does
+        if rounding_mode == "trunc":
+            return ctx.add("trunc", [ctx.add("div", [a, b])])
+        return _floor_divide_float(ctx, a, b)
     if rounding_mode == "trunc":
-        return ctx.elementwise("div", a, b, dtype=dtype)  # IR integer division truncates
-    unsupported("floor division of integers")
+        return ctx.add("div", [a, b])
+    return _floor_divide_int(ctx, a, b)
 
 
 @lower(aten.pow.Tensor_Tensor, aten.pow.Tensor_Scalar, aten.pow.Scalar)

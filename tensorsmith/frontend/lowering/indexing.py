@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ...ir.types import I64
+from ...ir.types import I32, I64, U8
 from .registry import lower, normalize_dim, unsupported
 
 aten = torch.ops.aten
@@ -23,9 +23,9 @@ def _single_index(x, indices):
     if len(present) != 1:
         unsupported("indexing with several index tensors")
     dim, index = present[0]
-    if index.type.dtype.is_bool:
-        unsupported("boolean mask indexing")
-    if not index.type.dtype.is_integer:
+    if index.type.dtype.is_bool or index.type.dtype == U8:
+        unsupported("mask indexing")  # ATen reads a uint8 index tensor as a mask, like bool
+    if index.type.dtype not in (I64, I32):
         unsupported(f"index of type {index.type.dtype}")
     return normalize_dim(dim, x.type.rank), index
 
@@ -40,6 +40,8 @@ def _index_select(ctx, x, dim, index):
     dim = normalize_dim(dim, x.type.rank)
     if x.type.rank == 0:
         unsupported("index_select of a scalar")
+    if index.type.rank == 0:
+        index = ctx.reshape(index, [1])  # a 0-dim index selects a dimension of size 1
     return ctx.add("take", [x, _wrapped(ctx, index, x.type.shape[dim])], {"dim": dim})
 
 

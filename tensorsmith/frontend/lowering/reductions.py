@@ -67,7 +67,10 @@ def _any_all(kind: str, *targets):
     @lower(*targets)
     def lowering(ctx, x, dims=None, keepdim=False):
         pred = x if x.type.dtype == BOOL else ctx.compare("NE", x, 0)
-        result = ctx.reduce(pred, kind, _dims(x, dims), keepdim)
+        if isinstance(dims, (list, tuple)) and len(dims) == 0:
+            result = pred  # unlike sum's, an empty dim list of any/all.dims reduces nothing
+        else:
+            result = ctx.reduce(pred, kind, _dims(x, dims), keepdim)
         return ctx.convert(result, ctx.out_dtype)
 
 

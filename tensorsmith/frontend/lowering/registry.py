@@ -45,6 +45,13 @@ def _dummy(value):
     return value
 
 
+def _wrap_integer(value: int, dtype: DType) -> int:
+    """`value` cast to an integer type the way ATen casts a Python number operand (two's
+    complement wraparound): uint8 tensor + 300 adds 44, and uint8 tensor == 256 compares with 0."""
+    info = torch.iinfo(dtype.torch_dtype)
+    return (value - info.min) % (info.max - info.min + 1) + info.min
+
+
 class LoweringContext:
     """What a lowering may use: the graph under construction and helpers that emit common patterns."""
 
@@ -85,7 +92,7 @@ class LoweringContext:
         elif dtype.is_integer:
             if isinstance(value, float) and not value.is_integer():
                 unsupported(f"scalar {value} does not fit integer type {dtype}")
-            value = int(value)
+            value = _wrap_integer(int(value), dtype)
         else:
             value = float(value)
         return self.add("constant", [], {"value": value, "shape": list(shape), "dtype": dtype,
