@@ -51,7 +51,11 @@ def assert_close(actual, expected, tol: float, what: str = "output", reference=N
             continue
         nan_a, nan_e = torch.isnan(a), torch.isnan(e)
         assert torch.equal(nan_a, nan_e), f"{what}[{i}]: NaNs differ from eager"
-        a, e, r = (torch.where(nan_a, 0, t.detach().double()) for t in (a, e, r))
+        inf_a, inf_e = torch.isinf(a), torch.isinf(e)
+        assert torch.equal(inf_a, inf_e) and torch.equal(a[inf_a], e[inf_e]), \
+            f"{what}[{i}]: infinities differ from eager"
+        special = nan_a | inf_a
+        a, e, r = (torch.where(special, 0, t.detach().double()) for t in (a, e, r))
         scale = r.abs().max().item() if r.numel() else 0.0
         err = _max_abs_diff(a, r)
         allowed = max(tol * scale, 4 * _max_abs_diff(e, r))
@@ -109,8 +113,8 @@ def check_against_eager(fn, *inputs, tol: float = 1e-4, grads: bool = True, dyna
     every floating input and every parameter of `module` (by default `fn`, when it is a module)."""
     module = module if module is not None else (fn if isinstance(fn, torch.nn.Module) else None)
     params = list(module.parameters()) if module is not None else []
-    expected = fn(*_clone_inputs(inputs, False))
-    weights = [torch.randn(t.shape) for t in _flatten(expected) if t.dtype.is_floating_point] \
+    expected = fn(*_clone_inputs(inputs, grads))
+    weights = [torch.randn(t.shape) for t in _flatten(expected) if t.requires_grad] \
         if grads else None
     expected, eager_grads = _grads(fn, _clone_inputs(inputs, grads), params, weights)
     compiled = torch.compile(fn, backend="tensorsmith", dynamic=dynamic)

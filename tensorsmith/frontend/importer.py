@@ -50,8 +50,31 @@ class ImportReport:
 @dataclass
 class Imported:
     graph: Graph
-    outputs: list  # per FX output: ("tensor", index into graph.outputs) or ("value", python value)
+    # Per FX output: ("tensor", index into graph.outputs), ("view", index) for an output that is a
+    # view of an input in eager (it must stay one: AOTAutograd rebuilds it from the input's memory),
+    # or ("value", python value).
+    outputs: list
     report: ImportReport
+
+
+_aten = torch.ops.aten
+# ATen ops whose result shares memory with their first argument.
+_FX_VIEWS = {_aten.view.default, _aten.expand.default, _aten.permute.default, _aten.t.default,
+             _aten.transpose.int, _aten.slice.Tensor, _aten.select.int, _aten.unsqueeze.default,
+             _aten.squeeze.default, _aten.squeeze.dim, _aten.squeeze.dims, _aten.alias.default,
+             _aten.as_strided.default, _aten.split_with_sizes.default, _aten.split.Tensor,
+             _aten.unbind.int}
+# Checks with no result that graphs carry (one_hot's range check): nothing to compute.
+_ASSERTIONS = {_aten._assert_async.msg, _aten._assert_async.default, _aten._assert_scalar.default,
+               _aten._assert_tensor_metadata.default}
+
+
+def _views_an_input(fx_node) -> bool:
+    """Whether an FX value is, in eager, a view (chain) of a graph input."""
+    while isinstance(fx_node, torch.fx.Node) and fx_node.op == "call_function" and (
+            fx_node.target in _FX_VIEWS or fx_node.target is operator.getitem):
+        fx_node = fx_node.args[0]
+    return isinstance(fx_node, torch.fx.Node) and fx_node.op == "placeholder"
 
 
 def _map(value, fn):
@@ -140,12 +163,12 @@ class Importer:
         if not isinstance(values, (list, tuple)):
             values = [values]
         result = []
-        for v in values:
-            if isinstance(v, torch.fx.Node):
-                v = self.env[v]
+        for fx_value in values:
+            v = self.env[fx_value] if isinstance(fx_value, torch.fx.Node) else fx_value
             if isinstance(v, Node):
                 self.graph.outputs.append(v)
-                result.append(("tensor", len(self.graph.outputs) - 1))
+                kind = "view" if _views_an_input(fx_value) else "tensor"
+                result.append((kind, len(self.graph.outputs) - 1))
             else:
                 result.append(("value", v))
         return result
@@ -160,6 +183,8 @@ class Importer:
             return _SIZE_OPS[target](args[0].type, *args[1:])
         if target in _INT_FUNCTIONS:
             return target(*args, **kwargs)
+        if target in _ASSERTIONS:
+            return None
         if not isinstance(target, torch._ops.OpOverload):
             raise UnsupportedError(f"call of {target} in the graph")
         source = source_line(fx_node)

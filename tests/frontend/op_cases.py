@@ -197,7 +197,7 @@ def direct_check(op, *args, tol: float = 1e-4, compare_values: bool = True, **kw
     assert imported.report.native[name] == 1, f"{name} not lowered natively: {imported.report.native}"
     verify(imported.graph)
     results = interpret(imported.graph, [t.clone() for t in tensors])
-    actual = [results[i] if kind == "tensor" else i for kind, i in imported.outputs]
+    actual = [results[i] if kind in ("tensor", "view") else i for kind, i in imported.outputs]
     expected = op(*args, **kwargs)
     expected = list(expected) if isinstance(expected, (list, tuple)) else [expected]
     if compare_values:

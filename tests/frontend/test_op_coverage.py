@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+import op_cases
 from op_cases import (aten, bools, compile_check, direct_check, ints, nonzero_ints, positive, prims,
                       randn, transposed, unit)
 from tensorsmith.frontend.lowering import LOWERINGS
@@ -216,3 +217,15 @@ def test_every_lowering_is_exercised_natively():
     assert not failures, "\n".join(failures)
     missing = sorted({target_name(op) for op in LOWERINGS} - exercised)
     assert not missing, f"claimed by the importer but never lowered natively here: {missing}"
+
+
+def test_compiled_batches_match_eager_through_generated_code(monkeypatch):
+    """The same sweep run through the C++ code generator instead of the reference interpreter."""
+    monkeypatch.setattr(op_cases, "EXECUTOR", "cpp")
+    failures = []
+    for name, fn, make_inputs, options in COMPILED:
+        try:
+            compile_check(fn, *make_inputs(), **options)
+        except Exception as e:  # noqa: BLE001 (report every failing case at once)
+            failures.append(f"batch {name}: {type(e).__name__}: {str(e).splitlines()[0]}")
+    assert not failures, "\n".join(failures)
