@@ -39,6 +39,7 @@ class Schedule:
     steps: list = field(default_factory=list)
     params: list[str] = field(default_factory=list)  # buffer of each graph parameter, in order
     outputs: list[str] = field(default_factory=list)  # buffer of each graph output, in order
+    output_views: dict[int, list[Node]] = field(default_factory=dict)  # output i is these views of it
     constants: dict[str, Node] = field(default_factory=dict)  # literal-data constants, built once
 
     def buffer_of(self, node: Node) -> str:

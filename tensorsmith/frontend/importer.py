@@ -55,6 +55,7 @@ class Imported:
     # or ("value", python value).
     outputs: list
     report: ImportReport
+    output_strides: list = field(default_factory=list)  # eager's strides of each output, if static
 
 
 _aten = torch.ops.aten
@@ -67,6 +68,14 @@ _FX_VIEWS = {_aten.view.default, _aten.expand.default, _aten.permute.default, _a
 # Checks with no result that graphs carry (one_hot's range check): nothing to compute.
 _ASSERTIONS = {_aten._assert_async.msg, _aten._assert_async.default, _aten._assert_scalar.default,
                _aten._assert_tensor_metadata.default}
+
+
+def _static_strides(fx_value):
+    """The strides eager gives an FX output, when they are plain ints."""
+    meta = fx_value.meta.get("val") if isinstance(fx_value, torch.fx.Node) else None
+    if isinstance(meta, torch.Tensor) and all(isinstance(s, int) for s in meta.stride()):
+        return tuple(meta.stride())
+    return None
 
 
 def _views_an_input(fx_node) -> bool:
@@ -122,6 +131,7 @@ class Importer:
         self.report = ImportReport()
         self.fake_mode = FakeTensorMode(allow_non_fake_inputs=True)
         self.env: dict[torch.fx.Node, object] = {}
+        self.output_strides: list = []
 
     def run(self, inputs) -> Imported:
         placeholders = [n for n in self.gm.graph.nodes if n.op == "placeholder"]
@@ -139,7 +149,7 @@ class Importer:
                 outputs = self._outputs(fx_node.args[0])
             elif fx_node.op != "placeholder":
                 raise UnsupportedError(f"FX node kind {fx_node.op} ({fx_node.target})")
-        return Imported(self.graph, outputs, self.report)
+        return Imported(self.graph, outputs, self.report, self.output_strides)
 
     def _placeholder(self, fx_node, value):
         if isinstance(value, torch.Tensor):
@@ -163,6 +173,7 @@ class Importer:
         if not isinstance(values, (list, tuple)):
             values = [values]
         result = []
+        self.output_strides = [_static_strides(v) for v in values]
         for fx_value in values:
             v = self.env[fx_value] if isinstance(fx_value, torch.fx.Node) else fx_value
             if isinstance(v, Node):

@@ -56,9 +56,25 @@ def view_chain(node: Node, outputs: set) -> tuple[Node, list[Node]]:
     return node, chain[::-1]
 
 
+# Views an output may be returned as, over a buffer of its own (saved activations for the backward
+# are often transposes or reshapes: a copy would only be undone there).
+_OUTPUT_VIEWS = {"transpose", "reshape", "slice"}
+
+
+def output_view(node: Node) -> tuple[Node, list[Node]]:
+    """The computed buffer an output is a view of (itself if none) and the view nodes on it."""
+    chain = []
+    while node.op in _OUTPUT_VIEWS and kernelizable(node):
+        chain.append(node)
+        node = node.inputs[0]
+    if node.op == "param" or not chain:  # a view of an input is a copy unless eager aliased it
+        return (chain[0] if chain else node), []
+    return node, chain[::-1]
+
+
 def _materialized(graph: Graph) -> set[Node]:
     users = graph.users()
-    outputs = set(graph.outputs)
+    outputs = {output_view(o)[0] for o in graph.outputs}
     result = set(graph.params) | outputs
     for node in graph.nodes:
         if not kernelizable(node):
@@ -95,13 +111,17 @@ class _Scheduler:
                 self._library(node)
             else:
                 self._place(node)
-        s.outputs = [s.buffer_of(o) for o in self.graph.outputs]
+        for i, o in enumerate(self.graph.outputs):
+            base, chain = output_view(o)
+            s.outputs.append(s.buffer_of(base))
+            if chain:
+                s.output_views[i] = chain
         self._finish()
         return s
 
     def _library(self, node: Node):
         s = self.schedule
-        outputs = set(self.graph.outputs)
+        outputs = {output_view(o)[0] for o in self.graph.outputs}
         chains = [view_chain(i, outputs) for i in node.inputs]
         step = LibraryStep(node, [s.buffer_of(base) for base, _ in chains], s.buffer_of(node),
                            [chain for _, chain in chains])

@@ -57,6 +57,17 @@ def _library_call(step: LibraryStep):
     return call
 
 
+def _views_of(chain):
+    """A function applying IR view nodes as PyTorch views (no copy)."""
+    interpreter = Interpreter()
+
+    def apply(tensor):
+        for view in chain:
+            tensor = interpreter.eval(view, [tensor])
+        return tensor
+    return apply
+
+
 class CompiledGraph:
     """Runs a schedule: `compiled(tensors) -> list of output tensors`."""
 
@@ -68,6 +79,9 @@ class CompiledGraph:
         self.lock = threading.Lock()
         self.namespace: dict = {"torch": torch, "_raise": self._raise_index_error}
         self.library = library  # a Future of (ctypes.CDLL, cache hit)
+        # Kernels index row-major memory; parameters only library calls read may have any strides.
+        read_by_kernels = {b for st in schedule.steps if isinstance(st, KernelStep) for b in st.kernel.inputs}
+        self.row_major_params = [p in read_by_kernels for p in schedule.params]
         self.source = None
         self._run = None
 
@@ -134,5 +148,11 @@ class CompiledGraph:
             args = ", ".join(f"{b}.data_ptr()" for b in [*kernel.outputs, *kernel.inputs])
             lines.append(f"    if {kernel.name}({args}):")
             lines.append(f"        _raise('{kernel.name}', {kernel.name}_sources)")
-        lines.append(f"    return [{', '.join(s.outputs)}]")
+        returned = []
+        for i, name in enumerate(s.outputs):
+            if i in s.output_views:
+                ns[f"out_view{i}"] = _views_of(s.output_views[i])
+                name = f"out_view{i}({name})"
+            returned.append(name)
+        lines.append(f"    return [{', '.join(returned)}]")
         return "\n".join(lines) + "\n"

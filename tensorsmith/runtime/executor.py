@@ -39,15 +39,17 @@ class GraphExecutor:
         self.graph = imported.graph
         self.outputs = imported.outputs
         self.tensor_positions = tensor_positions  # which FX arguments are graph parameters
-        self.contiguous_inputs = runner is not None  # generated code indexes row-major memory
+        # Which parameters must be row-major (generated kernels read them); the interpreter takes any.
+        self.row_major = getattr(runner, "row_major_params", None) or [False] * len(self.graph.params)
+        self.output_strides = imported.output_strides
         self.runner = runner or (lambda tensors: Interpreter().run(self.graph, tensors))
         self.views = Interpreter()  # applies view nodes as PyTorch views
 
     def __call__(self, *args):
         tensors = []
-        for position, param in zip(self.tensor_positions, self.graph.params):
+        for position, param, row_major in zip(self.tensor_positions, self.graph.params, self.row_major):
             check_argument(position, param.name, args[position], param.type)
-            tensors.append(args[position].contiguous() if self.contiguous_inputs else args[position])
+            tensors.append(args[position].contiguous() if row_major else args[position])
         results = self.runner(tensors)
         return self._assemble(results, tensors, args)
 
@@ -58,7 +60,7 @@ class GraphExecutor:
         seen = {t.untyped_storage().data_ptr() for t in inputs if t.numel()}
         seen |= {a.untyped_storage().data_ptr() for a in args if isinstance(a, torch.Tensor) and a.numel()}
         outputs = []
-        for kind, value in self.outputs:
+        for (kind, value), strides in zip(self.outputs, self.output_strides):
             if kind == "value":
                 outputs.append(value)
                 continue
@@ -74,7 +76,9 @@ class GraphExecutor:
                     tensor = tensor.clone()
                     pointer = tensor.untyped_storage().data_ptr()
                 seen.add(pointer)
-            outputs.append(tensor.contiguous())
+            # Keep a computed view (a transposed activation saved for the backward) when its layout
+            # is the one eager produced; otherwise hand out a contiguous tensor, as eager would.
+            outputs.append(tensor if tensor.stride() == strides else tensor.contiguous())
         return outputs
 
     def _input_view(self, node, args):

@@ -34,7 +34,7 @@ def test_float_reductions(case, keepdim, dtype, layout):
     shape, dims = case
     x = lay_out(randn(*shape, dtype=dtype), layout)
     p = lay_out(positive(*shape, dtype=dtype), layout)
-    empty = _empty_reduction(shape, dims)
+    empty = _empty_reduction(shape, dims) or 0 in shape  # max() of no elements raises in eager
 
     def fn(x, p):
         out = [x.sum(dims, keepdim=keepdim), x.mean(dims, keepdim=keepdim), x.sum(), x.mean(),
