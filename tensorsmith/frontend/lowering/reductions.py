@@ -17,6 +17,14 @@ def _dims(x, dims) -> list[int]:
     return [normalize_dim(d, x.type.rank) for d in dims]
 
 
+def _count(x, dims) -> int:
+    """How many elements each result of reducing `dims` of `x` covers."""
+    count = 1
+    for d in dims:
+        count *= x.type.shape[d]
+    return count
+
+
 def _accumulation_input(ctx, x, dtype):
     """sum/prod of bool or integers accumulate in int64 (as ATen does) unless a dtype is given."""
     if dtype is not None:
@@ -43,11 +51,8 @@ def _mean(ctx, x, dims=None, keepdim=False, dtype=None):
     if not x.type.dtype.is_float:
         unsupported(f"mean of {x.type.dtype}")
     dims = _dims(x, dims)
-    count = 1
-    for d in dims:
-        count *= x.type.shape[d]
     total = ctx.reduce(x, "sum", dims, keepdim)
-    return ctx.elementwise("div", total, float(count))
+    return ctx.elementwise("div", total, float(_count(x, dims)))
 
 
 def _min_max(kind: str, *targets):
@@ -104,9 +109,7 @@ def _var(ctx, x, dims=None, correction=None, keepdim=False):
     if not x.type.dtype.is_float:
         unsupported(f"variance of {x.type.dtype}")
     dims = _dims(x, dims)
-    count = 1
-    for d in dims:
-        count *= x.type.shape[d]
+    count = _count(x, dims)
     correction = 1 if correction is None else correction
     mean = ctx.elementwise("div", ctx.reduce(x, "sum", dims, keepdim=True), float(count))
     centered = ctx.elementwise("sub", x, mean)
