@@ -25,12 +25,13 @@ def _verify(paths) -> int:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="tensorsmith")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("bench", help="eager vs tensorsmith on the default model", add_help=False)
+    commands.add_parser("bench", help="benchmark backends on the model zoo (tensorsmith bench --help)",
+                        add_help=False)
     verify = commands.add_parser("verify", help="parse and verify IR text files (e.g. dumps)")
     verify.add_argument("paths", nargs="+")
     args, rest = parser.parse_known_args(argv)
     if args.command == "bench":
-        from .bench.default import main as bench_main
+        from .bench.command import main as bench_main
         return bench_main(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")

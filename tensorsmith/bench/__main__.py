@@ -1,5 +1,6 @@
 import sys
 
-from .default import main
+from .command import main
 
-sys.exit(main())
+if __name__ == "__main__":  # guarded: probe subprocesses re-import the main module
+    sys.exit(main())
