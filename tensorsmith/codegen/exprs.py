@@ -6,7 +6,7 @@ from ..ir.graph import Node
 from ..ir.ops import FLOAT_BINARY, FLOAT_UNARY, LOGICAL_BINARY, LOGICAL_UNARY, NUMERIC_BINARY, NUMERIC_UNARY
 from ..ir.types import BOOL, F32, F64, I8, I16, I32, I64, U8
 from .index import Affine, Indirect, linearize, reshape_index
-from .kernel import Const, Expr, IndexValue, Load, Local, Op
+from .kernel import Const, Expr, IndexValue, Load, Op
 
 # Element types the generated code handles; other values go through library calls.
 KERNEL_DTYPES = {F32, F64, I8, I16, I32, I64, U8, BOOL}

@@ -200,12 +200,12 @@ class Importer:
             raise UnsupportedError(f"call of {target} in the graph")
         source = source_line(fx_node)
         self.ctx.source, self.ctx.meta, self.ctx.fx_node = source, fx_node.meta.get("val"), fx_node
-        lowering = LOWERINGS.get(target)
+        lower_op = LOWERINGS.get(target)
         reason = "no lowering"
-        if lowering is not None:
+        if lower_op is not None:
             mark = len(self.graph.nodes)
             try:
-                result = lowering(self.ctx, *args, **kwargs)
+                result = lower_op(self.ctx, *args, **kwargs)
                 if _matches_meta(result, self.ctx.meta):
                     self.report.native[target_name(target)] += 1
                     return result

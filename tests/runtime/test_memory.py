@@ -4,7 +4,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from ir.ir_builders import random_graphs
 
-from tensorsmith.codegen.schedule import KernelStep, LibraryStep
+from tensorsmith.codegen.schedule import KernelStep
 from tensorsmith.ir import parse_graph
 from tensorsmith.passes.fuse import schedule
 from tensorsmith.runtime.memory import plan_memory

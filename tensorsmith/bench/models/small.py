@@ -2,7 +2,6 @@
 and tiny Hugging Face models built from configs with random weights (no downloads)."""
 from __future__ import annotations
 
-import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
