@@ -195,6 +195,12 @@ class Interpreter:
             return self.fallback(node, args)
         raise TensorsmithError(f"the interpreter has no rule for op {op!r}")
 
+    def apply_views(self, tensor, chain: list[Node]):
+        """`tensor` seen through the view nodes `chain`, in order, as PyTorch views (no copy)."""
+        for view in chain:
+            tensor = self.eval(view, [tensor])
+        return tensor
+
     def fallback(self, node: Node, args: list):
         """Call the ATen op. IR values have no layout, so it sees them contiguous (row-major), which
         is what layout-dependent ops such as as_strided are imported for."""

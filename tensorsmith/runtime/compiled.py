@@ -8,6 +8,7 @@ closures.
 from __future__ import annotations
 
 import ctypes
+import functools
 import threading
 from concurrent.futures import Future
 
@@ -33,14 +34,10 @@ def _library_call(step: LibraryStep):
     node = step.node
     op = node.attrs["target"] if node.op == "fallback" else node.op
 
-    def viewed(arg, chain):
-        for view in chain:
-            arg = interpreter.eval(view, [arg])
-        return arg
-
     def call(*args):
         try:
-            inputs = [viewed(a, chain) for a, chain in zip(args, step.views)] if step.views else args
+            inputs = [interpreter.apply_views(a, chain) for a, chain in zip(args, step.views)] \
+                if step.views else args
             result = interpreter.eval(node, list(inputs))
         except ExecutionError:
             raise
@@ -55,17 +52,6 @@ def _library_call(step: LibraryStep):
             return result.clone()
         return result.contiguous()
     return call
-
-
-def _views_of(chain):
-    """A function applying IR view nodes as PyTorch views (no copy)."""
-    interpreter = Interpreter()
-
-    def apply(tensor):
-        for view in chain:
-            tensor = interpreter.eval(view, [tensor])
-        return tensor
-    return apply
 
 
 class CompiledGraph:
@@ -151,7 +137,8 @@ class CompiledGraph:
         returned = []
         for i, name in enumerate(s.outputs):
             if i in s.output_views:
-                ns[f"out_view{i}"] = _views_of(s.output_views[i])
+                ns[f"out_view{i}"] = functools.partial(Interpreter().apply_views,
+                                                       chain=s.output_views[i])
                 name = f"out_view{i}({name})"
             returned.append(name)
         lines.append(f"    return [{', '.join(returned)}]")

@@ -91,6 +91,4 @@ class GraphExecutor:
         if node.op != "param":
             return None
         tensor = args[self.tensor_positions[self.graph.params.index(node)]]
-        for view in reversed(chain):
-            tensor = self.views.eval(view, [tensor])
-        return tensor
+        return self.views.apply_views(tensor, chain[::-1])
