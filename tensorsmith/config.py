@@ -30,5 +30,7 @@ decompose_sdpa: bool = os.environ.get("TENSORSMITH_DECOMPOSE_SDPA", "1") != "0"
 cache_dir: str = os.environ.get("TENSORSMITH_CACHE_DIR") or os.path.join(
     os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "tensorsmith")
 
-# How graphs run: "cpp" (generated C++ kernels; the default on CPU) or "interpreter" (reference).
+# How graphs run: "cpp" (the default: generated code, C++ kernels on the CPU and Triton kernels on
+# CUDA), "triton" (Triton kernels on CUDA and on the CPU, where they need TRITON_INTERPRET=1: how
+# the tests check the Triton backend without a GPU) or "interpreter" (the reference interpreter).
 executor: str = os.environ.get("TENSORSMITH_EXECUTOR", "cpp")

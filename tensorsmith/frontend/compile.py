@@ -13,7 +13,7 @@ from .. import config
 from ..errors import TensorsmithError, UnsupportedError
 from ..log import log
 from ..passes.pipeline import run_pipeline
-from ..runtime.codegen import generate_code
+from ..runtime.codegen import backend_for, generate_code
 from ..runtime.executor import GraphExecutor
 from .importer import import_graph
 from .report import GraphRecord, new_record
@@ -50,7 +50,7 @@ def _build(gm: torch.fx.GraphModule, args, record: GraphRecord) -> GraphExecutor
 
 
 def _generates_code(graph) -> bool:
-    return config.executor == "cpp" and all(p.type.device == "cpu" for p in graph.params)
+    return backend_for(graph) is not None
 
 
 class _Specializing:

@@ -1,6 +1,7 @@
 """Graph -> schedule -> C++ -> built module -> CompiledGraph, timed and recorded per stage."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -20,8 +21,31 @@ from .compiled import CompiledGraph
 _BUILDS = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="tensorsmith-build")
 
 
-def generate_code(graph, record=None) -> CompiledGraph:
-    """Compile `graph` to C++ kernels and library calls; stats go to `record` (a GraphRecord)."""
+def graph_device(graph) -> str | None:
+    """The one device all of the graph's values live on, or None when they are on several."""
+    types = [p.type for p in graph.params] + [n.type for n in graph.nodes]
+    devices = {t.device for t in types if hasattr(t, "device")}
+    return devices.pop() if len(devices) == 1 else ("cpu" if not devices else None)
+
+
+def backend_for(graph) -> str | None:
+    """The code generator for this graph's device and `config.executor`: "cpp", "triton", or None
+    (the reference interpreter: executor "interpreter", values on several devices, or a CUDA graph
+    where Triton is not installed)."""
+    device = graph_device(graph)
+    if config.executor == "interpreter" or device is None:
+        return None
+    if device == "cpu":
+        return {"cpp": "cpp", "triton": "triton"}.get(config.executor)
+    return "triton" if device.startswith("cuda") and importlib.util.find_spec("triton") else None
+
+
+def generate_code(graph, record=None):
+    """Compile `graph` to C++ kernels and library calls (Triton kernels for a CUDA graph: see
+    triton_codegen.py); stats go to `record` (a GraphRecord)."""
+    if backend_for(graph) == "triton":
+        from .triton_codegen import generate_triton_code  # imports Triton only where used
+        return generate_triton_code(graph, record)
     record = record or GraphRecord(graph.name, graph.name)
     start = time.perf_counter()
     plan = schedule(graph)

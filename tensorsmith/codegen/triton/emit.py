@@ -1,0 +1,395 @@
+"""Emit Triton source for kernel IR (codegen/kernel.py).
+
+One `@triton.jit` function per kernel; each program computes an [XBLOCK, RBLOCK] tile of outer
+points by inner elements (blocks.py chooses the sizes). Pointwise kernels tile both over a 2-D grid.
+Reduction kernels run their stages in order per block of outer points: persistent (the whole row in
+one tile; stages share loads) or looped (each run of independent stages loops over RBLOCK chunks).
+A Reduce stage leaves an [XBLOCK, 1] local; Store stages write their buffer, masked to the valid
+lanes. Every name in the source is derived (out0, in0, x0, r0, acc0, t17), never a user string, and a
+kernel's function name is a digest of its body, so identical kernels (one per transformer layer)
+are compiled once.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+from dataclasses import dataclass, field
+
+import torch
+
+from ...errors import UnsupportedError
+from ...ir.types import BOOL, I32, DType
+from ..index import Affine, FloorDiv, Indirect, Mod
+from ..kernel import IndexValue, Kernel, Load, Local, Op, Reduce, Store
+from .blocks import Blocks, choose
+from .values import Scope, tl_type
+
+PRELUDE = '''import triton
+import triton.language as tl
+
+from tensorsmith.codegen.triton import MATH as dm
+
+
+# Reductions go through tl.reduce with these combiners, and tiles are made by tl.full: the
+# standard library's tl.sum/tl.max/tl.zeros are themselves jitted functions, which the interpreter
+# cannot call when triton was imported before TRITON_INTERPRET was set (tests set it late).
+@triton.jit
+def _ts_sum(a, b):
+    return a + b
+
+
+@triton.jit
+def _ts_prod(a, b):
+    return a * b
+
+
+@triton.jit
+def _ts_max(a, b):
+    return tl.maximum(a, b)
+
+
+@triton.jit
+def _ts_min(a, b):
+    return tl.minimum(a, b)
+'''
+INT32_LIMIT = 2**31 - 1
+
+
+@dataclass
+class TritonKernel:
+    name: str  # k_<digest of the body>
+    source: str  # the @triton.jit function
+    args: list[str]  # buffers in call order: outputs, then inputs
+    grid: tuple[int, ...]
+    num_warps: int
+    checks_indices: bool  # may set the error flag (its last argument, which every kernel takes)
+    sources: list[str] = field(default_factory=list)
+
+
+def _prod(values) -> int:
+    result = 1
+    for v in values:
+        result *= v
+    return result
+
+
+def _inner_vars(kernel: Kernel) -> list:
+    inner = [s.inner for s in kernel.stages if s.inner]
+    if any(i != inner[0] for i in inner):
+        raise UnsupportedError("stages of one kernel loop over different inner variables")
+    return list(inner[0]) if inner else []
+
+
+# -- index width --------------------------------------------------------------------------------
+def _affine_extremes(affine: Affine, found: list):
+    found.extend(affine.bounds())
+    for atom, _ in affine.terms:
+        if isinstance(atom, (FloorDiv, Mod)):
+            _affine_extremes(atom.arg, found)
+        elif isinstance(atom, Indirect):
+            _expr_extremes(atom.value, found)
+
+
+def _expr_extremes(expr, found: list):
+    if isinstance(expr, (Load, IndexValue)):
+        _affine_extremes(expr.index, found)
+    elif isinstance(expr, Op):
+        for a in expr.args:
+            _expr_extremes(a, found)
+
+
+def needs_int64(kernel: Kernel, x: int, r: int) -> bool:
+    """Whether some index of the kernel may not fit int32 (then all index arithmetic is int64)."""
+    found = [x * max(r, 1)]
+    for stage in kernel.stages:
+        _expr_extremes(stage.value, found)
+        if isinstance(stage, Store):
+            _affine_extremes(stage.index, found)
+    return max(abs(v) for v in found) >= INT32_LIMIT // 2
+
+
+# -- reductions ---------------------------------------------------------------------------------
+def _acc_type(stage: Reduce) -> DType:
+    return I32 if stage.dtype == BOOL or stage.kind in ("any", "all") else stage.dtype
+
+
+def _neutral(kind: str, dtype: DType) -> str:
+    if kind in ("sum", "any"):
+        return "0"
+    if kind in ("prod", "all"):
+        return "1"
+    big = kind in ("min", "argmin")
+    if dtype.is_float:
+        return 'float("inf")' if big else 'float("-inf")'
+    info = torch.iinfo(dtype.torch_dtype)
+    return str(info.max if big else info.min)
+
+
+_FINAL = {"sum": "tl.reduce({}, 1, _ts_sum)", "prod": "tl.reduce({}, 1, _ts_prod)",
+          "max": "tl.reduce({}, 1, _ts_max)", "min": "tl.reduce({}, 1, _ts_min)",
+          "any": "tl.reduce({}, 1, _ts_max)", "all": "tl.reduce({}, 1, _ts_min)"}
+_COMBINE = {"sum": "{a} + {b}", "prod": "{a} * {b}", "max": "tl.maximum({a}, {b})",
+            "min": "tl.minimum({a}, {b})", "any": "tl.maximum({a}, {b})", "all": "tl.minimum({a}, {b})"}
+
+
+class _KernelEmitter:
+    def __init__(self, kernel: Kernel, dtypes: dict[str, DType]):
+        self.kernel, self.dtypes = kernel, dtypes
+        self.inner = _inner_vars(kernel)
+        self.x = _prod(v.extent for v in kernel.outer)
+        self.r = _prod(v.extent for v in self.inner)
+        self.reduces = any(isinstance(s, Reduce) for s in kernel.stages)
+        self.blocks: Blocks = choose(self.x, self.r, self.reduces, kernel.lanes)
+        self.idx = "tl.int64" if needs_int64(kernel, self.x, self.r) else "tl.int32"
+        self.names: dict = {}
+        for i, b in enumerate(kernel.outputs):
+            self.names[b] = f"out{i}"
+        for i, b in enumerate(kernel.inputs):
+            self.names[b] = f"in{i}"
+        for i, v in enumerate(kernel.outer):
+            self.names[v] = f"x{i}"
+        for i, v in enumerate(self.inner):
+            self.names[v] = f"r{i}"
+        for i, s in enumerate(s for s in kernel.stages if isinstance(s, Reduce)):
+            self.names[s.name] = f"acc{i}"
+        self.lines: list[str] = []
+        self.counter = itertools.count()
+
+    # -- header ---------------------------------------------------------------------------------
+    def _decode(self, vars, flat: str, indent: str):
+        stride = 1
+        for k in reversed(range(len(vars))):
+            v = vars[k]
+            text = flat if stride == 1 else f"({flat} // {stride})"
+            if k > 0:
+                text = f"{text} % {v.extent}"
+            self.lines.append(f"{indent}{self.names[v]} = {text}")
+            stride *= v.extent
+
+    def _r_lanes(self, offset: str, indent: str) -> str | None:
+        """Define ridx, the inner variables and the xr mask at `indent`; returns the mask name."""
+        b = self.blocks
+        self.lines.append(f"{indent}ridx = {offset} + tl.arange(0, {b.rblock})[None, :].to({self.idx})")
+        self._decode(self.inner, "ridx", indent)
+        masks = [m for m in (self.xmask, "ridx < " + str(self.r) if self.r % b.rblock else None) if m]
+        if not masks:
+            return None
+        self.lines.append(f"{indent}xrmask = {' & '.join(f'({m})' for m in masks)}")
+        return "xrmask"
+
+    def emit(self) -> str:
+        b, k = self.blocks, self.kernel
+        params = [self.names[n] for n in [*k.outputs, *k.inputs]] + ["err"]
+        lines = self.lines
+        lines.append("@triton.jit")
+        lines.append(f"def KERNEL({', '.join(params)}):")
+        lines.append(f"    xidx = tl.program_id(0).to({self.idx}) * {b.xblock} + "
+                     f"tl.arange(0, {b.xblock})[:, None].to({self.idx})")
+        self.xmask = None
+        if self.x % b.xblock:
+            lines.append(f"    xmask = xidx < {self.x}")
+            self.xmask = "xmask"
+        self._decode(k.outer, "xidx", "    ")
+        lines.append(f"    zx = tl.full([{b.xblock}, 1], 0, {self.idx})")
+        lines.append(f"    zxr = tl.full([{b.xblock}, {b.rblock}], 0, {self.idx})")
+        self.xscope = Scope(lines, "    ", self.counter, "zx", self.xmask, names=self.names)
+        if not b.looped:
+            offset = f"tl.program_id(1).to({self.idx}) * {b.rblock}" if not self.reduces else "0"
+            mask = self._r_lanes(offset, "    ") if self.inner else self.xmask
+            xr = Scope(lines, "    ", self.counter, "zxr", mask, self.xscope, self.names)
+            for stage in k.stages:
+                self._stage(stage, xr if stage.inner else self.xscope, looped=False)
+        else:
+            for group in self._groups():
+                if not group[0].inner:
+                    self._stage(group[0], self.xscope, looped=False)
+                    continue
+                self._loop(group)
+        return "\n".join(lines) + "\n"
+
+    def _groups(self) -> list[list]:
+        """Consecutive inner-loop stages that may share one loop: none reads a local another of them
+        defines. Outer-only stages stand alone."""
+        groups: list[list] = []
+        for stage in self.kernel.stages:
+            last = groups[-1] if groups else None
+            if stage.inner and last and last[0].inner:
+                defined = {s.name for s in last if isinstance(s, Reduce)}
+                if not _reads_locals(stage.value, defined):
+                    last.append(stage)
+                    continue
+            groups.append([stage])
+        return groups
+
+    # -- stages ---------------------------------------------------------------------------------
+    def _loop(self, group: list):
+        b = self.blocks
+        for stage in group:
+            if isinstance(stage, Reduce):
+                self._reduce_init(stage)
+        self.lines.append(f"    for roff in range(0, {self.r}, {b.rblock}):")
+        mask = self._r_lanes("roff", "        ")
+        scope = Scope(self.lines, "        ", self.counter, "zxr", mask, self.xscope, self.names)
+        for stage in group:
+            self._stage(stage, scope, looped=True)
+        for stage in group:
+            if isinstance(stage, Reduce):
+                self._reduce_final(stage)
+
+    def _stage(self, stage, scope: Scope, looped: bool):
+        if isinstance(stage, Store):
+            value = scope.value(stage.value)
+            mask = scope.mask
+            if not stage.inner and not self.reduces and self.blocks.grid[1] > 1:
+                mask = f"{mask} & (tl.program_id(1) == 0)" if mask else "tl.program_id(1) == 0"
+            t = tl_type(self.dtypes[stage.buffer])
+            scope.line(f"tl.store({self.names[stage.buffer]} + {scope.index(stage.index, None)}, "
+                       f"{value}.to({t}){', mask=' + mask if mask else ''})")
+        elif self.r == 0:
+            value = "0" if stage.kind in ("argmax", "argmin") else _neutral(stage.kind, stage.dtype)
+            scope.line(f"{self.names[stage.name]} = tl.full([{self.blocks.xblock}, 1], {value}, "
+                       f"{tl_type(stage.dtype)})")
+        elif stage.kind in ("argmax", "argmin"):
+            self._arg_reduce(stage, scope, looped)
+        else:
+            self._reduce(stage, scope, looped)
+
+    def _tile(self, stage: Reduce, scope: Scope, dtype: DType) -> tuple[str, str | None]:
+        """The stage's value as a full tile of `dtype`, and the valid-lane mask."""
+        v = scope.value(stage.value)
+        if stage.kind in ("any", "all"):
+            v = f"({v} != 0)"
+        b = self.blocks
+        tile = scope.emit(f"tl.broadcast_to({v}.to({tl_type(dtype)}), [{b.xblock}, {b.rblock}])")
+        return tile, scope.mask
+
+    def _reduce_init(self, stage: Reduce):
+        b, acc = self.blocks, self.names[stage.name]
+        if stage.kind in ("argmax", "argmin"):
+            vt = tl_type(stage.value.dtype)
+            self.lines.append(f"    {acc}_best = tl.full([{b.xblock}, 1], "
+                              f"{_neutral(stage.kind, stage.value.dtype)}, {vt})")
+            self.lines.append(f"    {acc}_nan = tl.full([{b.xblock}, 1], 0, tl.int1)")
+            self.lines.append(f"    {acc} = tl.full([{b.xblock}, 1], 0, tl.int64)")
+            return
+        t = _acc_type(stage)
+        self.lines.append(f"    {acc}_tile = tl.full([{b.xblock}, {b.rblock}], "
+                          f"{_neutral(stage.kind, t)}, {tl_type(t)})")
+        if stage.kind in ("max", "min") and t.is_float:
+            self.lines.append(f"    {acc}_nans = tl.full([{b.xblock}, {b.rblock}], 0, tl.int32)")
+
+    def _reduce(self, stage: Reduce, scope: Scope, looped: bool):
+        t, acc = _acc_type(stage), self.names[stage.name]
+        tile, mask = self._tile(stage, scope, t)
+        masked = scope.emit(f"tl.where({mask}, {tile}, {_neutral(stage.kind, t)})") if mask else tile
+        track_nan = stage.kind in ("max", "min") and t.is_float
+        nans = None
+        if track_nan:  # NaN wins, as in eager: counted apart from the max/min itself
+            isnan = f"({tile} != {tile})" + (f" & {mask}" if mask else "")
+            nans = scope.emit(f"tl.where({isnan}, 1, 0)")
+        if looped:
+            scope.line(f"{acc}_tile = " + _COMBINE[stage.kind].format(a=f"{acc}_tile", b=masked))
+            if track_nan:
+                scope.line(f"{acc}_nans = {acc}_nans + {nans}")
+            return
+        self._finish_reduce(stage, scope, masked, nans)
+
+    def _reduce_final(self, stage: Reduce):
+        if stage.kind in ("argmax", "argmin"):
+            return
+        acc = self.names[stage.name]
+        track_nan = stage.kind in ("max", "min") and _acc_type(stage).is_float
+        self._finish_reduce(stage, self.xscope, f"{acc}_tile", f"{acc}_nans" if track_nan else None)
+
+    def _finish_reduce(self, stage: Reduce, scope: Scope, tile: str, nans: str | None):
+        acc, t = self.names[stage.name], tl_type(stage.dtype)
+        result = scope.emit(_FINAL[stage.kind].format(tile) + "[:, None]")
+        if nans:
+            count = scope.emit(f"tl.reduce({nans}, 1, _ts_sum)[:, None]")
+            result = scope.emit(f'tl.where({count} > 0, float("nan"), {result})')
+        convert = f"{result} != 0" if stage.dtype == BOOL else f"{result}.to({t})"
+        scope.line(f"{acc} = {convert}")
+
+    def _arg_reduce(self, stage: Reduce, scope: Scope, looped: bool):
+        """The first index of the max (min); the first NaN's index if there is a NaN, as eager."""
+        if len(stage.inner) != 1:
+            raise UnsupportedError("argmax/argmin over several dimensions")
+        acc, kind = self.names[stage.name], stage.kind
+        tile, mask = self._tile(stage, scope, stage.value.dtype)
+        index = scope.emit(f"tl.broadcast_to({self.names[stage.inner[0]]}.to(tl.int64), "
+                           f"[{self.blocks.xblock}, {self.blocks.rblock}])")
+        isnan = scope.emit(f"({tile} != {tile})" + (f" & {mask}" if mask else ""))
+        valid = f"({isnan} == 0)" + (f" & {mask}" if mask else "")
+        has_nan = scope.emit(f"tl.reduce({isnan}.to(tl.int32), 1, _ts_max)[:, None] > 0")
+        pick = "_ts_max" if kind == "argmax" else "_ts_min"
+        best = scope.emit(f"tl.reduce(tl.where({valid}, {tile}, {_neutral(kind, stage.value.dtype)}), 1, "
+                          f"{pick})[:, None]")
+        hit = scope.emit(f"tl.where({has_nan}, {isnan}, ({tile} == {best})"
+                         + (f" & {mask})" if mask else ")"))
+        first = scope.emit(f"tl.reduce(tl.where({hit}, {index}, {self.r}), 1, _ts_min)[:, None]")
+        if not looped:
+            scope.line(f"{acc} = {first}")
+            return
+        better = ">" if kind == "argmax" else "<"
+        take = scope.emit(f"({acc}_nan == 0) & ({has_nan} | ({best} {better} {acc}_best))")
+        scope.line(f"{acc}_best = tl.where({take}, {best}, {acc}_best)")
+        scope.line(f"{acc} = tl.where({take}, {first}, {acc})")
+        scope.line(f"{acc}_nan = {acc}_nan | {has_nan}")
+
+
+def _reads_locals(expr, names: set) -> bool:
+    if isinstance(expr, Local):
+        return expr.name in names
+    if isinstance(expr, Op):
+        return any(_reads_locals(a, names) for a in expr.args)
+    if isinstance(expr, (Load, IndexValue)):
+        return _index_reads_locals(expr.index, names)
+    return False
+
+
+def _index_reads_locals(affine: Affine, names: set) -> bool:
+    for atom, _ in affine.terms:
+        if isinstance(atom, (FloorDiv, Mod)) and _index_reads_locals(atom.arg, names):
+            return True
+        if isinstance(atom, Indirect) and _reads_locals(atom.value, names):
+            return True
+    return False
+
+
+def _checks_indices(kernel: Kernel) -> bool:
+    def in_affine(affine):
+        return any(isinstance(a, Indirect) or (isinstance(a, (FloorDiv, Mod)) and in_affine(a.arg))
+                   for a, _ in affine.terms)
+
+    def in_expr(expr):
+        if isinstance(expr, Op):
+            return any(in_expr(a) for a in expr.args)
+        return isinstance(expr, (Load, IndexValue)) and in_affine(expr.index)
+    return any(in_expr(s.value) or (isinstance(s, Store) and in_affine(s.index)) for s in kernel.stages)
+
+
+def emit_kernel(kernel: Kernel, dtypes: dict[str, DType]) -> TritonKernel | None:
+    """The Triton function for `kernel`, or None when it has no outer point to compute."""
+    for b in [*kernel.inputs, *kernel.outputs]:
+        tl_type(dtypes[b])  # raises UnsupportedError for a dtype Triton kernels do not take
+    emitter = _KernelEmitter(kernel, dtypes)
+    if 0 in emitter.blocks.grid:
+        return None
+    body = emitter.emit()
+    name = "k_" + hashlib.sha256(body.encode()).hexdigest()[:16]
+    b = emitter.blocks
+    return TritonKernel(name, body.replace("def KERNEL(", f"def {name}(", 1),
+                        [*kernel.outputs, *kernel.inputs], b.grid, b.num_warps,
+                        _checks_indices(kernel), list(kernel.sources))
+
+
+def emit_module(kernels: list[TritonKernel], interpreted: bool = False) -> str:
+    """One module holding each distinct kernel function once; `interpreted`: for TRITON_INTERPRET=1
+    (math through PyTorch instead of libdevice)."""
+    seen, parts = set(), [PRELUDE.replace("MATH", "interpreted_math" if interpreted else "device_math")]
+    for k in kernels:
+        if k.name not in seen:
+            seen.add(k.name)
+            parts.append("\n" + k.source)
+    return "\n".join(parts)
+

@@ -1,0 +1,140 @@
+"""A graph compiled to Triton kernels: generated kernels and PyTorch library calls run in schedule
+order, on the current CUDA stream, over one device arena laid out by the memory plan.
+
+Like the C++ runtime (runtime/compiled.py) the wrapper is straight-line Python generated once per
+graph: arena views and bound launchers are baked in, outputs are allocated fresh. Under
+TRITON_INTERPRET=1 the same code runs on CPU tensors (how the tests check it without a GPU).
+
+Indices read from data (embedding ids, gather indices) are checked in the kernels: each such
+kernel owns one slot of an int32 flag tensor, and the graph raises IndexOutOfRange after its last
+step if a slot was set, which needs one synchronization per call of such a graph.
+
+Triton compiles each distinct kernel on its first launch. A kernel that fails to compile makes the
+whole graph run through the reference interpreter (and says so), unless strict.
+"""
+from __future__ import annotations
+
+import functools
+import threading
+
+import torch
+
+from .. import config
+from ..codegen.schedule import KernelStep, LibraryStep, Schedule
+from ..codegen.triton.emit import TritonKernel
+from ..ir.interpret import Interpreter, _constant
+from ..log import log
+from .compiled import IndexOutOfRange, _library_call
+from .memory import MemoryPlan, plan_memory
+
+
+class TritonGraph:
+    """Runs a schedule whose kernels are Triton functions: `graph(tensors) -> list of outputs`."""
+
+    def __init__(self, schedule: Schedule, kernels: list[TritonKernel | None], module, record,
+                 device: str):
+        self.schedule, self.kernels, self.module, self.record = schedule, kernels, module, record
+        self.device = torch.device(device)
+        self.plan: MemoryPlan = plan_memory(schedule)
+        self.arena = torch.empty(self.plan.arena_bytes, dtype=torch.uint8, device=self.device)
+        checked = [k for k in kernels if k is not None and k.checks_indices]
+        self.flags = torch.zeros(max(len(checked), 1), dtype=torch.int32, device=self.device)
+        read_by_kernels = {b for st in schedule.steps if isinstance(st, KernelStep) for b in st.kernel.inputs}
+        self.row_major_params = [p in read_by_kernels for p in schedule.params]
+        self.namespace: dict = {"torch": torch, "_check": self._check_flags}
+        self.lock = threading.Lock()
+        self.source = self._generate()
+        exec(compile(self.source, f"<tensorsmith triton wrapper {schedule.graph.name}>", "exec"),  # noqa: S102
+             self.namespace)
+        self._run = self.namespace["run"]
+        self._verified = False
+
+    def __call__(self, tensors):
+        with self.lock:
+            if self._verified:
+                return self._run(*tensors)
+            try:  # the first call compiles every kernel
+                result = self._run(*tensors)
+            except IndexOutOfRange:
+                raise
+            except Exception as e:
+                if config.strict or not _is_compile_error(e):
+                    raise
+                self.record.whole_graph_fallback = f"Triton: {str(e).splitlines()[0] if str(e) else e!r}"
+                log(1, f"{self.record.graph_id}: running through the interpreter: {e}")
+                graph = self.schedule.graph
+                self._run = lambda *ts: Interpreter().run(graph, list(ts))
+                return self._run(*tensors)
+            self._verified = True
+            return result
+
+    def _view(self, name: str) -> torch.Tensor:
+        buffer = self.schedule.buffers[name]
+        dtype = buffer.type.dtype.torch_dtype
+        offset = self.plan.offsets[name]
+        raw = self.arena[offset:offset + buffer.type.numel * dtype.itemsize]
+        return raw.view(dtype).view(buffer.type.shape)
+
+    def _check_flags(self):
+        if not self.flags.any().item():
+            return
+        bad = [k for k, flag in zip(self._checked, self.flags.tolist()) if flag]
+        self.flags.zero_()
+        where = "; ".join(s for k in bad for s in k.sources if s) or None
+        raise IndexOutOfRange("an index read from data is out of range",
+                              f"generated {bad[0].name if bad else 'kernel'}", where)
+
+    def _generate(self) -> str:
+        s, ns = self.schedule, self.namespace
+        lines = [f"def run({', '.join(s.params) + (',' if len(s.params) == 1 else '')}):"]
+        for name, node in s.constants.items():
+            a = node.attrs
+            ns[name] = _constant(a["value"], a["shape"], a["dtype"].torch_dtype, self.device).contiguous()
+        for name in self.plan.offsets:
+            ns[name] = self._view(name)
+        outputs = set(s.outputs)
+        kernels = iter(self.kernels)
+        self._checked = []
+        for i, step in enumerate(s.steps):
+            if isinstance(step, LibraryStep):
+                ns[f"lib{i}"] = _library_call(step)
+                lines.append(f"    {step.output} = lib{i}({', '.join(step.inputs)})")
+                continue
+            kernel = next(kernels)
+            for b in step.kernel.outputs:
+                if b in outputs:
+                    t = s.buffers[b].type
+                    lines.append(f"    {b} = torch.empty({t.shape}, dtype=torch.{str(t.dtype.torch_dtype)[6:]}, "
+                                 f"device={str(self.device)!r})")
+            if kernel is None:  # nothing to compute (an empty outer domain)
+                continue
+            flag = f"flag{i}"
+            if kernel.checks_indices:
+                ns[flag] = self.flags[len(self._checked):len(self._checked) + 1]
+                self._checked.append(kernel)
+            else:
+                ns[flag] = self.flags
+            ns[f"launch{i}"] = getattr(self.module, kernel.name)[kernel.grid]
+            args = ", ".join([*kernel.args, flag])
+            lines.append(f"    launch{i}({args}, num_warps={kernel.num_warps})")
+        if self._checked:
+            lines.append("    _check()")
+        returned = []
+        for i, name in enumerate(s.outputs):
+            if i in s.output_views:
+                ns[f"out_view{i}"] = functools.partial(Interpreter().apply_views, chain=s.output_views[i])
+                name = f"out_view{i}({name})"
+            returned.append(name)
+        lines.append(f"    return [{', '.join(returned)}]")
+        body = "\n".join(lines) + "\n"
+        if self.device.type == "cuda":  # launch on the graph's device, whatever the current one
+            ns["_device"] = self.device
+            body = body.replace("def run(", "def _run(", 1) + \
+                "def run(*args):\n    with torch.cuda.device(_device):\n        return _run(*args)\n"
+        return body
+
+
+def _is_compile_error(e: Exception) -> bool:
+    """Whether `e` came from Triton compiling a kernel (not from running the graph)."""
+    module = type(e).__module__ or ""
+    return module.startswith("triton") or "CompilationError" in type(e).__name__

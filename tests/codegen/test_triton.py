@@ -1,0 +1,233 @@
+"""Generated Triton kernels vs the reference interpreter, run on the CPU by Triton's interpreter
+(TRITON_INTERPRET=1, set for this module's tests only). Shapes are small: the interpreter is slow."""
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from ir.ir_builders import random_graphs, random_inputs
+
+pytest.importorskip("triton")
+
+import tensorsmith
+from tensorsmith.codegen.schedule import KernelStep
+from tensorsmith.codegen.triton import blocks
+from tensorsmith.ir import interpret, parse_graph, verify
+from tensorsmith.passes.fuse import schedule
+from tensorsmith.runtime.codegen import generate_code
+from tensorsmith.runtime.compiled import IndexOutOfRange
+from tensorsmith.runtime.cuda import TritonGraph
+
+
+@pytest.fixture(autouse=True)
+def _interpreted_triton(monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    monkeypatch.setattr(tensorsmith.config, "executor", "triton")
+    yield
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Loop over rows longer than 64 in chunks of 32: the looped kernels at interpreter-sized shapes."""
+    monkeypatch.setattr(blocks, "PERSISTENT_MAX", 64)
+    monkeypatch.setattr(blocks, "LOOPED_RBLOCK", 32)
+
+
+def _compare(graph, inputs=None, tol=2e-5):
+    verify(graph)
+    inputs = inputs or random_inputs(graph)
+    expected = interpret(graph, inputs)
+    compiled = generate_code(graph)
+    assert isinstance(compiled, TritonGraph)
+    actual = compiled([x.contiguous() for x in inputs])
+    assert len(actual) == len(expected)
+    for a, e in zip(actual, expected):
+        assert a.shape == e.shape and a.dtype == e.dtype
+        torch.testing.assert_close(a, e, rtol=tol, atol=tol, equal_nan=True)
+    return compiled
+
+
+def _graph(text: str):
+    return parse_graph(textwrap.dedent(text))
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@given(random_graphs(max_nodes=6, allow_dead=False))
+def test_random_graphs_match_the_interpreter(graph):
+    _compare(graph)
+
+
+def _softmax(rows: int, cols: int) -> str:
+    return f"""\
+        graph @softmax(%x: f32[{rows},{cols}]@cpu) {{
+          %0 = reduce(%x) {{kind="max", dims=[1]}} : f32[{rows}]@cpu
+          %1 = broadcast_in_dim(%0) {{shape=[{rows},{cols}], dims=[0]}} : f32[{rows},{cols}]@cpu
+          %2 = sub(%x, %1) : f32[{rows},{cols}]@cpu
+          %3 = exp(%2) : f32[{rows},{cols}]@cpu
+          %4 = reduce(%3) {{kind="sum", dims=[1]}} : f32[{rows}]@cpu
+          %5 = broadcast_in_dim(%4) {{shape=[{rows},{cols}], dims=[0]}} : f32[{rows},{cols}]@cpu
+          %6 = div(%3, %5) : f32[{rows},{cols}]@cpu
+          return %6
+        }}
+    """
+
+
+@pytest.mark.parametrize("rows,cols", [(6, 50), (3, 150)], ids=["persistent", "looped"])
+def test_softmax_rows_persistent_and_looped(rows, cols, small_blocks):
+    graph = _graph(_softmax(rows, cols))
+    (kernel,) = [s.kernel for s in schedule(graph).steps if isinstance(s, KernelStep)]
+    assert [type(s).__name__ for s in kernel.stages] == ["Reduce", "Reduce", "Store"]
+    assert blocks.choose(rows, cols, True, False).looped == (cols > 64)
+    x = torch.randn(rows, cols) * 4
+    x[0, 3] = float("nan")
+    _compare(graph, [x])
+
+
+def test_layer_norm_is_multi_stage_and_multi_output():
+    graph = _graph("""\
+        graph @ln(%x: f32[5,37]@cpu, %w: f32[37]@cpu) {
+          %0 = reduce(%x) {kind="sum", dims=[1]} : f32[5]@cpu
+          %1 = constant() {value=0.02702702702702703, shape=[5], dtype=f32, device="cpu"} : f32[5]@cpu
+          %2 = mul(%0, %1) : f32[5]@cpu
+          %3 = broadcast_in_dim(%2) {shape=[5,37], dims=[0]} : f32[5,37]@cpu
+          %4 = sub(%x, %3) : f32[5,37]@cpu
+          %5 = mul(%4, %4) : f32[5,37]@cpu
+          %6 = reduce(%5) {kind="sum", dims=[1]} : f32[5]@cpu
+          %7 = rsqrt(%6) : f32[5]@cpu
+          %8 = broadcast_in_dim(%7) {shape=[5,37], dims=[0]} : f32[5,37]@cpu
+          %9 = broadcast_in_dim(%w) {shape=[5,37], dims=[1]} : f32[5,37]@cpu
+          %10 = mul(%4, %8) : f32[5,37]@cpu
+          %11 = mul(%10, %9) : f32[5,37]@cpu
+          return %11, %2, %7
+        }
+    """)
+    _compare(graph)
+
+
+def test_reduction_over_leading_dims_and_full_reduction(small_blocks):
+    graph = _graph("""\
+        graph @bias_grad(%g: f32[9,7,40]@cpu) {
+          %0 = reduce(%g) {kind="sum", dims=[0,1]} : f32[40]@cpu
+          %1 = reduce(%g) {kind="min", dims=[0,1,2]} : f32[]@cpu
+          %2 = reduce(%g) {kind="prod", dims=[0]} : f32[7,40]@cpu
+          return %0, %1, %2
+        }
+    """)
+    _compare(graph, tol=1e-4)
+
+
+@pytest.mark.parametrize("cols", [20, 150], ids=["persistent", "looped"])
+def test_argmax_argmin_take_the_first_nan_or_extreme(cols, small_blocks):
+    graph = _graph(f"""\
+        graph @arg(%x: f32[4,{cols}]@cpu) {{
+          %0 = argmax(%x) {{dim=1}} : i64[4]@cpu
+          %1 = argmin(%x) {{dim=1}} : i64[4]@cpu
+          return %0, %1
+        }}
+    """)
+    x = torch.randint(-3, 4, (4, cols)).float()  # ties: the first index wins
+    x[1, cols - 2] = float("nan")
+    x[1, cols - 1] = float("nan")
+    x[2, cols // 2] = 10.0
+    _compare(graph, [x])
+
+
+def test_bool_and_integer_ops_any_all_and_converts():
+    graph = _graph("""\
+        graph @logic(%x: f32[6,9]@cpu, %n: i32[6,9]@cpu) {
+          %0 = constant() {value=0.0, shape=[6,9], dtype=f32, device="cpu"} : f32[6,9]@cpu
+          %1 = compare(%x, %0) {dir="GT"} : bool[6,9]@cpu
+          %2 = reduce(%1) {kind="any", dims=[1]} : bool[6]@cpu
+          %3 = reduce(%1) {kind="all", dims=[1]} : bool[6]@cpu
+          %4 = not(%1) : bool[6,9]@cpu
+          %5 = convert(%4) {dtype=i64} : i64[6,9]@cpu
+          %6 = reduce(%5) {kind="sum", dims=[1]} : i64[6]@cpu
+          %7 = not(%n) : i32[6,9]@cpu
+          %8 = xor(%7, %n) : i32[6,9]@cpu
+          %9 = mul(%n, %n) : i32[6,9]@cpu
+          %10 = max(%9, %8) : i32[6,9]@cpu
+          %11 = convert(%x) {dtype=i8} : i8[6,9]@cpu
+          %12 = sign(%x) : f32[6,9]@cpu
+          %13 = abs(%n) : i32[6,9]@cpu
+          return %2, %3, %6, %10, %11, %12, %13
+        }
+    """)
+    x = torch.randn(6, 9) * 50
+    x[0] = -1.0
+    x[1] = 1.0
+    _compare(graph, [x, torch.randint(-100, 100, (6, 9), dtype=torch.int32)])
+
+
+def test_math_functions_and_nan_propagating_maximum():
+    ops = ["exp", "log1p", "expm1", "sin", "cos", "tanh", "erf", "atan", "sinh", "asinh", "log2",
+           "exp2", "floor", "ceil", "round", "trunc", "sigmoid", "rsqrt", "sqrt", "reciprocal"]
+    body = "\n".join(f"          %{i + 1} = {op}(%a) : f32[3,11]@cpu" for i, op in enumerate(ops))
+    n = len(ops)
+    graph = _graph(f"""\
+        graph @math(%x: f32[3,11]@cpu, %y: f32[3,11]@cpu) {{
+          %0 = abs(%x) : f32[3,11]@cpu
+          %a = add(%0, %y) : f32[3,11]@cpu
+{body}
+          %{n + 1} = max(%x, %y) : f32[3,11]@cpu
+          %{n + 2} = remainder(%x, %y) : f32[3,11]@cpu
+          %{n + 3} = pow(%0, %y) : f32[3,11]@cpu
+          %{n + 4} = atan2(%x, %y) : f32[3,11]@cpu
+          %{n + 5} = is_finite(%x) : bool[3,11]@cpu
+          return {", ".join(f"%{i + 1}" for i in range(n + 5))}
+        }}
+    """)
+    x, y = torch.randn(3, 11) * 3, torch.rand(3, 11) + 0.5
+    x[0, 1], y[1, 2], x[2, 3] = float("nan"), float("nan"), float("inf")
+    _compare(graph, [x, y], tol=1e-5)
+
+
+def test_pad_and_concat_never_read_outside_and_floor_negative_offsets():
+    graph = _graph("""\
+        graph @shifted(%x: f32[3,4]@cpu) {
+          %0 = reshape(%x) {shape=[12]} : f32[12]@cpu
+          %1 = constant() {value=1.0, shape=[1], dtype=f32, device="cpu"} : f32[1]@cpu
+          %2 = slice(%0) {starts=[1], limits=[12], strides=[1]} : f32[11]@cpu
+          %3 = reverse(%2) {dims=[0]} : f32[11]@cpu
+          %4 = concat(%1, %3) {dim=0} : f32[12]@cpu
+          %5 = pad(%x) {low=[-1,2], high=[1,-3], value=0.5} : f32[3,3]@cpu
+          %6 = reshape(%5) {shape=[9]} : f32[9]@cpu
+          %7 = reverse(%6) {dims=[0]} : f32[9]@cpu
+          return %4, %7
+        }
+    """)
+    _compare(graph)
+
+
+def test_embedding_lookup_out_of_range_raises_instead_of_reading_outside():
+    graph = _graph("""\
+        graph @embed(%w: f32[10,4]@cpu, %ids: i64[3]@cpu) {
+          %0 = take(%w, %ids) {dim=0} : f32[3,4]@cpu
+          %1 = mul(%0, %0) : f32[3,4]@cpu
+          return %1
+        }
+    """)
+    compiled = generate_code(graph)
+    w = torch.randn(10, 4)
+    torch.testing.assert_close(compiled([w, torch.tensor([1, 9, 4])])[0], w[[1, 9, 4]] ** 2)
+    for bad in ([1, 10, 4], [-1, 0, 0]):
+        with pytest.raises(IndexOutOfRange, match="out of range"):
+            compiled([w, torch.tensor(bad)])
+    torch.testing.assert_close(compiled([w, torch.tensor([0, 2, 3])])[0], w[[0, 2, 3]] ** 2)
+
+
+def test_identical_kernels_share_one_function():
+    graph = _graph("""\
+        graph @twice(%x: f32[4,8]@cpu, %w: f32[8,8]@cpu) {
+          %0 = exp(%x) : f32[4,8]@cpu
+          %1 = reduce(%0) {kind="sum", dims=[1]} : f32[4]@cpu
+          %2 = dot(%x, %w) : f32[4,8]@cpu
+          %3 = exp(%2) : f32[4,8]@cpu
+          %4 = reduce(%3) {kind="sum", dims=[1]} : f32[4]@cpu
+          return %1, %4
+        }
+    """)
+    compiled = _compare(graph)
+    names = [k.name for k in compiled.kernels]
+    assert len(names) == 2 and names[0] == names[1]
