@@ -12,11 +12,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import torch
+
 from ..codegen.exprs import REDUCTIONS, VIEWS, CannotFuse, ExprBuilder, kernelizable
 from ..codegen.index import Affine, Var, linearize
 from ..codegen.kernel import Kernel, Local, Reduce, Store
 from ..codegen.schedule import KernelStep, LibraryStep, Schedule
 from ..ir.graph import Graph, Node
+from ..ir.interpret import Interpreter
 
 _FREE = VIEWS | {"convert", "constant"}  # recomputing these costs (almost) nothing
 
@@ -48,12 +51,25 @@ _LIBRARY_VIEWS = {"transpose", "reshape", "broadcast_in_dim", "slice"}
 
 
 def view_chain(node: Node, outputs: set) -> tuple[Node, list[Node]]:
-    """The buffer a library input is a view of, and the view nodes from it to the input."""
-    chain = []
+    """The buffer a library input is a view of, and the view nodes from it to the input; the input
+    itself (no chain) when PyTorch could only apply the chain by copying (a reshape of a transpose),
+    since a kernel writing the input in its final layout is cheaper than that copy."""
+    start, chain = node, []
     while node.op in _LIBRARY_VIEWS and node not in outputs and kernelizable(node):
         chain.append(node)
         node = node.inputs[0]
-    return node, chain[::-1]
+    chain.reverse()
+    if chain and not _is_strided_view(node, chain):
+        return start, []
+    return node, chain
+
+
+def _is_strided_view(base: Node, chain: list[Node]) -> bool:
+    """Whether the view nodes `chain` over a row-major buffer of `base` are a PyTorch view of it
+    (checked on a meta tensor: no memory, no compute)."""
+    tensor = torch.empty(base.type.shape, dtype=base.type.dtype.torch_dtype, device="meta")
+    viewed = Interpreter().apply_views(tensor, chain)
+    return viewed._base is tensor
 
 
 # Views an output may be returned as, over a buffer of its own (saved activations for the backward
@@ -69,7 +85,10 @@ def output_view(node: Node) -> tuple[Node, list[Node]]:
         node = node.inputs[0]
     if node.op == "param" or not chain:  # a view of an input is a copy unless eager aliased it
         return (chain[0] if chain else node), []
-    return node, chain[::-1]
+    chain.reverse()
+    if not _is_strided_view(node, chain):  # PyTorch would copy: a kernel writes it instead
+        return chain[-1], []
+    return node, chain
 
 
 def _materialized(graph: Graph) -> set[Node]:
