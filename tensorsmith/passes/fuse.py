@@ -51,17 +51,24 @@ _LIBRARY_VIEWS = {"transpose", "reshape", "broadcast_in_dim", "slice"}
 
 
 def view_chain(node: Node, outputs: set) -> tuple[Node, list[Node]]:
-    """The buffer a library input is a view of, and the view nodes from it to the input; the input
-    itself (no chain) when PyTorch could only apply the chain by copying (a reshape of a transpose),
-    since a kernel writing the input in its final layout is cheaper than that copy."""
-    start, chain = node, []
+    """The buffer a library input is a view of, and the view nodes from it to the input (which
+    PyTorch applies without copying)."""
+    chain = []
     while node.op in _LIBRARY_VIEWS and node not in outputs and kernelizable(node):
         chain.append(node)
         node = node.inputs[0]
-    chain.reverse()
-    if chain and not _is_strided_view(node, chain):
-        return start, []
-    return node, chain
+    return _view_suffix(node, chain[::-1])
+
+
+def _view_suffix(base: Node, chain: list[Node]) -> tuple[Node, list[Node]]:
+    """Split `chain` (views from `base`) where PyTorch would have to copy: the node to materialize
+    row-major and the views (no copy) from it. A reshape of a transpose is computed by a kernel
+    writing the reshaped value; a transpose after it stays a view (as eager's layout is)."""
+    for j in range(len(chain)):
+        start = chain[j - 1] if j else base
+        if _is_strided_view(start, chain[j:]):
+            return start, chain[j:]
+    return (chain[-1] if chain else base), []
 
 
 def _is_strided_view(base: Node, chain: list[Node]) -> bool:
@@ -85,10 +92,7 @@ def output_view(node: Node) -> tuple[Node, list[Node]]:
         node = node.inputs[0]
     if node.op == "param" or not chain:  # a view of an input is a copy unless eager aliased it
         return (chain[0] if chain else node), []
-    chain.reverse()
-    if not _is_strided_view(node, chain):  # PyTorch would copy: a kernel writes it instead
-        return chain[-1], []
-    return node, chain
+    return _view_suffix(node, chain[::-1])
 
 
 def _materialized(graph: Graph) -> set[Node]:
