@@ -1,4 +1,5 @@
-"""The `tensorsmith` command: `tensorsmith bench [...]`, `tensorsmith verify FILE.tsir ...`."""
+"""The `tensorsmith` command: `tensorsmith bench [...]`, `tensorsmith verify FILE.tsir ...`,
+`tensorsmith data check TRAIN EVAL [...]`."""
 from __future__ import annotations
 
 import argparse
@@ -27,12 +28,17 @@ def main(argv=None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("bench", help="benchmark backends on the model zoo (tensorsmith bench --help)",
                         add_help=False)
+    commands.add_parser("data", help="check training data: duplicates across splits, leakage, "
+                        "NaN/Inf (tensorsmith data --help)", add_help=False)
     verify = commands.add_parser("verify", help="parse and verify IR text files (e.g. dumps)")
     verify.add_argument("paths", nargs="+")
     args, rest = parser.parse_known_args(argv)
     if args.command == "bench":
         from .bench.command import main as bench_main
         return bench_main(rest)
+    if args.command == "data":
+        from .data.command import main as data_main
+        return data_main(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     return _verify(args.paths)
