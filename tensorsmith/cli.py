@@ -1,5 +1,5 @@
 """The `tensorsmith` command: `tensorsmith bench [...]`, `tensorsmith verify FILE.tsir ...`,
-`tensorsmith data check TRAIN EVAL [...]`."""
+`tensorsmith data check TRAIN EVAL [...]`, `tensorsmith report EVENTS.jsonl`."""
 from __future__ import annotations
 
 import argparse
@@ -30,6 +30,8 @@ def main(argv=None) -> int:
                         add_help=False)
     commands.add_parser("data", help="check training data: duplicates across splits, leakage, "
                         "NaN/Inf (tensorsmith data --help)", add_help=False)
+    commands.add_parser("report", help="summarize an event file (TENSORSMITH_EVENTS=path)",
+                        add_help=False)
     verify = commands.add_parser("verify", help="parse and verify IR text files (e.g. dumps)")
     verify.add_argument("paths", nargs="+")
     args, rest = parser.parse_known_args(argv)
@@ -39,6 +41,9 @@ def main(argv=None) -> int:
     if args.command == "data":
         from .data.command import main as data_main
         return data_main(rest)
+    if args.command == "report":
+        from .event_report import main as report_main
+        return report_main(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     return _verify(args.paths)

@@ -30,6 +30,13 @@ decompose_sdpa: bool = os.environ.get("TENSORSMITH_DECOMPOSE_SDPA", "1") != "0"
 cache_dir: str = os.environ.get("TENSORSMITH_CACHE_DIR") or os.path.join(
     os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "tensorsmith")
 
+# A file to append monitoring events to, one JSON object per line (compiles, cache hits, recompiles,
+# fallbacks, incidents); `tensorsmith report FILE` summarizes it. None: no events.
+events_path: str | None = os.environ.get("TENSORSMITH_EVENTS") or None
+
+# With events on, also one event per call of a compiled graph, with its wall time.
+events_runs: bool = os.environ.get("TENSORSMITH_EVENTS_RUNS", "0") == "1"
+
 # How graphs run: "cpp" (the default: generated code, C++ kernels on the CPU and Triton kernels on
 # CUDA), "triton" (Triton kernels on CUDA and on the CPU, where they need TRITON_INTERPRET=1: how
 # the tests check the Triton backend without a GPU) or "interpreter" (the reference interpreter).

@@ -9,7 +9,7 @@ import time
 
 import torch
 
-from .. import config
+from .. import config, events
 from ..errors import TensorsmithError, UnsupportedError
 from ..log import log
 from ..passes.pipeline import run_pipeline
@@ -46,6 +46,7 @@ def _build(gm: torch.fx.GraphModule, args, record: GraphRecord) -> GraphExecutor
     fallbacks = ", ".join(sorted({f.target for f in imported.report.fallbacks})) or "none"
     log(1, f"{record.graph_id}: {len(graph.nodes)} nodes, {sum(imported.report.native.values())} "
            f"native ops, fallbacks: {fallbacks} ({(time.perf_counter() - start) * 1e3:.0f} ms)")
+    events.graph_compiled(record, time.perf_counter() - start, args)
     return GraphExecutor(imported, positions, runner)
 
 
@@ -67,6 +68,8 @@ class _Specializing:
             shapes = [list(a.shape) for a in args if isinstance(a, torch.Tensor)]
             log(1, f"{self.record.graph_id}: input shapes changed; compiling a specialization "
                    f"(number {len(self.cache) + 1}) for {shapes}")
+            if self.cache:
+                events.recompiling(self.record, "input shapes changed", args)
             executor = self.cache[key] = _guarded(lambda: _build(self.gm, args, self.record),
                                                   self.gm, self.record)
         return executor(*args)
@@ -87,6 +90,7 @@ def _guarded(build, gm, record: GraphRecord):
             raise
         reason = f"internal error {type(e).__name__}: {e}"
     record.whole_graph_fallback = reason.splitlines()[0]
+    events.graph_fallback(record)
     log(1, f"{record.graph_id}: running through ATen: {record.whole_graph_fallback}")
     return gm
 
@@ -95,5 +99,5 @@ def compile_fx_graph(gm: torch.fx.GraphModule, example_inputs, kind: str):
     """The callable that runs `gm` (a forward, backward or inference graph) through tensorsmith."""
     record = new_record(kind)
     if any(_is_symbolic(a) for a in example_inputs):
-        return _Specializing(gm, record)
-    return _guarded(lambda: _build(gm, list(example_inputs), record), gm, record)
+        return events.timed(_Specializing(gm, record), record)
+    return events.timed(_guarded(lambda: _build(gm, list(example_inputs), record), gm, record), record)

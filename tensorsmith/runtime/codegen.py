@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from torch._subclasses.fake_tensor import unset_fake_temporarily
 
-from .. import config
+from .. import config, events
 from ..codegen.cpp.build import build_module
 from .cache import cache_root
 from ..codegen.cpp.emit import emit_module
@@ -59,6 +59,7 @@ def generate_code(graph, record=None):
     # The system compiler runs in the background (tracing the backward graph goes on meanwhile);
     # the first call waits for it.
     library = _BUILDS.submit(build_module, source)
+    library.add_done_callback(events.on_built(record))
     with unset_fake_temporarily():  # the arena and constants are real memory
         compiled = CompiledGraph(plan, library, record)
     record.kernels = len(kernels)
