@@ -134,11 +134,16 @@ def c_constant(value, dtype: DType) -> str:
 class _Body:
     """Statements of one loop body, with each distinct subexpression computed once."""
 
-    def __init__(self, lines: list[str], indent: str, counter, lanes: bool = False):
+    def __init__(self, lines: list[str], indent: str, counter, lanes: bool = False,
+                 invariant: "_Hoisted | None" = None):
         self.lines, self.indent = lines, indent
         self.counter = counter  # shared by the kernel's bodies, so names never clash
         self.lanes = lanes  # locals are per-lane arrays
         self.names: dict = {}
+        self.invariant = invariant  # where values that do not depend on the loop are computed
+
+    def _emit(self, statement: str):
+        self.lines.append(statement)
 
     def index(self, affine: Affine) -> str:
         parts = [str(affine.const)] if affine.const or not affine.terms else []
@@ -171,11 +176,15 @@ class _Body:
             return c_constant(expr.value, expr.dtype)
         if isinstance(expr, Local):
             return f"{expr.name}[lane]" if self.lanes else expr.name
+        if hoist and self.invariant is not None and self.invariant.holds(expr):
+            name = self.invariant.body.value(expr)
+            self.names[expr] = name
+            return name
         text = self._compute(expr, hoist)
         if not hoist:
             return text
         name = f"t{next(self.counter)}"
-        self.lines.append(f"{self.indent}const {c_type(expr.dtype)} {name} = {text};")
+        self._emit(f"{self.indent}const {c_type(expr.dtype)} {name} = {text};")
         self.names[expr] = name
         return name
 
@@ -195,6 +204,56 @@ class _Body:
             return f"({cond} ? static_cast<{t}>({a}) : static_cast<{t}>({b}))"
         args = [self.value(a, hoist) for a in expr.args]
         return f"static_cast<{t}>({_op_text(expr, args)})"
+
+
+class _Inserting(_Body):
+    """A body whose statements go before a loop that has already been opened."""
+
+    def __init__(self, lines, indent, counter, position: int):
+        super().__init__(lines, indent, counter)
+        self.position = position
+
+    def _emit(self, statement: str):
+        self.lines.insert(self.position, statement)
+        self.position += 1
+
+
+class _Hoisted:
+    """Loop-invariant code motion for one stage: values that do not depend on the stage's inner
+    loop variables are computed once before the loop (besides saving work, GCC does not vectorize
+    some loops whose invariant selects it keeps inside). Only for loops that run at least once, so
+    a hoisted load never reads a buffer the loop would not have read."""
+
+    def __init__(self, body: _Body, inner: list[Var]):
+        self.body = body
+        self.inner = {v.name for v in inner}
+        self.seen: dict = {}
+
+    def holds(self, expr) -> bool:
+        if expr not in self.seen:
+            self.seen[expr] = not (_free_vars(expr) & self.inner)
+        return self.seen[expr]
+
+
+def _free_vars(expr) -> set[str]:
+    """Names of the loop variables `expr` depends on."""
+    if isinstance(expr, Op):
+        return set().union(*(_free_vars(a) for a in expr.args))
+    if isinstance(expr, (Load, IndexValue)):
+        return _index_vars(expr.index)
+    return set()  # Const; Local (one value per outer point)
+
+
+def _index_vars(index: Affine) -> set[str]:
+    names = set()
+    for atom, _ in index.terms:
+        if isinstance(atom, Var):
+            names.add(atom.name)
+        elif isinstance(atom, (FloorDiv, Mod)):
+            names |= _index_vars(atom.arg)
+        else:
+            names |= _free_vars(atom.value)
+    return names
 
 
 def _op_text(expr: Op, args: list[str]) -> str:
@@ -254,8 +313,14 @@ class _Emitter:
         self.lines, self.lane_var = lines, lane_var
         self.counter = itertools.count()
 
-    def _body(self, indent: str) -> _Body:
-        return _Body(self.lines, indent, self.counter, lanes=self.lane_var is not None)
+    def _body(self, indent: str, before: int, outer_indent: str, inner: list[Var]) -> _Body:
+        """The body of a loop nest over `inner` opened at line `before`; invariant values go there
+        (not in lane mode, where the innermost loop is an outer variable)."""
+        invariant = None
+        if self.lane_var is None and inner and all(v.extent > 0 for v in inner):
+            invariant = _Hoisted(_Inserting(self.lines, outer_indent, self.counter, before), inner)
+        return _Body(self.lines, indent, self.counter, lanes=self.lane_var is not None,
+                     invariant=invariant)
 
     def _open(self, vars, indent: str, simd_clause: str | None) -> str:
         """Nested loops over `vars` (and the lane loop, innermost, in lane mode); the innermost
@@ -297,8 +362,9 @@ class _Emitter:
             value_t, best = c_type(stage.value.dtype), f"best_{stage.name}"
             self._declare(indent, value_t, best, f"{value_t}(0)")
             self._declare(indent, "int64_t", acc, "0")
+            before = len(self.lines)
             inner = self._open(stage.inner, indent, None)
-            v = self._body(inner).value(stage.value)
+            v = self._body(inner, before, indent, stage.inner).value(stage.value)
             (var,) = stage.inner
             b, a = self._at(best), self._at(acc)
             better = ">" if kind == "argmax" else "<"
@@ -320,8 +386,9 @@ class _Emitter:
         if track_nan:
             self._declare(indent, "int32_t", nan, "0")  # a count: bool reductions do not vectorize
             clause += "" if self.lane_var is not None else f" reduction(+:{nan})"
+        before = len(self.lines)
         inner = self._open(stage.inner, indent, None if _has_indirect(stage.value) else clause)
-        v = self._body(inner).value(stage.value)
+        v = self._body(inner, before, indent, stage.inner).value(stage.value)
         a = self._at(acc)
         update = {"sum": f"{a} += {v};", "prod": f"{a} *= {v};", "any": f"{a} = {a} || {v};",
                   "all": f"{a} = {a} && {v};", "max": f"{a} = std::max({a}, {v});",
@@ -336,8 +403,9 @@ class _Emitter:
         self._declare(indent, t, stage.name, result)
 
     def store(self, stage: Store, dtype: DType, indent: str):
+        before = len(self.lines)
         inner = self._open(stage.inner, indent, None if _has_indirect(stage.value) else "")
-        body = self._body(inner)
+        body = self._body(inner, before, indent, stage.inner)
         v = body.value(stage.value)
         self.lines.append(f"{inner}{stage.buffer}[{body.index(stage.index)}] = "
                           f"static_cast<{c_type(dtype)}>({v});")
