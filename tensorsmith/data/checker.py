@@ -29,7 +29,14 @@ def check(train, eval, *, key=None, label=None, kinds: dict | None = None,
     column but the label). label: the label column for the leakage check (default: one named
     label, labels, target, targets or y, when both splits have it). kinds: column -> kind override.
     """
-    progress.ENABLED = show_progress
+    enabled, progress.ENABLED = progress.ENABLED, show_progress
+    try:
+        return _check(train, eval, key, label, kinds, thresholds, ngram, lsh)
+    finally:
+        progress.ENABLED = enabled
+
+
+def _check(train, eval, key, label, kinds, thresholds, ngram, lsh) -> Report:
     thresholds, lsh = thresholds or Thresholds(), lsh or minhash.LshParams()
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
