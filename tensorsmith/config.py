@@ -41,3 +41,7 @@ events_runs: bool = os.environ.get("TENSORSMITH_EVENTS_RUNS", "0") == "1"
 # CUDA), "triton" (Triton kernels on CUDA and on the CPU, where they need TRITON_INTERPRET=1: how
 # the tests check the Triton backend without a GPU) or "interpreter" (the reference interpreter).
 executor: str = os.environ.get("TENSORSMITH_EXECUTOR", "cpp")
+
+# Threads compiling Triton kernels in the background while tracing goes on (0: each kernel compiles
+# at its first launch instead).
+compile_threads: int = _int_env("TENSORSMITH_COMPILE_THREADS", min(8, os.cpu_count() or 1))

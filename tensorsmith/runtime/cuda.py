@@ -9,13 +9,15 @@ Indices read from data (embedding ids, gather indices) are checked in the kernel
 kernel owns one slot of an int32 flag tensor, and the graph raises IndexOutOfRange after its last
 step if a slot was set, which needs one synchronization per call of such a graph.
 
-Triton compiles each distinct kernel on its first launch. A kernel that fails to compile makes the
-whole graph run through the reference interpreter (and says so), unless strict.
+Each distinct kernel is compiled once: in background threads while tracing goes on
+(triton_codegen.py), else on its first launch. A kernel that fails to compile makes the whole graph
+run through the reference interpreter (and says so), unless strict.
 """
 from __future__ import annotations
 
 import functools
 import threading
+import weakref
 
 import torch
 
@@ -27,13 +29,16 @@ from ..log import log
 from .compiled import IndexOutOfRange, _library_call
 from .memory import MemoryPlan, plan_memory
 
+LIVE: weakref.WeakSet[TritonGraph] = weakref.WeakSet()  # for reports (bench/gpu.py --profile)
+
 
 class TritonGraph:
     """Runs a schedule whose kernels are Triton functions: `graph(tensors) -> list of outputs`."""
 
     def __init__(self, schedule: Schedule, kernels: list[TritonKernel | None], module, record,
-                 device: str):
+                 device: str, compiling: list | None = None):
         self.schedule, self.kernels, self.module, self.record = schedule, kernels, module, record
+        self.compiling = compiling or []  # Futures of kernels compiling in the background
         self.device = torch.device(device)
         self.plan: MemoryPlan = plan_memory(schedule)
         self.arena = torch.empty(self.plan.arena_bytes, dtype=torch.uint8, device=self.device)
@@ -48,12 +53,15 @@ class TritonGraph:
              self.namespace)
         self._run = self.namespace["run"]
         self._verified = False
+        LIVE.add(self)
 
     def __call__(self, tensors):
         with self.lock:
             if self._verified:
                 return self._run(*tensors)
-            try:  # the first call compiles every kernel
+            for future in self.compiling:  # a failed one fails again, with its message, below
+                future.exception()
+            try:  # the first call compiles every kernel not compiled in the background
                 result = self._run(*tensors)
             except IndexOutOfRange:
                 raise
@@ -67,6 +75,15 @@ class TritonGraph:
                 return self._run(*tensors)
             self._verified = True
             return result
+
+    def kernel_bytes(self) -> dict[str, int]:
+        """Bytes of the buffers each generated kernel reads and writes (for bandwidth reports)."""
+        result = {}
+        for k in self.kernels:
+            if k is not None:
+                types = [self.schedule.buffers[b].type for b in k.args]
+                result[k.name] = sum(t.numel * t.dtype.torch_dtype.itemsize for t in types)
+        return result
 
     def _view(self, name: str) -> torch.Tensor:
         buffer = self.schedule.buffers[name]
@@ -92,31 +109,17 @@ class TritonGraph:
             ns[name] = _constant(a["value"], a["shape"], a["dtype"].torch_dtype, self.device).contiguous()
         for name in self.plan.offsets:
             ns[name] = self._view(name)
-        outputs = set(s.outputs)
         kernels = iter(self.kernels)
         self._checked = []
+        dead_after = _library_results_dead_after(s)
         for i, step in enumerate(s.steps):
             if isinstance(step, LibraryStep):
                 ns[f"lib{i}"] = _library_call(step)
                 lines.append(f"    {step.output} = lib{i}({', '.join(step.inputs)})")
-                continue
-            kernel = next(kernels)
-            for b in step.kernel.outputs:
-                if b in outputs:
-                    t = s.buffers[b].type
-                    lines.append(f"    {b} = torch.empty({t.shape}, dtype=torch.{str(t.dtype.torch_dtype)[6:]}, "
-                                 f"device={str(self.device)!r})")
-            if kernel is None:  # nothing to compute (an empty outer domain)
-                continue
-            flag = f"flag{i}"
-            if kernel.checks_indices:
-                ns[flag] = self.flags[len(self._checked):len(self._checked) + 1]
-                self._checked.append(kernel)
             else:
-                ns[flag] = self.flags
-            ns[f"launch{i}"] = getattr(self.module, kernel.name)[kernel.grid]
-            args = ", ".join([*kernel.args, flag])
-            lines.append(f"    launch{i}({args}, num_warps={kernel.num_warps})")
+                self._kernel_lines(i, step, next(kernels), lines)
+            if dead_after.get(i):  # free library results (matmul outputs) once nothing reads them
+                lines.append(f"    del {', '.join(dead_after[i])}")
         if self._checked:
             lines.append("    _check()")
         returned = []
@@ -132,6 +135,40 @@ class TritonGraph:
             body = body.replace("def run(", "def _run(", 1) + \
                 "def run(*args):\n    with torch.cuda.device(_device):\n        return _run(*args)\n"
         return body
+
+
+    def _kernel_lines(self, i: int, step: KernelStep, kernel: TritonKernel | None, lines: list[str]):
+        s, ns = self.schedule, self.namespace
+        for b in step.kernel.outputs:
+            if b in s.outputs:
+                t = s.buffers[b].type
+                lines.append(f"    {b} = torch.empty({t.shape}, dtype=torch.{str(t.dtype.torch_dtype)[6:]}, "
+                             f"device={str(self.device)!r})")
+        if kernel is None:  # nothing to compute (an empty outer domain)
+            return
+        flag = f"flag{i}"
+        if kernel.checks_indices:
+            ns[flag] = self.flags[len(self._checked):len(self._checked) + 1]
+            self._checked.append(kernel)
+        else:
+            ns[flag] = self.flags
+        ns[f"launch{i}"] = getattr(self.module, kernel.name)[kernel.grid]
+        lines.append(f"    launch{i}({', '.join([*kernel.args, flag])}, num_warps={kernel.num_warps})")
+
+
+def _library_results_dead_after(s: Schedule) -> dict[int, list[str]]:
+    """For each step, the library results (not graph outputs) that no later step reads."""
+    last: dict[str, int] = {}
+    for i, step in enumerate(s.steps):
+        if isinstance(step, LibraryStep) and step.output not in s.outputs:
+            last.setdefault(step.output, i)
+        for b in (step.inputs if isinstance(step, LibraryStep) else step.kernel.inputs):
+            if b in last:
+                last[b] = i
+    dead: dict[int, list[str]] = {}
+    for b, i in last.items():
+        dead.setdefault(i, []).append(b)
+    return dead
 
 
 def _is_compile_error(e: Exception) -> bool:

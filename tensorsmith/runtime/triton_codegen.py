@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 
+import torch
 from torch._subclasses.fake_tensor import unset_fake_temporarily
 
 from .. import config
@@ -16,6 +18,26 @@ from ..log import log
 from ..passes.fuse import schedule
 from .codegen import graph_device
 from .cuda import TritonGraph
+
+_COMPILES = ThreadPoolExecutor(max_workers=max(config.compile_threads, 1),
+                               thread_name_prefix="tensorsmith-triton")
+
+
+def _precompile(module, kernels, plan) -> list[Future]:
+    """Compile each distinct kernel in the background (Triton's warmup: no launch), so the graph's
+    first call finds them built; argument types stand in for the buffers (16-byte aligned, as the
+    arena and PyTorch's allocations are)."""
+    if interpreting() or config.compile_threads <= 0:
+        return []
+    futures, seen = [], set()
+    for k in kernels:
+        if k is None or k.name in seen:
+            continue
+        seen.add(k.name)
+        dtypes = [plan.buffers[b].type.dtype.torch_dtype for b in k.args] + [torch.int32]
+        futures.append(_COMPILES.submit(getattr(module, k.name).warmup, *dtypes, grid=k.grid,
+                                        num_warps=k.num_warps))
+    return futures
 
 
 def generate_triton_code(graph, record=None) -> TritonGraph:
@@ -31,7 +53,8 @@ def generate_triton_code(graph, record=None) -> TritonGraph:
             f.write(source)
     module, record.cache_hit = load_module(source)
     with unset_fake_temporarily():  # the arena and constants are real memory
-        compiled = TritonGraph(plan, kernels, module, record, graph_device(graph))
+        compiled = TritonGraph(plan, kernels, module, record, graph_device(graph),
+                               _precompile(module, kernels, plan))
     record.kernels = len(kernels)
     record.library_calls = len(plan.steps) - len(kernels)
     record.peak_bytes = compiled.plan.peak_bytes

@@ -11,7 +11,9 @@ A kernel's outer points (X of them, flattened) are split into blocks of XBLOCK; 
   leaving at least ~2 programs per SM. Longer rows loop over RBLOCK = 2048 chunks, one row per
   program.
 - Reductions over leading dims (`kernel.lanes`: the kept outer dimension is the contiguous one):
-  XBLOCK up to 32 along it, looping over RBLOCK = 128 chunks of the reduced rows.
+  XBLOCK between 8 (one 32-byte sector of float32) and 32 along it, the smallest that still leaves
+  ~2 programs per SM (bias gradients keep only a few hundred columns), looping over the reduced
+  rows in chunks that fill a 4096-element tile.
 
 num_warps grows with the tile: one warp per 256 elements, between 2 and 16.
 """
@@ -59,7 +61,10 @@ def choose(x: int, r: int, reduces: bool, lanes: bool) -> Blocks:
             grid = (grid[0], _cdiv(r, rblock))
         return Blocks(xblock, rblock, False, grid, _warps(xblock * rblock))
     if lanes:
-        xblock = min(pow2(x), 32)
+        xblock = 32
+        while xblock > 8 and _cdiv(x, xblock) < MIN_PROGRAMS:
+            xblock //= 2
+        xblock = min(pow2(x), xblock)
         rblock = min(pow2(r), TILE // xblock)
         return Blocks(xblock, rblock, pow2(r) > rblock, (_cdiv(x, xblock),), _warps(xblock * rblock))
     if pow2(r) <= PERSISTENT_MAX:
