@@ -1,0 +1,317 @@
+"""GPU check and benchmark of the Triton backend, in one process that installs nothing:
+
+1. parity: a few ops and two small models on CUDA through tensorsmith vs a float64 eager reference
+   (relative error max|out - ref| / max|ref| over the output and every gradient; TF32 off), and
+   whether each ran through generated Triton kernels;
+2. the device-to-device copy bandwidth (bytes read + written), the memory-bound ceiling;
+3. the benchmark: GPT-2 small in the nanoGPT style (vocab 50304, width 768, 12 layers, 12 heads,
+   sequence 1024, batch 8, exact GELU, AdamW, float32 with TF32 matmuls allowed), train step and
+   inference, eager vs inductor vs tensorsmith: median step time over CUDA events, cold compile
+   time (first step minus the median), peak allocated memory, and the first step's loss (train) or
+   logits (infer) against eager's.
+
+Every backend runs inside try/except, so one failure still prints the rest.
+
+    python -m tensorsmith.bench.gpu            # everything
+    python -m tensorsmith.bench.gpu --quick    # a 4-layer, 256-token model, for a fast look
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import time
+import traceback
+
+import torch
+import torch.nn.functional as F
+
+import tensorsmith
+from tensorsmith.bench.models.nanogpt import GPTConfig, NanoGPT, make_batch
+from tensorsmith.bench.models.small import MLP, TINY_GPT
+from tensorsmith.frontend import report
+
+GPT2_SMALL = GPTConfig(vocab=50304, width=768, layers=12, heads=12, seq=1024)
+QUICK = GPTConfig(vocab=50304, width=768, layers=4, heads=12, seq=256)
+
+
+def _rel(actual, ref) -> float:
+    actual, ref = actual.detach().double(), ref.detach().double()
+    return ((actual - ref).abs().max() / ref.abs().max().clamp_min(1e-30)).item() if ref.numel() else 0.0
+
+
+def _records_summary() -> str:
+    records = report.RECORDS
+    whole = [r.graph_id for r in records if r.whole_graph_fallback]
+    kernels = sum(r.kernels for r in records)
+    ops = sorted({f.target for r in records for f in r.fallbacks})
+    text = f"{len(records)} graphs, {kernels} kernels"
+    if whole:
+        text += f", WHOLE-GRAPH FALLBACK {whole}: {records[0].whole_graph_fallback}"
+    if ops:
+        text += f", op fallbacks: {', '.join(ops)}"
+    return text
+
+
+# -- parity -------------------------------------------------------------------------------------
+def _op_cases(dev):
+    w, b = torch.randn(768, device=dev), torch.randn(768, device=dev)
+    mask = torch.tril(torch.ones(64, 64, dtype=torch.bool, device=dev))
+    return {
+        "softmax": (lambda x: F.softmax(x, -1), [torch.randn(64, 1000, device=dev)]),
+        "layer_norm": (lambda x, w, b: F.layer_norm(x, (768,), w, b), [torch.randn(256, 768, device=dev), w, b]),
+        "gelu": (lambda x: F.gelu(x), [torch.randn(300, 1001, device=dev)]),
+        "cross_entropy(5000)": (lambda x: F.cross_entropy(x, torch.arange(64, device=dev) * 7),
+                                [torch.randn(64, 5000, device=dev)]),
+        "sum over dim 0": (lambda x: x.sum(0), [torch.randn(4096, 768, device=dev)]),
+        "masked softmax": (lambda x: F.softmax(x.masked_fill(~mask, float("-inf")), -1),
+                           [torch.randn(4, 64, 64, device=dev)]),
+        "var_mean": (lambda x: torch.var_mean(x, dim=-1)[0] + x.amax(-1), [torch.randn(128, 33, device=dev)]),
+        "argmax": (lambda x: x.argmax(-1).float() + x.max(-1).values, [torch.randn(16, 9000, device=dev)]),
+    }
+
+
+def _check(fn, inputs, module=None) -> tuple[float, str]:
+    """Max relative error of the compiled outputs and gradients vs float64 eager."""
+    torch._dynamo.reset()
+    report.reset()
+    params = list(module.parameters()) if module is not None else []
+    leaves = [x.detach().clone().requires_grad_(x.dtype.is_floating_point) for x in inputs]
+    out = torch.compile(fn, backend="tensorsmith")(*leaves)
+    weight = torch.randn_like(out)
+    grads = torch.autograd.grad((out * weight).sum(), [x for x in leaves if x.requires_grad] + params)
+    ref_leaves = [x.detach().double().requires_grad_(x.dtype.is_floating_point) if x.dtype.is_floating_point
+                  else x for x in inputs]
+    if module is not None:
+        module.double()
+    ref = fn(*ref_leaves)
+    ref_grads = torch.autograd.grad((ref * weight.double()).sum(),
+                                    [x for x in ref_leaves if x.requires_grad] + list(module.parameters()
+                                                                                      if module else []))
+    if module is not None:
+        module.float()
+    errors = [_rel(out, ref)] + [_rel(g, r) for g, r in zip(grads, ref_grads)]
+    return max(errors), _records_summary()
+
+
+def autocast_parity(dev) -> None:
+    """tiny nanoGPT's loss and gradients under bf16 autocast: compiled vs eager under the same
+    autocast, both measured against float64 (the graphs carry autocast's conversions)."""
+    torch.manual_seed(0)
+    gpt = NanoGPT(TINY_GPT).to(dev)
+    idx, targets = (t.to(dev) for t in make_batch(TINY_GPT, 2))
+    torch._dynamo.reset()
+    report.reset()
+    results = {}
+    for name, fn in (("eager", gpt), ("tensorsmith", torch.compile(gpt, backend="tensorsmith"))):
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = fn(idx, targets)
+        results[name] = [loss] + list(torch.autograd.grad(loss, list(gpt.parameters())))
+    summary = _records_summary()
+    gpt.double()
+    loss = gpt(idx, targets)
+    ref = [loss] + list(torch.autograd.grad(loss, list(gpt.parameters())))
+    gpt.float()
+    errs = {k: max(_rel(a, r) for a, r in zip(v, ref)) for k, v in results.items()}
+    status = "ok" if errs["tensorsmith"] <= max(1e-2, 2 * errs["eager"]) else "FAIL"
+    print(f"{'bf16 autocast tiny nanoGPT':28s} rel err {errs['tensorsmith']:9.2e}  {status:4s}  "
+          f"(eager bf16's own {errs['eager']:.2e}) {summary}", flush=True)
+
+
+def parity(dev) -> None:
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    print("\n== parity vs float64 eager (outputs and gradients, TF32 off) ==", flush=True)
+    cases = dict(_op_cases(dev))
+    mlp = MLP().to(dev)
+    cases["model: MLP"] = (mlp, [torch.randn(64, 32, device=dev)])
+    gpt = NanoGPT(TINY_GPT).to(dev)
+    idx, targets = (t.to(dev) for t in make_batch(TINY_GPT, 2))
+    cases["model: tiny nanoGPT loss"] = (lambda i, t: gpt(i, t), [idx, targets])
+    for name, (fn, inputs) in cases.items():
+        module = fn if isinstance(fn, torch.nn.Module) else (gpt if "nanoGPT" in name else None)
+        try:
+            err, summary = _check(fn, inputs, module)
+            status = "ok" if err <= 1e-4 else "FAIL"
+            print(f"{name:28s} rel err {err:9.2e}  {status:4s}  {summary}", flush=True)
+        except Exception as e:  # noqa: BLE001 - keep going: report every case
+            print(f"{name:28s} ERROR {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+            traceback.print_exc(limit=-3)
+    try:
+        autocast_parity(dev)
+    except Exception:  # noqa: BLE001 - keep going
+        traceback.print_exc(limit=-3)
+
+
+# -- bandwidth ----------------------------------------------------------------------------------
+def copy_bandwidth(dev) -> float:
+    a = torch.empty(256 * 2**20, dtype=torch.float32, device=dev).normal_()
+    b = torch.empty_like(a)
+    for _ in range(3):
+        b.copy_(a)
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    times = []
+    for _ in range(20):
+        start.record()
+        b.copy_(a)
+        end.record()
+        torch.cuda.synchronize()
+        times.append(start.elapsed_time(end) / 1e3)
+    return 2 * a.numel() * 4 / statistics.median(times) / 1e9
+
+
+# -- kernel profile ------------------------------------------------------------------------------
+def print_kernel_profile(step, top: int = 15) -> None:
+    """The step's most expensive device kernels; for generated ones, the bandwidth over the bytes
+    of the buffers they read and write (an upper bound on the bytes moved: broadcast reads count
+    whole)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from tensorsmith.runtime.cuda import LIVE
+
+    moved = {}
+    for graph in list(LIVE):
+        moved.update(graph.kernel_bytes())
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        step()
+        torch.cuda.synchronize()
+    events = [e for e in prof.key_averages() if getattr(e, "device_time_total", 0) > 0]
+    events.sort(key=lambda e: -e.device_time_total)
+    total = sum(e.device_time_total for e in events)
+    print(f"   kernel profile of one step: {total / 1e3:.2f} ms of device time")
+    for e in events[:top]:
+        avg_us = e.device_time_total / max(e.count, 1)
+        gbs = f"{moved[e.key] / (avg_us * 1e3):7.0f} GB/s" if e.key in moved else ""
+        print(f"   {e.device_time_total / 1e3:8.2f} ms {e.count:4d}x {avg_us:8.1f} us {gbs:>12s}  {e.key[:70]}")
+
+
+# -- benchmark ----------------------------------------------------------------------------------
+def _free():
+    gc.collect()
+    torch.cuda.empty_cache()
+    torch._dynamo.reset()
+
+
+def bench(backend: str, mode: str, cfg: GPTConfig, batch: int, steps: int, reference: dict,
+          profile: bool = False) -> dict:
+    torch.manual_seed(0)
+    model = NanoGPT(cfg).cuda()
+    if mode == "infer":
+        model.eval()
+    run = model if backend == "eager" else torch.compile(model, backend=backend)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4) if mode == "train" else None
+    gen = torch.Generator().manual_seed(1)
+    idx, targets = (t.cuda() for t in make_batch(cfg, batch, gen))
+    report.reset()
+
+    def step():
+        if mode == "train":
+            opt.zero_grad(set_to_none=True)
+            loss = run(idx, targets)
+            loss.backward()
+            opt.step()
+            return loss.detach()
+        with torch.no_grad():
+            return run(idx)[0]
+
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    first = step()
+    torch.cuda.synchronize()
+    first_s = time.perf_counter() - t0
+    key = mode
+    if backend == "eager":
+        reference[key] = first.float().cpu()
+    error = _rel(first.float().cpu(), reference[key]) if key in reference else float("nan")
+    for _ in range(3):
+        step()
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    times = []
+    for _ in range(steps):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        step()
+        end.record()
+        torch.cuda.synchronize()
+        times.append(start.elapsed_time(end))
+    median = statistics.median(times)
+    if profile and backend == "tensorsmith":
+        try:
+            print_kernel_profile(step)
+        except Exception:  # noqa: BLE001 - a report, not the measurement
+            traceback.print_exc(limit=-2)
+    result = {"median_ms": median, "compile_s": max(first_s - median / 1e3, 0.0) if backend != "eager" else None,
+              "peak_gb": torch.cuda.max_memory_allocated() / 1e9, "error": error,
+              "notes": _records_summary() if backend == "tensorsmith" else ""}
+    return result
+
+
+def benchmark(cfg: GPTConfig, batch: int, steps: int, backends: list[str], modes: list[str],
+              profile: bool = False) -> list:
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    rows, reference = [], {}
+    for mode in modes:
+        for backend in backends:
+            print(f"-- {mode} {backend} ...", flush=True)
+            try:
+                r = bench(backend, mode, cfg, batch, steps, reference, profile)
+                rows.append((mode, backend, r))
+                print(f"   {r}", flush=True)
+                _free()
+            except Exception as e:  # noqa: BLE001 - one backend failing still prints the rest
+                rows.append((mode, backend, {"failed": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}))
+                traceback.print_exc(limit=-4)
+                _free()
+    return rows
+
+
+def print_table(rows, cfg, batch, bandwidth):
+    print(f"\n== nanoGPT vocab {cfg.vocab}, width {cfg.width}, {cfg.layers} layers, {cfg.heads} heads, "
+          f"seq {cfg.seq}, batch {batch}; fp32, TF32 matmuls; copy bandwidth {bandwidth:.0f} GB/s ==")
+    print("| mode | backend | median ms | vs eager | vs inductor | compile s | peak GB | rel err vs eager | notes |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---|")
+    base = {(m, b): r.get("median_ms") for m, b, r in rows}
+    for mode, backend, r in rows:
+        if "failed" in r:
+            print(f"| {mode} | {backend} | failed | | | | | | {r['failed'][:120]} |")
+            continue
+        eager, ind = base.get((mode, "eager")), base.get((mode, "inductor"))
+        ratio = lambda b, r=r: f"{b / r['median_ms']:.2f}x" if b else "-"
+        compile_s = f"{r['compile_s']:.1f}" if r["compile_s"] is not None else "-"
+        print(f"| {mode} | {backend} | {r['median_ms']:.2f} | {ratio(eager)} | {ratio(ind)} | {compile_s} | "
+              f"{r['peak_gb']:.2f} | {r['error']:.1e} | {r['notes']} |")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a 4-layer, 256-token model")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--backends", default="eager,inductor,tensorsmith")
+    parser.add_argument("--modes", default="train,infer")
+    parser.add_argument("--skip-parity", action="store_true")
+    parser.add_argument("--skip-bench", action="store_true")
+    parser.add_argument("--profile", action="store_true",
+                        help="tensorsmith's top kernels per step, with bandwidth over the buffers they touch")
+    args = parser.parse_args(argv)
+    import triton
+
+    dev = torch.device("cuda")
+    print(f"device {torch.cuda.get_device_name(dev)}, torch {torch.__version__}, triton {triton.__version__}, "
+          f"tensorsmith {getattr(tensorsmith, '__version__', '')}", flush=True)
+    if not args.skip_parity:
+        parity(dev)
+    bandwidth = copy_bandwidth(dev)
+    print(f"\ndevice-to-device copy: {bandwidth:.0f} GB/s (read + write)", flush=True)
+    if args.skip_bench:
+        return
+    cfg = QUICK if args.quick else GPT2_SMALL
+    rows = benchmark(cfg, args.batch, args.steps, args.backends.split(","), args.modes.split(","),
+                     args.profile)
+    print_table(rows, cfg, args.batch, bandwidth)
+
+
+if __name__ == "__main__":
+    main()
