@@ -21,6 +21,7 @@ warning says so and events to that path stop.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
@@ -83,8 +84,21 @@ def _give_up(path: str, error: Exception) -> None:
                   f"no more events go there", RuntimeWarning, stacklevel=3)
 
 
-# What the compiler calls (one line at each place, so the hooks stay small).
+# What the compiler calls (one line at each place, so the hooks stay small). Each is wrapped so
+# that a mistake here can only cost events, never the user's step.
 
+def _safe(hook):
+    @functools.wraps(hook)
+    def guarded(*args, **kwargs):
+        try:
+            return hook(*args, **kwargs)
+        except Exception as e:  # noqa: BLE001
+            _give_up(config.events_path or "", e)
+            return None
+    return guarded
+
+
+@_safe
 def graph_compiled(record, seconds: float, args) -> None:
     """After a graph (or one shape specialization of it) was imported, optimized and scheduled."""
     if not config.events_path:
@@ -103,12 +117,14 @@ def graph_compiled(record, seconds: float, args) -> None:
                  count=count)
 
 
+@_safe
 def recompiling(record, reason: str, args) -> None:
     emit("recompile", graph=record.graph_id, kind=record.kind, reason=reason,
          specialization=record.specializations + 1,
          shapes=[list(a.shape) for a in args if hasattr(a, "shape")])
 
 
+@_safe
 def graph_fallback(record) -> None:
     emit("fallback", scope="graph", graph=record.graph_id, kind=record.kind,
          reason=record.whole_graph_fallback)
@@ -119,6 +135,7 @@ def incident(kind: str, **fields) -> None:
     emit("incident", kind=kind, **fields)
 
 
+@_safe
 def on_built(record):
     """A done-callback for the Future of a graph's built module: a cache event (or a fallback
     event when the build failed)."""
@@ -135,7 +152,7 @@ def on_built(record):
         emit("cache", graph=record.graph_id, kind=record.kind, hit=bool(future.result()[1]),
              build_s=round(time.perf_counter() - submitted, 6))
 
-    return done
+    return _safe(done)
 
 
 def timed(fn, record):

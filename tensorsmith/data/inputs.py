@@ -139,7 +139,13 @@ def _from_arrow(table) -> dict:
             columns[name] = [s or "" for s in col.to_pylist()]
         elif pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_boolean(col.type):
             columns[name] = col.to_numpy()
-        else:  # lists (token ids, feature vectors, images as nested lists) and anything else
+        elif (pa.types.is_list(col.type) or pa.types.is_large_list(col.type)) and \
+                pa.types.is_integer(col.type.value_type):  # token ids: split the flat values
+            lists = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+            offsets = lists.offsets.to_numpy()
+            flat = lists.values.to_numpy(zero_copy_only=False)[offsets[0]:offsets[-1]]
+            columns[name] = np.split(flat, offsets[1:-1] - offsets[0])
+        else:  # other lists (feature vectors, images as nested lists) and anything else
             columns[name] = [np.asarray(v) if v is not None else np.zeros(0) for v in col.to_pylist()]
     return columns
 
