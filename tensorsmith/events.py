@@ -9,7 +9,9 @@ Every event has `time` (ISO 8601, UTC), `event` and `pid`; the rest depends on t
              specialization, shapes
   cache      the C++ module of a graph came from the compile cache or was built: graph, hit,
              build_s (time from submission until the module was ready, in the background)
-  recompile  a graph compiled again: graph, reason, shapes, specialization
+  recompile  a frame or graph compiled again, with the reason: Dynamo's (a guard failed, e.g.
+             an input size changed: the frame is traced again into new graphs) or tensorsmith's
+             ("input shapes changed": a dynamic graph specialized for new shapes)
   fallback   scope "op": an ATen op without a lowering (graph, op, source, reason, count);
              scope "graph": a graph run whole through ATen or the interpreter (graph, reason)
   incident   a numeric or input incident, reported by the guards: kind and what they say
@@ -155,9 +157,17 @@ def on_built(record):
     return _safe(done)
 
 
-def timed(fn, record):
-    """`fn` itself, or, with `config.events_runs`, `fn` emitting a run event per call."""
-    if not (config.events_path and config.events_runs):
+def handed_over(fn, record):
+    """Called once for each graph Dynamo and AOTAutograd hand to tensorsmith, with the callable
+    that will run it: a recompile event when Dynamo is compiling this frame again (with Dynamo's
+    reason, e.g. a guard on an input size failed), and `fn` itself, or, with `config.events_runs`,
+    `fn` emitting a run event per call."""
+    if not config.events_path:
+        return fn
+    reason = _safe(_dynamo_recompile_reason)()
+    if reason:
+        emit("recompile", graph=record.graph_id, kind=record.kind, reason=f"Dynamo: {reason}")
+    if not config.events_runs:
         return fn
 
     def run(*args):
@@ -167,3 +177,14 @@ def timed(fn, record):
         return out
 
     return run
+
+
+def _dynamo_recompile_reason() -> str | None:
+    """Dynamo's reason for compiling the current frame again, while it compiles (None when this
+    is the frame's first compile, or outside Dynamo, e.g. a backward graph compiled lazily)."""
+    from torch._dynamo.utils import get_metrics_context
+
+    context = get_metrics_context()
+    if not context.in_progress():
+        return None
+    return getattr(context, "_metrics", {}).get("recompile_reason")  # no public getter (torch 2.13)

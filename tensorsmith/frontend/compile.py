@@ -99,5 +99,5 @@ def compile_fx_graph(gm: torch.fx.GraphModule, example_inputs, kind: str):
     """The callable that runs `gm` (a forward, backward or inference graph) through tensorsmith."""
     record = new_record(kind)
     if any(_is_symbolic(a) for a in example_inputs):
-        return events.timed(_Specializing(gm, record), record)
-    return events.timed(_guarded(lambda: _build(gm, list(example_inputs), record), gm, record), record)
+        return events.handed_over(_Specializing(gm, record), record)
+    return events.handed_over(_guarded(lambda: _build(gm, list(example_inputs), record), gm, record), record)
