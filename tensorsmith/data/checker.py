@@ -25,8 +25,8 @@ def check(train, eval, *, key=None, label=None, kinds: dict | None = None,
           lsh: minhash.LshParams | None = None, show_progress: bool = True) -> Report:
     """Check `eval` against `train` (tensors, datasets, arrays, tables or paths: see `load`).
 
-    key: the column(s) whose content identifies a sample for the duplicate checks (default: every
-    column but the label). label: the label column for the leakage check (default: one named
+    key: the column(s) whose content identifies a sample for the duplicate checks (default: the
+    text, token and image columns, or, when there are none, every column but the label). label: the label column for the leakage check (default: one named
     label, labels, target, targets or y, when both splits have it). kinds: column -> kind override.
     """
     enabled, progress.ENABLED = progress.ENABLED, show_progress
@@ -52,7 +52,7 @@ def _check(train, eval, key, label, kinds, thresholds, ngram, lsh) -> Report:
     label = label if label is not None else default_label(splits["train"])
     if label is not None and not all(label in s for s in splits.values()):
         raise ValueError(f"label column {label!r} is not in both splits")
-    keys = [key] if isinstance(key, str) else list(key or [n for n in splits["train"] if n != label])
+    keys = [key] if isinstance(key, str) else list(key or _default_keys(splits["train"], label))
     for name in keys:
         for split_name, split in splits.items():
             if name not in split:
@@ -77,6 +77,12 @@ def _check(train, eval, key, label, kinds, thresholds, ngram, lsh) -> Report:
         _leaks(report, splits, label)
     lap("leakage")
     return report
+
+
+def _default_keys(split, label) -> list[str]:
+    """Content columns (ids and other metadata are usually numeric), else all but the label."""
+    content = [n for n, c in split.items() if n != label and c.kind in ("text", "tokens", "image")]
+    return content or [n for n in split if n != label]
 
 
 def _preview(column: Column, i: int):

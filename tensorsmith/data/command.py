@@ -22,8 +22,8 @@ def _check_parser(commands) -> None:
     p.add_argument("train")
     p.add_argument("eval")
     p.add_argument("--key", action="append",
-                   help="a column whose content identifies a sample (repeat for several; "
-                        "default: every column but the label)")
+                   help="a column whose content identifies a sample (repeat for several; default: "
+                        "the text, token and image columns, else every column but the label)")
     p.add_argument("--label", help="the label column (default: label, labels, target, targets or y)")
     p.add_argument("--kind", action="append", default=[], metavar="COLUMN=KIND",
                    help="override a column's kind: text, tokens, image or numeric")

@@ -195,14 +195,14 @@ def _column(name: str, values, kind: str | None) -> Column:
 
     if isinstance(values, torch.Tensor):
         values = values.detach().cpu().numpy()
-    if isinstance(values, list) and values and not isinstance(values[0], str):
+    if isinstance(values, list) and not any(isinstance(v, str) for v in values[:1000]):
         values = _stack_items(values)
     if isinstance(values, list):
         if kind not in (None, "text", "tokens"):
-            raise ValueError(f"column {name!r}: a list of strings cannot be {kind!r}")
-        if kind == "tokens" or (values and not isinstance(values[0], str)):
+            raise ValueError(f"column {name!r}: a list of strings or sequences cannot be {kind!r}")
+        if kind == "tokens" or not any(isinstance(v, str) for v in values[:1000]):
             return Column(name, "tokens", [np.asarray(v, dtype=np.int64).ravel() for v in values])
-        return Column(name, "text", ["" if v is None else v for v in values])
+        return Column(name, "text", ["" if v is None else str(v) for v in values])
     values = np.asarray(values)
     if values.dtype == object:
         return Column(name, "text", ["" if v is None else str(v) for v in values])
@@ -219,6 +219,8 @@ def _column(name: str, values, kind: str | None) -> Column:
 
 
 def _stack_items(values: list):
+    if not values:
+        return np.zeros(0)
     """Per-sample tensors/arrays/numbers -> one array when they share a shape, else a list."""
     import torch
 

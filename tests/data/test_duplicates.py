@@ -112,3 +112,14 @@ def test_lsh_candidate_probability_is_the_s_curve():
     lsh = minhash.LshParams()
     assert lsh.rows == 4
     assert lsh.candidate_probability(0.7) > 0.999 and lsh.candidate_probability(0.2) < 0.06
+
+
+def test_default_key_is_the_content_not_ids():
+    rng = np.random.default_rng()
+    _, train, eval_ = _splits(rng, 300, 100, zipf=0)
+    eval_[3], eval_[8] = train[10], train[20]
+    train_split = {"id": np.arange(300), "text": train, "label": rng.integers(0, 2, 300)}
+    eval_split = {"id": np.arange(300, 400), "text": eval_, "label": rng.integers(0, 2, 100)}
+    report = data.check(train_split, eval_split)
+    assert report.key == ["text"]
+    assert report.by_check("exact_duplicates")[0].indices == [3, 8]
