@@ -77,6 +77,19 @@ def _file(path: str) -> None:
     os.write(_fd, (json.dumps(session) + "\n").encode())
 
 
+def _after_fork_in_child() -> None:
+    """A forked child (a DataLoader worker, say) opens the file anew and starts its own session;
+    a lock some parent thread held at the fork is replaced."""
+    global _lock, _fd, _fd_path
+    _lock = threading.Lock()
+    if _fd is not None:
+        os.close(_fd)
+    _fd, _fd_path = None, None
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _give_up(path: str, error: Exception) -> None:
     with _lock:
         if path in _failed:

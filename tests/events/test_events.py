@@ -3,6 +3,7 @@ run events, one JSON object per line; `tensorsmith report` summarizes them."""
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import warnings
@@ -114,6 +115,20 @@ def test_lines_from_many_threads_never_interleave(events_file):
         t.join()
     log = _read(events_file)
     assert len(log) == 1 + 8 * 200 and log[0]["event"] == "session"
+
+
+def test_a_forked_child_writes_its_own_session(events_file):
+    events.emit("incident", kind="parent")
+    pid = os.fork()
+    if pid == 0:  # the child: write and leave at once, whatever happens
+        try:
+            events.emit("incident", kind="child")
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    log = _read(events_file)
+    assert [e["event"] for e in log] == ["session", "incident", "session", "incident"]
+    assert log[2]["pid"] == log[3]["pid"] == pid != log[0]["pid"]
 
 
 def test_report_counts_incidents_skips_torn_lines_and_exports_prometheus(tmp_path, capsys):
