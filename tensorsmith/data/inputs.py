@@ -126,7 +126,12 @@ def _arrow_table(source):
         return source
     data = getattr(source, "data", None)  # datasets.Dataset keeps its pyarrow table in .data.table
     table = getattr(data, "table", None)
-    return table if isinstance(table, pa.Table) else None
+    if not isinstance(table, pa.Table):
+        return None
+    indices = getattr(source, "_indices", None)  # after select/shuffle/filter: the rows it has
+    if indices is not None:
+        table = table.take(getattr(indices, "table", indices).column(0))
+    return table
 
 
 def _from_arrow(table) -> dict:

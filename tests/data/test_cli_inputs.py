@@ -75,6 +75,9 @@ def test_inputs_of_every_kind():
             table = pa.table({"text": ["x y", None], "ids": [[1, 2], [3]]})
     split = data.load(FakeHuggingFaceDataset())
     assert split["text"].values == ["x y", ""] and split["ids"].kind == "tokens"
+    selected = FakeHuggingFaceDataset()
+    selected._indices = pa.table({"indices": pa.array([1], pa.uint64())})  # after .select([1])
+    assert data.load(selected)["text"].values == [""]
     with pytest.raises(ValueError, match="differ in length"):
         data.load({"a": np.zeros(3), "b": np.zeros(4)})
     with pytest.raises(ValueError, match="key column 'nope'"):
