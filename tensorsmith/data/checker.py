@@ -151,8 +151,9 @@ def _sketch(column: Column, ngram: int, lsh, description: str):
 def _near_text(report: Report, splits, name: str, exact_eval, ngram: int, lsh) -> None:
     train_sets, train_keys = _sketch(splits["train"][name], ngram, lsh, f"train {name}: minhash")
     eval_sets, eval_keys = _sketch(splits["eval"][name], ngram, lsh, f"eval {name}: minhash")
-    e, t, sim = minhash.near_duplicates(train_sets, eval_sets, train_keys, eval_keys,
-                                        report.thresholds.near_jaccard)
+    with progress.progress(len(eval_keys) * lsh.bands, f"{name}: LSH search") as bar:
+        e, t, sim = minhash.near_duplicates(train_sets, eval_sets, train_keys, eval_keys,
+                                            report.thresholds.near_jaccard, bar)
     fresh = ~np.isin(e, exact_eval)
     e, t, sim = e[fresh], t[fresh], sim[fresh]
     fraction = len(e) / max(report.eval_size, 1)

@@ -65,3 +65,24 @@ def repeats(values: np.ndarray) -> int:
     """How many values equal an earlier one."""
     ordered = np.sort(values)
     return int((ordered[1:] == ordered[:-1]).sum())
+
+
+def first_matches_truncated(train: np.ndarray, eval_: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`first_matches` on the values' high bits: each value's low bits are replaced by its position,
+    so one plain sort of uint64 (several times faster than an argsort) orders by (value, position)
+    and a run's first member is its lowest train index. Values that differ only in the dropped
+    bits (log2(len(train) + len(eval_)) of them) may match: for callers that verify matches."""
+    n_train, total = len(train), len(train) + len(eval_)
+    if not n_train or total == n_train:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    shift = np.uint64(int(total - 1).bit_length())
+    packed = np.concatenate([train, eval_]) >> shift << shift
+    packed |= np.arange(total, dtype=np.uint64)
+    packed.sort()
+    position = (packed & ((np.uint64(1) << shift) - np.uint64(1))).astype(np.int64)
+    value = packed >> shift
+    run_start = np.ones(total, dtype=bool)
+    run_start[1:] = value[1:] != value[:-1]
+    first = position[np.flatnonzero(run_start)][np.cumsum(run_start) - 1]
+    hit = (position >= n_train) & (first < n_train)
+    return position[hit] - n_train, first[hit]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .hashing import combine, first_matches, ragged_indices
+from .hashing import combine, first_matches_truncated, ragged_indices
 from .shingles import ShingleSets
 
 
@@ -61,13 +61,16 @@ def band_keys(sets: ShingleSets, params: LshParams) -> np.ndarray:
     return keys
 
 
-def candidate_pairs(train_keys: np.ndarray, eval_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def candidate_pairs(train_keys: np.ndarray, eval_keys: np.ndarray, bar=None) -> tuple[np.ndarray, np.ndarray]:
     """Unique (eval index, train index) pairs that share a band key: for each band and each eval
-    sample, the lowest-numbered train sample with that key."""
+    sample, the lowest-numbered train sample with that key (compared on its high bits: a rare
+    extra candidate costs one Jaccard check)."""
     pairs = []
     for band in range(train_keys.shape[1]):
-        e, t = first_matches(train_keys[:, band], eval_keys[:, band])
+        e, t = first_matches_truncated(train_keys[:, band], eval_keys[:, band])
         pairs.append((e.astype(np.uint64) << np.uint64(32)) | t.astype(np.uint64))
+        if bar is not None:
+            bar.update(len(eval_keys))
     if not pairs:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     unique = np.sort(np.concatenate(pairs))  # (sort and drop repeats: faster than np.unique here)
@@ -97,10 +100,10 @@ def jaccard(eval_sets: ShingleSets, train_sets: ShingleSets, e: np.ndarray, t: n
 
 
 def near_duplicates(train_sets: ShingleSets, eval_sets: ShingleSets, train_keys, eval_keys,
-                    threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    threshold: float, bar=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each eval sample with a train sample of Jaccard >= threshold: (eval index, the best
     such train index, its Jaccard), sorted by eval index."""
-    e, t = candidate_pairs(train_keys, eval_keys)
+    e, t = candidate_pairs(train_keys, eval_keys, bar)
     sim = jaccard(eval_sets, train_sets, e, t)
     keep = sim >= threshold
     e, t, sim = e[keep], t[keep], sim[keep]
