@@ -1,5 +1,12 @@
 """A graph compiled to Triton kernels: generated kernels and PyTorch library calls run in schedule
-order, on the current CUDA stream, over one device arena laid out by the memory plan.
+order, on the current CUDA stream, over an arena laid out by the memory plan.
+
+All graphs on a device share one arena, as large as the largest plan: nothing a graph returns lives
+in it (outputs are fresh tensors, library results are PyTorch's), so a graph's intermediates are
+dead once it returns, and the forward graph's arena need not stay allocated through the backward.
+Calls of graphs on one device are serialized by the arena's lock, and kernels on one stream run in
+order, so no two graphs use it at once (graphs run concurrently on several streams are not
+supported).
 
 Like the C++ runtime (runtime/compiled.py) the wrapper is straight-line Python generated once per
 graph: arena views and bound launchers are baked in, outputs are allocated fresh. Under
@@ -32,6 +39,32 @@ from .memory import MemoryPlan, plan_memory
 LIVE: weakref.WeakSet[TritonGraph] = weakref.WeakSet()  # for reports (bench/gpu.py --profile)
 
 
+class _SharedArena:
+    """The intermediates' memory of every graph on one device; grows to the largest plan."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.tensor = torch.empty(0, dtype=torch.uint8, device=device)
+        self.lock = threading.RLock()
+
+    def reserve(self, nbytes: int) -> None:
+        with self.lock:
+            if self.tensor.numel() < nbytes:
+                self.tensor = torch.empty(0, dtype=torch.uint8, device=self.device)  # free first
+                self.tensor = torch.empty(nbytes, dtype=torch.uint8, device=self.device)
+
+
+_ARENAS: dict[torch.device, _SharedArena] = {}
+_ARENAS_LOCK = threading.Lock()
+
+
+def shared_arena(device: torch.device) -> _SharedArena:
+    with _ARENAS_LOCK:
+        if device not in _ARENAS:
+            _ARENAS[device] = _SharedArena(device)
+        return _ARENAS[device]
+
+
 class TritonGraph:
     """Runs a schedule whose kernels are Triton functions: `graph(tensors) -> list of outputs`."""
 
@@ -41,13 +74,14 @@ class TritonGraph:
         self.compiling = compiling or []  # Futures of kernels compiling in the background
         self.device = torch.device(device)
         self.plan: MemoryPlan = plan_memory(schedule)
-        self.arena = torch.empty(self.plan.arena_bytes, dtype=torch.uint8, device=self.device)
+        self.shared = shared_arena(self.device)
+        self.shared.reserve(self.plan.arena_bytes)
+        self.arena = None  # the shared arena's tensor the namespace's views are of
         checked = [k for k in kernels if k is not None and k.checks_indices]
         self.flags = torch.zeros(max(len(checked), 1), dtype=torch.int32, device=self.device)
         read_by_kernels = {b for st in schedule.steps if isinstance(st, KernelStep) for b in st.kernel.inputs}
         self.row_major_params = [p in read_by_kernels for p in schedule.params]
         self.namespace: dict = {"torch": torch, "_check": self._check_flags}
-        self.lock = threading.Lock()
         self.source = self._generate()
         exec(compile(self.source, f"<tensorsmith triton wrapper {schedule.graph.name}>", "exec"),  # noqa: S102
              self.namespace)
@@ -56,7 +90,9 @@ class TritonGraph:
         LIVE.add(self)
 
     def __call__(self, tensors):
-        with self.lock:
+        with self.shared.lock:
+            if self.arena is not self.shared.tensor:  # first call, or the arena grew since
+                self._bind_arena()
             if self._verified:
                 return self._run(*tensors)
             for future in self.compiling:  # a failed one fails again, with its message, below
@@ -85,12 +121,14 @@ class TritonGraph:
                 result[k.name] = sum(t.numel * t.dtype.torch_dtype.itemsize for t in types)
         return result
 
-    def _view(self, name: str) -> torch.Tensor:
-        buffer = self.schedule.buffers[name]
-        dtype = buffer.type.dtype.torch_dtype
-        offset = self.plan.offsets[name]
-        raw = self.arena[offset:offset + buffer.type.numel * dtype.itemsize]
-        return raw.view(dtype).view(buffer.type.shape)
+    def _bind_arena(self):
+        """Point the wrapper's buffer names at views of the shared arena's current tensor."""
+        self.arena = self.shared.tensor
+        for name, offset in self.plan.offsets.items():
+            buffer = self.schedule.buffers[name]
+            dtype = buffer.type.dtype.torch_dtype
+            raw = self.arena[offset:offset + buffer.type.numel * dtype.itemsize]
+            self.namespace[name] = raw.view(dtype).view(buffer.type.shape)
 
     def _check_flags(self):
         if not self.flags.any().item():
@@ -107,8 +145,6 @@ class TritonGraph:
         for name, node in s.constants.items():
             a = node.attrs
             ns[name] = _constant(a["value"], a["shape"], a["dtype"].torch_dtype, self.device).contiguous()
-        for name in self.plan.offsets:
-            ns[name] = self._view(name)
         kernels = iter(self.kernels)
         self._checked = []
         dead_after = _library_results_dead_after(s)

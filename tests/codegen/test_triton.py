@@ -231,3 +231,56 @@ def test_identical_kernels_share_one_function():
     compiled = _compare(graph)
     names = [k.name for k in compiled.kernels]
     assert len(names) == 2 and names[0] == names[1]
+
+
+def test_library_results_are_freed_after_their_last_reader():
+    graph = _graph("""\
+        graph @mlp(%x: f32[4,8]@cpu, %w: f32[8,8]@cpu) {
+          %0 = dot(%x, %w) : f32[4,8]@cpu
+          %1 = tanh(%0) : f32[4,8]@cpu
+          %2 = dot(%1, %w) : f32[4,8]@cpu
+          return %2
+        }
+    """)
+    compiled = _compare(graph)
+    first_matmul = compiled.schedule.steps[0].output
+    assert f"del {first_matmul}" in compiled.source
+
+
+@pytest.mark.parametrize("x,r,reduces,lanes", [(1, 1, False, False), (4096, 3072, False, False),
+                                                (1, 5_000_000, False, False), (8192, 768, True, False),
+                                                (96, 1024, True, False), (8192, 50304, True, False),
+                                                (768, 8192, True, True), (3, 9, True, True)])
+def test_block_heuristic_covers_the_index_space(x, r, reduces, lanes):
+    b = blocks.choose(x, r, reduces, lanes)
+    for size in (b.xblock, b.rblock):
+        assert size & (size - 1) == 0, "Triton blocks are powers of two"
+    assert b.grid[0] * b.xblock >= x
+    if not reduces:
+        assert b.grid[1] * b.rblock >= r and b.grid[1] <= blocks.MAX_GRID_Y
+    else:
+        assert b.looped or b.rblock >= r
+        assert b.xblock * b.rblock <= blocks.TILE
+    assert 2 <= b.num_warps <= 16
+
+
+def test_graphs_pick_their_backend_by_device(monkeypatch):
+    from tensorsmith.runtime.codegen import backend_for
+
+    cuda = _graph("""\
+        graph @g(%x: f32[4]@cuda:0) {
+          %0 = exp(%x) : f32[4]@cuda:0
+          return %0
+        }
+    """)
+    cpu = _graph("""\
+        graph @g(%x: f32[4]@cpu) {
+          %0 = exp(%x) : f32[4]@cpu
+          return %0
+        }
+    """)
+    assert backend_for(cuda) == "triton" and backend_for(cpu) == "triton"
+    monkeypatch.setattr(tensorsmith.config, "executor", "cpp")
+    assert backend_for(cuda) == "triton" and backend_for(cpu) == "cpp"
+    monkeypatch.setattr(tensorsmith.config, "executor", "interpreter")
+    assert backend_for(cuda) is None and backend_for(cpu) is None
