@@ -26,8 +26,9 @@ def check(train, eval, *, key=None, label=None, kinds: dict | None = None,
     """Check `eval` against `train` (tensors, datasets, arrays, tables or paths: see `load`).
 
     key: the column(s) whose content identifies a sample for the duplicate checks (default: the
-    text, token and image columns, or, when there are none, every column but the label). label: the label column for the leakage check (default: one named
-    label, labels, target, targets or y, when both splits have it). kinds: column -> kind override.
+    text, token and image columns, or, when there are none, every column but the label).
+    label: the label column for the leakage check (default: one named label, labels, target,
+    targets or y, when both splits have it). kinds: column -> kind override.
     """
     enabled, progress.ENABLED = progress.ENABLED, show_progress
     try:
@@ -49,8 +50,10 @@ def _check(train, eval, key, label, kinds, thresholds, ngram, lsh) -> Report:
 
     splits = {"train": load(train, kinds), "eval": load(eval, kinds)}
     lap("load")
-    label = label if label is not None else default_label(splits["train"])
-    if label is not None and not all(label in s for s in splits.values()):
+    if label is None:
+        label = default_label(splits["train"])
+        label = label if label in splits["eval"] else None  # an unlabelled eval split: no leakage check
+    elif not all(label in s for s in splits.values()):
         raise ValueError(f"label column {label!r} is not in both splits")
     keys = [key] if isinstance(key, str) else list(key or _default_keys(splits["train"], label))
     for name in keys:
@@ -58,6 +61,9 @@ def _check(train, eval, key, label, kinds, thresholds, ngram, lsh) -> Report:
             if name not in split:
                 raise ValueError(f"key column {name!r} is not in {split_name} "
                                  f"(columns: {', '.join(split)})")
+        if splits["train"][name].kind != splits["eval"][name].kind:
+            raise ValueError(f"key column {name!r} is {splits['train'][name].kind} in train but "
+                             f"{splits['eval'][name].kind} in eval (--kind {name}=KIND sets both)")
     report = Report(len(next(iter(splits["train"].values()))), len(next(iter(splits["eval"].values()))),
                     {n: c.kind for n, c in splits["train"].items()}, keys, label, thresholds,
                     seconds=seconds)

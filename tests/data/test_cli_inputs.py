@@ -82,3 +82,7 @@ def test_inputs_of_every_kind():
         data.load({"a": np.zeros(3), "b": np.zeros(4)})
     with pytest.raises(ValueError, match="key column 'nope'"):
         data.check(x, x, key="nope")
+    with pytest.raises(ValueError, match="'input' is numeric in train but text in eval"):
+        data.check(x, {"input": ["a", "b"] * 25}, key="input")
+    unlabelled = data.check((x, y), x)  # no label in eval: no leakage check, the rest runs
+    assert unlabelled.label is None and unlabelled.by_check("exact_duplicates")
