@@ -50,12 +50,13 @@ def _check(train, eval, key, label, kinds, thresholds, ngram, lsh) -> Report:
 
     splits = {"train": load(train, kinds), "eval": load(eval, kinds)}
     lap("load")
+    not_content = label
     if label is None:
-        label = default_label(splits["train"])
+        label = not_content = default_label(splits["train"])
         label = label if label in splits["eval"] else None  # an unlabelled eval split: no leakage check
     elif not all(label in s for s in splits.values()):
         raise ValueError(f"label column {label!r} is not in both splits")
-    keys = [key] if isinstance(key, str) else list(key or _default_keys(splits["train"], label))
+    keys = [key] if isinstance(key, str) else list(key or _default_keys(splits, not_content))
     for name in keys:
         for split_name, split in splits.items():
             if name not in split:
@@ -85,10 +86,12 @@ def _check(train, eval, key, label, kinds, thresholds, ngram, lsh) -> Report:
     return report
 
 
-def _default_keys(split, label) -> list[str]:
-    """Content columns (ids and other metadata are usually numeric), else all but the label."""
-    content = [n for n, c in split.items() if n != label and c.kind in ("text", "tokens", "image")]
-    return content or [n for n in split if n != label]
+def _default_keys(splits, label) -> list[str]:
+    """The columns both splits have but the label: the content ones (ids and other metadata are
+    usually numeric), else all of them."""
+    shared = {n: c for n, c in splits["train"].items() if n in splits["eval"] and n != label}
+    content = [n for n, c in shared.items() if c.kind in ("text", "tokens", "image")]
+    return content or list(shared)
 
 
 def _preview(column: Column, i: int):
