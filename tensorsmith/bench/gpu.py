@@ -178,7 +178,14 @@ def print_kernel_profile(step, top: int = 15) -> None:
     events = [e for e in prof.key_averages() if getattr(e, "device_time_total", 0) > 0]
     events.sort(key=lambda e: -e.device_time_total)
     total = sum(e.device_time_total for e in events)
-    print(f"   kernel profile of one step: {total / 1e3:.2f} ms of device time")
+    generated = [e for e in events if e.key in moved]
+    gen_time = sum(e.device_time_total for e in generated)
+    gen_bytes = sum(moved[e.key] * e.count for e in generated)
+    copies = sum(e.device_time_total for e in events if "Memcpy" in e.key or "Memset" in e.key)
+    print(f"   kernel profile of one step: {total / 1e3:.2f} ms of device time; generated kernels "
+          f"{gen_time / 1e3:.2f} ms ({sum(e.count for e in generated)} launches, "
+          f"{gen_bytes / max(gen_time, 1) / 1e3:.0f} GB/s over the buffers they touch), "
+          f"copies/memsets {copies / 1e3:.2f} ms, library kernels {(total - gen_time - copies) / 1e3:.2f} ms")
     for e in events[:top]:
         avg_us = e.device_time_total / max(e.count, 1)
         gbs = f"{moved[e.key] / (avg_us * 1e3):7.0f} GB/s" if e.key in moved else ""
