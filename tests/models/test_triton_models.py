@@ -40,3 +40,16 @@ def test_nanogpt_forward_and_gradients():
     model, (idx, targets) = tiny_nanogpt()
     check_against_eager(model, idx, targets)  # the cross-entropy loss and every parameter grad
     _assert_ran_triton_kernels()
+
+
+def test_nanogpt_training_and_inference_match_eager():
+    from tensorsmith.bench.models.nanogpt import make_batch
+    from tensorsmith.bench.models.small import TINY_GPT
+
+    model, (idx, _) = tiny_nanogpt()
+    batches = [make_batch(TINY_GPT, 2) for _ in range(2)]
+    check_training(model, batches, lambda m, b: m(*b), steps=2)
+    model.eval()
+    with torch.no_grad():
+        check_against_eager(model, idx, grads=False)
+    _assert_ran_triton_kernels()
