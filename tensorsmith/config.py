@@ -23,8 +23,11 @@ verify_each_stage: bool = os.environ.get("TENSORSMITH_VERIFY", "1") != "0"
 # Raise on an internal compiler error instead of running that graph eagerly and reporting it.
 strict: bool = os.environ.get("TENSORSMITH_STRICT", "0") == "1"
 
-# Trace scaled_dot_product_attention as its math (matmul, softmax) so fusion can see it.
-decompose_sdpa: bool = os.environ.get("TENSORSMITH_DECOMPOSE_SDPA", "1") != "0"
+# Attention written out by hand (matmul, scale, mask, softmax, matmul) is rewritten into one fused
+# attention op, and scaled_dot_product_attention stays one op: the backward recomputes attention
+# instead of keeping the sequence x sequence probabilities (frontend/attention.py). Off: both are
+# traced as their math and compiled as ordinary ops.
+fuse_attention: bool = os.environ.get("TENSORSMITH_FUSE_ATTENTION", "1") != "0"
 
 # Where compiled artifacts are cached (per user; created 0700). A fresh directory means a cold start.
 cache_dir: str = os.environ.get("TENSORSMITH_CACHE_DIR") or os.path.join(

@@ -14,6 +14,7 @@ from torch._functorch.aot_autograd import make_boxed_func
 from torch._functorch.partitioners import min_cut_rematerialization_partition
 
 from .. import config
+from .attention import rewrite_attention
 from .compile import compile_fx_graph
 from .decompositions import decomposition_table
 
@@ -24,17 +25,17 @@ def _compiler(kind: str):
     return compile_graph
 
 
-@functools.lru_cache(maxsize=1)
-def _aot_backend():
+@functools.lru_cache(maxsize=2)
+def _aot_backend(fuse_attention: bool):
     return aot_autograd(fw_compiler=_compiler("forward"), bw_compiler=_compiler("backward"),
                         inference_compiler=_compiler("inference"),
-                        decompositions=decomposition_table(),
+                        decompositions=decomposition_table(fuse_attention),
                         partition_fn=min_cut_rematerialization_partition)
 
 
 def _tracing_context():
-    """While AOTAutograd traces, route scaled_dot_product_attention to its math form."""
-    if not config.decompose_sdpa:
+    """Without attention fusion, AOTAutograd traces scaled_dot_product_attention as its math."""
+    if config.fuse_attention:
         return contextlib.nullcontext()
     from torch.nn.attention import SDPBackend, sdpa_kernel
     return sdpa_kernel([SDPBackend.MATH])
@@ -42,8 +43,10 @@ def _tracing_context():
 
 def tensorsmith_backend(gm: torch.fx.GraphModule, example_inputs, **kwargs):
     """Entry point for `torch.compile(model, backend="tensorsmith")`."""
+    if config.fuse_attention:
+        gm = rewrite_attention(gm, example_inputs)
     with _tracing_context():
-        return _aot_backend()(gm, example_inputs, **kwargs)
+        return _aot_backend(config.fuse_attention)(gm, example_inputs, **kwargs)
 
 
 def register() -> None:

@@ -26,9 +26,13 @@ _EXTRA = [
 _KEEP = {aten.addmm.default, aten.convolution.default, aten.mm.default, aten.bmm.default}
 
 
-def decomposition_table() -> dict:
+# Fused attention kernels, kept whole when attention is fused (frontend/attention.py).
+_ATTENTION = {aten._scaled_dot_product_flash_attention_for_cpu.default}
+
+
+def decomposition_table(fuse_attention: bool = False) -> dict:
     table = dict(core_aten_decompositions())
     table.update(get_decompositions(_EXTRA))
-    for op in _KEEP:
+    for op in _KEEP | (_ATTENTION if fuse_attention else set()):
         table.pop(op, None)
     return table

@@ -17,7 +17,7 @@ import torch
 from torch._subclasses.fake_tensor import FakeTensorMode, unset_fake_temporarily
 
 from ..errors import GraphUnsupportedError, TensorsmithError, TypeInferenceError, UnsupportedError
-from ..ir.aten import target_name, to_attr
+from ..ir.aten import LIBRARY_KERNELS, target_name, to_attr
 from ..ir.graph import Graph, Node
 from ..ir.types import TensorType, TupleType, dtype_from_torch
 from . import lowering  # noqa: F401  (registers the lowerings)
@@ -200,6 +200,9 @@ class Importer:
             raise UnsupportedError(f"call of {target} in the graph")
         source = source_line(fx_node)
         self.ctx.source, self.ctx.meta, self.ctx.fx_node = source, fx_node.meta.get("val"), fx_node
+        if target_name(target) in LIBRARY_KERNELS:  # PyTorch's fused kernel, by design
+            self.report.native[target_name(target)] += 1
+            return self._fallback(target, args, kwargs, source)
         lower_op = LOWERINGS.get(target)
         reason = "no lowering"
         if lower_op is not None:

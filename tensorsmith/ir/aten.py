@@ -14,6 +14,15 @@ def target_name(op: torch._ops.OpOverload) -> str:
     return f"{op.namespace}.{op._schema.name.split('::')[-1]}.{op._overloadname}"
 
 
+# Fused kernels PyTorch already has, which a graph calls as library steps by design (attention kept
+# whole, see frontend/attention.py). They take strided inputs as they are.
+LIBRARY_KERNELS = frozenset(f"aten.{name}.default" for name in (
+    "_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_flash_attention_for_cpu_backward",
+    "_scaled_dot_product_efficient_attention", "_scaled_dot_product_efficient_attention_backward",
+    "_scaled_dot_product_flash_attention", "_scaled_dot_product_flash_attention_backward",
+    "_scaled_dot_product_cudnn_attention", "_scaled_dot_product_cudnn_attention_backward"))
+
+
 def resolve_target(name: str) -> torch._ops.OpOverload:
     namespace, op, overload = name.split(".")
     return getattr(getattr(getattr(torch.ops, namespace), op), overload)

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ExecutionError, TensorsmithError
-from .aten import from_attr, resolve_target
+from .aten import LIBRARY_KERNELS, from_attr, resolve_target
 from .graph import Graph, Node
 from .types import DType, TensorType, TupleType
 
@@ -205,7 +205,8 @@ class Interpreter:
         """Call the ATen op. IR values have no layout, so it sees them contiguous (row-major), which
         is what layout-dependent ops such as as_strided are imported for."""
         target = resolve_target(node.attrs["target"])
-        args = [a.contiguous() if isinstance(a, torch.Tensor) else a for a in args]
+        if node.attrs["target"] not in LIBRARY_KERNELS:
+            args = [a.contiguous() if isinstance(a, torch.Tensor) else a for a in args]
         call_args = from_attr(node.attrs["args"], args, self.dtype)
         call_kwargs = from_attr(node.attrs["kwargs"], args, self.dtype)
         result = target(*call_args, **call_kwargs)

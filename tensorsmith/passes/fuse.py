@@ -81,7 +81,7 @@ def _is_strided_view(base: Node, chain: list[Node]) -> bool:
 
 # Views an output may be returned as, over a buffer of its own (saved activations for the backward
 # are often transposes or reshapes: a copy would only be undone there).
-_OUTPUT_VIEWS = {"transpose", "reshape", "slice"}
+_OUTPUT_VIEWS = {"transpose", "reshape", "slice", "broadcast_in_dim"}
 
 
 def output_view(node: Node) -> tuple[Node, list[Node]]:

@@ -1,0 +1,360 @@
+"""Find attention written out by hand and replace it with one scaled_dot_product_attention call.
+
+Runs on the Dynamo graph before AOTAutograd, traced to pre-dispatch ATen (one canonical op per
+operation, whatever Python spelling the model used), so that AOTAutograd differentiates the fused
+op: the backward then recomputes attention from the saved log-sum-exp instead of keeping the
+sequence x sequence probabilities alive between forward and backward.
+
+The form matched, from the softmax outwards (every intermediate used once, nothing else):
+
+    scores = (q [* c]) @ (k [* c])^T         aten.matmul / bmm
+    scores = scores * c | scores / c         any number of Python-scalar scales, first
+    scores = masked_fill(scores, m, -inf) | where(keep, scores, -inf) | scores + bias   any order
+    p      = softmax(scores, dim=-1)
+    p      = dropout(p, rate, train)         optional
+    out    = p @ v
+
+A masked_fill with a finite value, a softmax over another dimension, probabilities the model also
+returns, a scale after a bias, dtype changes, a learned bias (PyTorch's fused kernels do not
+differentiate the mask): all left alone. Grouped-query attention needs nothing
+special: the expanded k and v reach the matmuls as they are.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.fx
+import torch.fx.traceback
+from torch._guards import detect_fake_mode
+from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.fx.experimental.proxy_tensor import make_fx
+
+from ..log import log
+from .source import source_line
+
+aten = torch.ops.aten
+
+_MATMULS = {aten.matmul.default, aten.bmm.default}
+_SOFTMAXES = {aten.softmax.int, aten._softmax.default}
+
+
+@dataclass
+class AttentionMatch:
+    """One attention rewritten: where, and what it was made of (for the report and the tests)."""
+    source: str | None
+    scale: float
+    causal: bool
+    masks: list[str] = field(default_factory=list)  # "bool" / "bias" terms folded into the mask
+    dropout: float = 0.0
+
+
+MATCHES: list[AttentionMatch] = []  # every rewrite of this process, in order
+
+
+@dataclass
+class _Scores:
+    """What the walk up from the softmax found."""
+    matmul: torch.fx.Node
+    scale: float = 1.0
+    keep: list = field(default_factory=list)  # bool tensors: where attention may look
+    bias: list = field(default_factory=list)  # float tensors added to the scores
+    nodes: list = field(default_factory=list)  # the score ops between matmul and softmax
+    causal: bool = False
+
+
+def _single_user(node: torch.fx.Node) -> bool:
+    return len(node.users) == 1
+
+
+def _is_scalar(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _tensor_meta(node):
+    value = node.meta.get("val") if isinstance(node, torch.fx.Node) else None
+    return value if isinstance(value, torch.Tensor) else None
+
+
+def _walk_scores(softmax: torch.fx.Node) -> _Scores | None:
+    """From a softmax's input back to the q @ k^T matmul, or None if something else is in between."""
+    node = softmax.args[0]
+    keep, bias, nodes, scale, scaled = [], [], [], 1.0, False
+    while True:
+        if not isinstance(node, torch.fx.Node) or not _single_user(node):
+            return None
+        target, args = node.target, node.args
+        if target in _MATMULS:
+            break
+        nodes.append(node)
+        if target is aten.masked_fill.Scalar and args[2] == -math.inf:
+            keep.append(("not", args[1]))
+            node = args[0]
+        elif target is aten.where.ScalarOther and args[2] == -math.inf:
+            keep.append(("is", args[0]))
+            node = args[1]
+        elif target is aten.add.Tensor and len(args) == 2 and not node.kwargs:
+            a, b = args
+            if scaled or not (isinstance(a, torch.fx.Node) and isinstance(b, torch.fx.Node)):
+                return None  # (walking upwards: a scale met before a bias would scale the bias)
+            # The scores are the operand with the full [.., L, S] shape.
+            if _tensor_meta(a) is not None and _tensor_meta(a).shape == _tensor_meta(node).shape:
+                node_scores, other = a, b
+            else:
+                node_scores, other = b, a
+            bias.append(other)
+            node = node_scores
+        elif target in (aten.mul.Tensor, aten.div.Tensor) and _is_scalar(args[1]):
+            # Applied after a -inf mask, a positive scale is harmless.
+            c = float(args[1])
+            if not (c > 0 and math.isfinite(c)):
+                return None
+            scale *= c if target is aten.mul.Tensor else 1.0 / c
+            scaled, node = True, args[0]
+        else:
+            return None
+    return _Scores(node, scale, keep, bias, nodes)
+
+
+def _unscaled(node, scale: float):
+    """q or k with a Python-scalar factor peeled off (folded into the attention's scale)."""
+    while isinstance(node, torch.fx.Node) and node.target is aten.mul.Tensor and _is_scalar(node.args[1]) \
+            and _single_user(node) and math.isfinite(float(node.args[1])) and float(node.args[1]) > 0:
+        scale *= float(node.args[1])
+        node = node.args[0]
+    return node, scale
+
+
+_SHAPE_ONLY = {aten.unsqueeze.default, aten.alias.default, aten.view.default, aten.reshape.default}
+_NOT = {aten.bitwise_not.default, aten.logical_not.default}
+
+
+def _structure(node):
+    """`node` with casts to bool, views that add unit dims and prefix slices peeled off (a causal
+    mask sliced to the sequence length is still causal)."""
+    while isinstance(node, torch.fx.Node):
+        t = node.target
+        if t in _SHAPE_ONLY and _adds_unit_dims(node) or t is aten.to.dtype and node.args[1] == torch.bool or \
+                t is aten._to_copy.default and node.kwargs.get("dtype") == torch.bool:
+            node = node.args[0]
+        elif t is aten.slice.Tensor and (len(node.args) < 3 or node.args[2] in (None, 0)) and \
+                (len(node.args) < 5 or node.args[4] == 1):
+            node = node.args[0]
+        else:
+            return node
+    return node
+
+
+def _adds_unit_dims(node) -> bool:
+    a, b = _tensor_meta(node.args[0]), _tensor_meta(node)
+    return a is not None and b is not None and \
+        [d for d in a.shape if d != 1] == [d for d in b.shape if d != 1]
+
+
+def _ones_band(node, op, diagonal: int) -> bool:
+    """Whether `node` is op(ones(...), diagonal) for op tril or triu."""
+    node = _structure(node)
+    if not isinstance(node, torch.fx.Node) or node.target is not op:
+        return False
+    if (node.args[1] if len(node.args) > 1 else node.kwargs.get("diagonal", 0)) != diagonal:
+        return False
+    ones = _structure(node.args[0])
+    return isinstance(ones, torch.fx.Node) and ones.target is aten.ones.default
+
+
+def _is_causal(kind: str, mask) -> bool:
+    """A keep mask tril(ones) or a hide mask triu(ones, 1) (or a negation of the other): the
+    top-left causal mask SDPA's is_causal means."""
+    mask = _structure(mask)
+    while isinstance(mask, torch.fx.Node) and (mask.target in _NOT or
+                                               mask.target is aten.eq.Scalar and mask.args[1] == 0):
+        kind, mask = ("hide" if kind == "keep" else "keep"), _structure(mask.args[0])
+    if kind == "keep":
+        return _ones_band(mask, aten.tril.default, 0)
+    return _ones_band(mask, aten.triu.default, 1)
+
+
+def _match(softmax: torch.fx.Node):
+    """(scores, probs consumer, dropout rate, output matmul) for an attention around `softmax`."""
+    x = softmax.args[0]
+    meta = _tensor_meta(x)
+    if meta is None or meta.dim() < 3 or softmax.args[1] not in (-1, meta.dim() - 1):
+        return None
+    if softmax.target is aten.softmax.int and softmax.kwargs.get("dtype", None) not in (None, meta.dtype):
+        return None
+    if softmax.target is aten._softmax.default and softmax.args[2]:
+        return None  # half_to_float changes the dtype
+    scores = _walk_scores(softmax)
+    if scores is None:
+        return None
+    probs, rate = softmax, 0.0
+    if not _single_user(probs):
+        return None
+    user = next(iter(probs.users))
+    if user.target is aten.dropout.default:
+        rate = float(user.args[1]) if user.args[2] else 0.0
+        probs = user
+        if not _single_user(probs):
+            return None
+        user = next(iter(probs.users))
+    if user.target not in _MATMULS or user.args[0] is not probs:
+        return None
+    return scores, probs, rate, user
+
+
+def _check_shapes(q, tk, v, out) -> bool:
+    """q [.., L, E], k [.., S, E] (`tk`, its value), v [.., S, Ev]: same batch dims and dtype."""
+    tq, tv, to = (_tensor_meta(n) for n in (q, v, out))
+    if any(t is None for t in (tq, tk, tv, to)):
+        return False
+    if not (tq.dim() == tk.dim() == tv.dim() >= 3):
+        return False
+    if not (tq.shape[:-2] == tk.shape[:-2] == tv.shape[:-2]):
+        return False
+    if tq.shape[-1] != tk.shape[-1] or tk.shape[-2] != tv.shape[-2]:
+        return False
+    if not (tq.dtype == tk.dtype == tv.dtype) or not tq.dtype.is_floating_point:
+        return False
+    return tuple(to.shape) == (*tq.shape[:-1], tv.shape[-1])
+
+
+def _mask_ok(node, dtype, shape) -> bool:
+    """A mask or bias operand SDPA takes as attn_mask: bool or the query's dtype, broadcastable."""
+    t = _tensor_meta(node)
+    if t is None or t.dtype not in (torch.bool, dtype):
+        return False
+    try:
+        return tuple(torch.broadcast_shapes(t.shape, shape)) == tuple(shape)
+    except RuntimeError:
+        return False
+
+
+def _rewrite(graph: torch.fx.Graph, softmax: torch.fx.Node, learned: set) -> AttentionMatch | None:
+    found = _match(softmax)
+    if found is None:
+        return None
+    scores, probs, rate, out = found
+    q, kt = scores.matmul.args
+    q, scale = _unscaled(q, scores.scale)
+    kt, scale = _unscaled(kt, scale)
+    v = out.args[1]
+    score_meta, kt_meta = _tensor_meta(scores.matmul), _tensor_meta(kt)
+    if score_meta is None or kt_meta is None or kt_meta.dim() < 3:
+        return None
+    terms = []  # (kind, node): "keep" (bool, True = attend), "hide" (bool, True = masked), "bias"
+    for how, m in scores.keep:
+        if not _mask_ok(m, score_meta.dtype, score_meta.shape) or _tensor_meta(m).dtype != torch.bool:
+            return None
+        terms.append(("hide" if how == "not" else "keep", m))
+    for b in scores.bias:
+        if not _mask_ok(b, score_meta.dtype, score_meta.shape) or _tensor_meta(b).dtype == torch.bool:
+            return None
+        if b in learned:  # a learned bias: the fused kernels do not differentiate the mask
+            return None
+        terms.append(("bias", b))
+    k_meta = kt_meta.transpose(-2, -1)
+    if not _check_shapes(q, k_meta, v, out):
+        return None
+    causal = len(terms) == 1 and terms[0][0] != "bias" and _is_causal(*terms[0]) and \
+        _tensor_meta(terms[0][1]).shape[-2:] == score_meta.shape[-2:]
+    with graph.inserting_before(out):
+        k = _call(graph, aten.transpose.int, kt, -2, -1)
+        mask = None if causal else _attn_mask(graph, terms)
+        while mask is not None and _tensor_meta(mask).dim() < score_meta.dim():
+            mask = _call(graph, aten.unsqueeze.default, mask, 0)  # the fused kernels want full rank
+        kwargs = {"attn_mask": mask, "dropout_p": rate, "is_causal": causal, "scale": scale}
+        sdpa = graph.call_function(aten.scaled_dot_product_attention.default, (q, k, v), kwargs)
+        sdpa.meta = dict(out.meta)
+    out.replace_all_uses_with(sdpa)
+    for node in [out, probs, softmax, *scores.nodes, scores.matmul]:
+        if node.graph is graph and not node.users and node in graph.nodes:
+            graph.erase_node(node)
+    kinds = ["causal"] if causal else [kind for kind, _ in terms]
+    return AttentionMatch(source_line(out), scale, causal, kinds, rate)
+
+
+def _call(graph, target, *args):
+    """A new node with its fake-tensor value (the checks here read shapes and dtypes from it)."""
+    node = graph.call_function(target, args)
+    fake = [_tensor_meta(a) if isinstance(a, torch.fx.Node) else a for a in args]
+    with detect_fake_mode([f for f in fake if isinstance(f, torch.Tensor)]):
+        node.meta["val"] = target(*fake)
+    return node
+
+
+def _attn_mask(graph, terms):
+    """One attn_mask from the terms: bool masks and-ed, biases added, a bool mask over a bias
+    turning into -inf there."""
+    keep = bias = None
+    for kind, m in terms:
+        if kind == "bias":
+            bias = m if bias is None else _call(graph, aten.add.Tensor, bias, m)
+            continue
+        if kind == "hide":
+            inner = m.args[0] if m.target in _NOT else None
+            m = inner if _tensor_meta(inner) is not None and _tensor_meta(inner).dtype == torch.bool \
+                else _call(graph, aten.logical_not.default, m)
+        keep = m if keep is None else _call(graph, aten.logical_and.default, keep, m)
+    if bias is None or keep is None:
+        return bias if keep is None else keep
+    hide = _call(graph, aten.logical_not.default, keep)
+    return _call(graph, aten.where.ScalarSelf, hide, -math.inf, bias)
+
+
+def _needing_grad(graph: torch.fx.Graph, inputs_needing_grad: list[bool]) -> set:
+    """The floating-point nodes computed from an input that requires grad."""
+    result, placeholders = set(), [n for n in graph.nodes if n.op == "placeholder"]
+    for node, needs in zip(placeholders, inputs_needing_grad):
+        if needs:
+            result.add(node)
+    for node in graph.nodes:
+        meta = _tensor_meta(node)
+        if node.op == "call_function" and meta is not None and meta.dtype.is_floating_point and \
+                any(i in result for i in node.all_input_nodes):
+            result.add(node)
+    return result
+
+
+def fuse_attention(gm: torch.fx.GraphModule, inputs_needing_grad: list[bool] = ()) -> list[AttentionMatch]:
+    """Rewrite every attention in `gm` (a pre-dispatch ATen graph with fake-tensor metadata) into
+    scaled_dot_product_attention, in place; return what was rewritten. `inputs_needing_grad` says
+    which placeholders require grad (a bias computed from them is left alone)."""
+    matches = []
+    learned = _needing_grad(gm.graph, list(inputs_needing_grad))
+    for node in list(gm.graph.nodes):
+        if node.op == "call_function" and node.target in _SOFTMAXES:
+            match = _rewrite(gm.graph, node, learned)
+            if match is not None:
+                matches.append(match)
+    if matches:
+        gm.graph.eliminate_dead_code()
+        gm.graph.lint()
+        gm.recompile()
+    MATCHES.extend(matches)
+    return matches
+
+
+def _mentions_softmax(gm: torch.fx.GraphModule) -> bool:
+    return any("softmax" in (n.target if isinstance(n.target, str) else getattr(n.target, "__name__", ""))
+               for n in gm.graph.nodes if n.op in ("call_function", "call_method"))
+
+
+def rewrite_attention(gm: torch.fx.GraphModule, example_inputs) -> torch.fx.GraphModule:
+    """`gm` with its hand-written attention fused, traced to pre-dispatch ATen; `gm` itself when it
+    has none (or cannot be traced so, which is logged: the graph then compiles unfused)."""
+    if not _mentions_softmax(gm):
+        return gm
+    try:
+        fake_mode = detect_fake_mode(example_inputs) or FakeTensorMode()
+        fakes = [fake_mode.from_tensor(x) if isinstance(x, torch.Tensor) else x for x in example_inputs]
+        with fake_mode, torch.fx.traceback.preserve_node_meta():  # keep the user's source lines
+            traced = make_fx(torch.fx.Interpreter(gm).run, pre_dispatch=True)(*fakes)
+    except Exception as e:  # an exotic graph: compile it as it is
+        log(1, f"attention fusion skipped: pre-dispatch tracing failed: {type(e).__name__}: {e}")
+        return gm
+    matches = fuse_attention(traced, [isinstance(x, torch.Tensor) and x.requires_grad for x in example_inputs])
+    for m in matches:
+        log(1, f"attention fused ({', '.join(m.masks) or 'no mask'}, scale {m.scale:.4g}"
+               f"{f', dropout {m.dropout}' if m.dropout else ''}) at {m.source}")
+    return traced if matches else gm
