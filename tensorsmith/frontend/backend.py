@@ -33,19 +33,24 @@ def _aot_backend(fuse_attention: bool):
                         partition_fn=min_cut_rematerialization_partition)
 
 
-def _tracing_context():
-    """Without attention fusion, AOTAutograd traces scaled_dot_product_attention as its math."""
-    if config.fuse_attention:
-        return contextlib.nullcontext()
+def _tracing_context(example_inputs):
+    """Which kernels scaled_dot_product_attention may trace to. Without attention fusion, its math.
+    With it, a fused kernel whose results are all tensors (CUDA's flash and cuDNN kernels also
+    return integers, which a library step cannot hand on; memory-efficient attention is used there)."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
-    return sdpa_kernel([SDPBackend.MATH])
+    if not config.fuse_attention:
+        return sdpa_kernel([SDPBackend.MATH])
+    on_cuda = any(isinstance(x, torch.Tensor) and x.is_cuda for x in example_inputs)
+    if on_cuda:
+        return sdpa_kernel([SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
+    return contextlib.nullcontext()
 
 
 def tensorsmith_backend(gm: torch.fx.GraphModule, example_inputs, **kwargs):
     """Entry point for `torch.compile(model, backend="tensorsmith")`."""
     if config.fuse_attention:
         gm = rewrite_attention(gm, example_inputs)
-    with _tracing_context():
+    with _tracing_context(example_inputs):
         return _aot_backend(config.fuse_attention)(gm, example_inputs, **kwargs)
 
 
