@@ -48,3 +48,8 @@ executor: str = os.environ.get("TENSORSMITH_EXECUTOR", "cpp")
 # Threads compiling Triton kernels in the background while tracing goes on (0: each kernel compiles
 # at its first launch instead).
 compile_threads: int = _int_env("TENSORSMITH_COMPILE_THREADS", min(8, os.cpu_count() or 1))
+
+# Raise IndexOutOfRange when a Triton kernel read an index (embedding id, gather index) out of range.
+# Checking waits for the graph to finish (one synchronization per call of a graph with such reads);
+# off, an out-of-range index still never reads outside a buffer, but reads element 0 silently.
+check_indices: bool = os.environ.get("TENSORSMITH_CHECK_INDICES", "1") != "0"

@@ -156,7 +156,7 @@ class TritonGraph:
                 self._kernel_lines(i, step, next(kernels), lines)
             if dead_after.get(i):  # free library results (matmul outputs) once nothing reads them
                 lines.append(f"    del {', '.join(dead_after[i])}")
-        if self._checked:
+        if self._checked and config.check_indices:
             lines.append("    _check()")
         returned = []
         for i, name in enumerate(s.outputs):

@@ -284,3 +284,16 @@ def test_graphs_pick_their_backend_by_device(monkeypatch):
     assert backend_for(cuda) == "triton" and backend_for(cpu) == "cpp"
     monkeypatch.setattr(tensorsmith.config, "executor", "interpreter")
     assert backend_for(cuda) is None and backend_for(cpu) is None
+
+
+def test_unchecked_indices_still_never_read_outside(monkeypatch):
+    monkeypatch.setattr(tensorsmith.config, "check_indices", False)
+    graph = _graph("""\
+        graph @embed(%w: f32[10,4]@cpu, %ids: i64[3]@cpu) {
+          %0 = take(%w, %ids) {dim=0} : f32[3,4]@cpu
+          return %0
+        }
+    """)
+    w = torch.randn(10, 4)
+    out = generate_code(graph)([w, torch.tensor([3, 10_000, -5])])[0]
+    torch.testing.assert_close(out, w[[3, 0, 0]])  # out-of-range ids read row 0, not outside
