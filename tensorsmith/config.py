@@ -53,3 +53,9 @@ compile_threads: int = _int_env("TENSORSMITH_COMPILE_THREADS", min(8, os.cpu_cou
 # Checking waits for the graph to finish (one synchronization per call of a graph with such reads);
 # off, an out-of-range index still never reads outside a buffer, but reads element 0 silently.
 check_indices: bool = os.environ.get("TENSORSMITH_CHECK_INDICES", "1") != "0"
+
+# Numeric guards: "off", "warn" or "raise". On, generated kernels also report NaN/Inf in what they
+# store and library steps (matmul, fallbacks) check their results; a non-finite value made from
+# finite inputs is reported at the op that made it (runtime/numerics.py), and forward inputs must
+# be finite. Read when a graph is compiled: set it before the model's first call.
+check_numerics: str = os.environ.get("TENSORSMITH_CHECK_NUMERICS", "off").strip().lower() or "off"

@@ -46,6 +46,20 @@ class ExecutionError(TensorsmithError, RuntimeError):
         super().__init__(f"{op} failed{where}: {message}")
 
 
+class NumericsError(ExecutionError):
+    """A compiled graph made NaN or Inf from finite values (`config.check_numerics = "raise"`); the
+    message names the op, forward or backward graph, the value's shape and the model's source line."""
+
+    def __init__(self, message: str, op: str, source: str | None, kind: str | None = None,
+                 shape: list | None = None):
+        self.op, self.source, self.kind, self.shape = op, source, kind, shape
+        super().__init__(message, op, source)
+
+
+class NumericsWarning(RuntimeWarning):
+    """The warning `config.check_numerics = "warn"` gives, once per op and source line."""
+
+
 class UnsupportedError(TensorsmithError):
     """The importer cannot express something in the IR; the caller falls back to ATen."""
 

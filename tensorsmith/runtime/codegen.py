@@ -17,6 +17,7 @@ from ..frontend.report import GraphRecord
 from ..log import log
 from ..passes.fuse import schedule
 from .compiled import CompiledGraph
+from .numerics import guard_for
 
 _BUILDS = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="tensorsmith-build")
 
@@ -51,7 +52,8 @@ def generate_code(graph, record=None):
     plan = schedule(graph)
     kernels = [step.kernel for step in plan.steps if isinstance(step, KernelStep)]
     dtypes = {name: b.type.dtype for name, b in plan.buffers.items() if hasattr(b.type, "dtype")}
-    source = emit_module(kernels, dtypes)
+    numerics = guard_for(graph, record.graph_id)  # checks are part of the code: fixed at compile time
+    source = emit_module(kernels, dtypes, check_numerics=numerics is not None)
     if config.dump_dir:
         with open(os.path.join(config.dump_dir, f"{record.graph_id}.kernels.cpp"), "w") as f:
             f.write(source)
@@ -61,7 +63,7 @@ def generate_code(graph, record=None):
     library = _BUILDS.submit(build_module, source)
     library.add_done_callback(events.on_built(record))
     with unset_fake_temporarily():  # the arena and constants are real memory
-        compiled = CompiledGraph(plan, library, record)
+        compiled = CompiledGraph(plan, library, record, numerics)
     record.kernels = len(kernels)
     record.library_calls = len(plan.steps) - len(kernels)
     record.peak_bytes = compiled.plan.peak_bytes

@@ -16,20 +16,23 @@ import torch
 
 from .. import config
 from ..codegen.cpp.build import BuildError
+from ..codegen.cpp.emit import ERROR_INDEX, ERROR_NONFINITE
 from ..codegen.schedule import KernelStep, LibraryStep, Schedule
 from ..errors import ExecutionError
 from ..log import log
 from ..ir.interpret import Interpreter, _constant
 from .memory import MemoryPlan, plan_memory
+from .numerics import NumericsGuard, all_finite
 
 
 class IndexOutOfRange(ExecutionError, IndexError):
     """A kernel read an index (take/gather/embedding) outside its dimension, as eager would reject."""
 
 
-def _library_call(step: LibraryStep):
+def _library_call(step: LibraryStep, numerics: NumericsGuard | None = None):
     """The PyTorch call for a library step: inputs seen through their views, a contiguous result
-    that owns its memory, and errors that name the op and the model's source line."""
+    that owns its memory, and errors that name the op and the model's source line. With numeric
+    guards, a result that is not all finite goes to the guard."""
     interpreter = Interpreter()
     node = step.node
     op = node.attrs["target"] if node.op == "fallback" else node.op
@@ -44,6 +47,8 @@ def _library_call(step: LibraryStep):
         except Exception as e:
             raise ExecutionError(str(e).splitlines()[0] if str(e) else type(e).__name__, op,
                                  node.source) from e
+        if numerics is not None and not all_finite(result):
+            numerics.library(node, inputs, result)
         if not isinstance(result, torch.Tensor):
             return result  # a fallback's tuple, read by `get` steps
         # A view of an arena buffer would change when the arena is reused: copy it out.
@@ -57,13 +62,16 @@ def _library_call(step: LibraryStep):
 class CompiledGraph:
     """Runs a schedule: `compiled(tensors) -> list of output tensors`."""
 
-    def __init__(self, schedule: Schedule, library: Future, record):
+    def __init__(self, schedule: Schedule, library: Future, record,
+                 numerics: NumericsGuard | None = None):
         self.schedule = schedule
+        self.numerics = numerics  # set when the kernels were emitted with numeric checks
         self.record = record
         self.plan: MemoryPlan = plan_memory(schedule)
         self.arena = torch.empty(self.plan.arena_bytes, dtype=torch.uint8)
         self.lock = threading.Lock()
-        self.namespace: dict = {"torch": torch, "_raise": self._raise_index_error}
+        self.namespace: dict = {"torch": torch, "_raise": self._raise_index_error,
+                                "_status": self._kernel_status}
         self.library = library  # a Future of (ctypes.CDLL, cache hit)
         # Kernels index row-major memory; parameters only library calls read may have any strides.
         read_by_kernels = {b for st in schedule.steps if isinstance(st, KernelStep) for b in st.kernel.inputs}
@@ -88,6 +96,8 @@ class CompiledGraph:
             self.record.whole_graph_fallback = str(e).splitlines()[0]
             log(1, f"{self.record.graph_id}: running through the interpreter: {e}")
             graph = self.schedule.graph
+            if self.numerics is not None:
+                return lambda *tensors: self.numerics.run_interpreter(list(tensors))
             return lambda *tensors: Interpreter().run(graph, list(tensors))
         self.source = self._generate(library)
         exec(compile(self.source, f"<tensorsmith wrapper {self.schedule.graph.name}>", "exec"),
@@ -106,6 +116,15 @@ class CompiledGraph:
         raise IndexOutOfRange("an index read from data is out of range", f"generated {kernel_name}",
                               where)
 
+    def _kernel_status(self, code: int, step: int, inputs: list, outputs: list):
+        """A kernel returned nonzero (with numeric guards on): an index out of range, or NaN/Inf
+        among the values it stored."""
+        kernel = self.schedule.steps[step].kernel
+        if code & ERROR_INDEX:
+            self._raise_index_error(kernel.name, kernel.sources)
+        if code & ERROR_NONFINITE and self.numerics is not None:
+            self.numerics.kernel(self.schedule, kernel, inputs, outputs)
+
     def _generate(self, library) -> str:
         s, ns = self.schedule, self.namespace
         lines = [f"def run({', '.join(s.params) + (',' if len(s.params) == 1 else '')}):"]
@@ -117,7 +136,7 @@ class CompiledGraph:
             ns[name] = self._view(name)
         for i, step in enumerate(s.steps):
             if isinstance(step, LibraryStep):
-                ns[f"lib{i}"] = _library_call(step)
+                ns[f"lib{i}"] = _library_call(step, self.numerics)
                 lines.append(f"    {step.output} = lib{i}({', '.join(step.inputs)})")
                 continue
             kernel = step.kernel
@@ -132,8 +151,14 @@ class CompiledGraph:
                     lines.append(f"    {b} = torch.empty({t.shape}, dtype=torch.{str(t.dtype.torch_dtype)[6:]}, "
                                  f"device='{t.device}')")
             args = ", ".join(f"{b}.data_ptr()" for b in [*kernel.outputs, *kernel.inputs])
-            lines.append(f"    if {kernel.name}({args}):")
-            lines.append(f"        _raise('{kernel.name}', {kernel.name}_sources)")
+            if self.numerics is None:
+                lines.append(f"    if {kernel.name}({args}):")
+                lines.append(f"        _raise('{kernel.name}', {kernel.name}_sources)")
+            else:
+                lines.append(f"    _code = {kernel.name}({args})")
+                lines.append(f"    if _code:")
+                lines.append(f"        _status(_code, {i}, [{', '.join(kernel.inputs)}], "
+                             f"[{', '.join(kernel.outputs)}])")
         returned = []
         for i, name in enumerate(s.outputs):
             if i in s.output_views:

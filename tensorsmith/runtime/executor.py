@@ -11,6 +11,7 @@ from ..errors import InputError
 from ..frontend.importer import Imported
 from ..ir.interpret import Interpreter
 from ..ir.types import TensorType, device_name
+from .numerics import guard_for
 
 
 def check_argument(position: int, name: str, value, expected: TensorType) -> None:
@@ -42,6 +43,11 @@ class GraphExecutor:
         # Which parameters must be row-major (generated kernels read them); the interpreter takes any.
         self.row_major = getattr(runner, "row_major_params", None) or [False] * len(self.graph.params)
         self.output_strides = imported.output_strides
+        # Numeric guards (config.check_numerics, read now, at compile time): the generated code's
+        # own, else one for the argument checks (and, interpreted, for every node's value).
+        self.numerics = getattr(runner, "numerics", None) or guard_for(self.graph)
+        if runner is None and self.numerics is not None:
+            runner = self.numerics.run_interpreter
         self.runner = runner or (lambda tensors: Interpreter().run(self.graph, tensors))
         self.views = Interpreter()  # applies view nodes as PyTorch views
 
@@ -50,6 +56,8 @@ class GraphExecutor:
         for position, param, row_major in zip(self.tensor_positions, self.graph.params, self.row_major):
             check_argument(position, param.name, args[position], param.type)
             tensors.append(args[position].contiguous() if row_major else args[position])
+        if self.numerics is not None:
+            self.numerics.check_inputs(self.tensor_positions, tensors)
         results = self.runner(tensors)
         return self._assemble(results, tensors, args)
 

@@ -1,8 +1,10 @@
 """Emit C++ (OpenMP parallel outer loops, `omp simd` inner loops) for kernel IR.
 
 Every kernel is `extern "C" int name(void* buffer, ...)`, taking its output buffers then its input
-buffers (contiguous, row-major) and returning nonzero when an index read from data was out of range
-(so the caller raises, as eager does, instead of reading outside a buffer).
+buffers (contiguous, row-major) and returning a bit set: ERROR_INDEX when an index read from data was
+out of range (so the caller raises, as eager does, instead of reading outside a buffer), and, when
+emitted with `check_numerics`, ERROR_NONFINITE when a floating value it stored was NaN or Inf
+(one flag OR-reduced over the stores, in the same vectorized loops: no extra pass over memory).
 """
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ from ..kernel import Const, IndexValue, Kernel, Load, Local, Op, Reduce, Store
 C_TYPES = {F32: "float", F64: "double", I8: "int8_t", I16: "int16_t", I32: "int32_t",
            I64: "int64_t", U8: "uint8_t", BOOL: "uint8_t"}
 PARALLEL_THRESHOLD = 32768  # element visits below which threads cost more than they save
+ERROR_INDEX = 1  # a kernel's return bits
+ERROR_NONFINITE = 2
 
 PRELUDE = r"""
 #include <cmath>
@@ -309,9 +313,10 @@ class _Emitter:
     `lane` over a chunk of LANES columns, so reductions over leading dimensions (bias gradients)
     read memory contiguously and vectorize; accumulators and locals are then per-lane arrays."""
 
-    def __init__(self, lines: list[str], lane_var: Var | None):
+    def __init__(self, lines: list[str], lane_var: Var | None, check_numerics: bool = False):
         self.lines, self.lane_var = lines, lane_var
         self.counter = itertools.count()
+        self.check_numerics = check_numerics
 
     def _body(self, indent: str, before: int, outer_indent: str, inner: list[Var]) -> _Body:
         """The body of a loop nest over `inner` opened at line `before`; invariant values go there
@@ -333,7 +338,8 @@ class _Emitter:
             indent += "  "
         if self.lane_var is not None:
             if simd_clause is not None:
-                self.lines.append(f"{indent}#pragma omp simd")
+                clause = " reduction(|:nonfinite)" if "nonfinite" in simd_clause else ""
+                self.lines.append(f"{indent}#pragma omp simd{clause}")
             self.lines.append(f"{indent}for (int64_t lane = 0; lane < width; ++lane) {{")
             indent += "  "
             self.lines.append(f"{indent}const int64_t {self.lane_var.name} = first + lane;")
@@ -403,16 +409,24 @@ class _Emitter:
         self._declare(indent, t, stage.name, result)
 
     def store(self, stage: Store, dtype: DType, indent: str):
+        check = self.check_numerics and dtype.is_float
         before = len(self.lines)
-        inner = self._open(stage.inner, indent, None if _has_indirect(stage.value) else "")
+        clause = " reduction(|:nonfinite)" if check else ""
+        inner = self._open(stage.inner, indent, None if _has_indirect(stage.value) else clause)
         body = self._body(inner, before, indent, stage.inner)
         v = body.value(stage.value)
-        self.lines.append(f"{inner}{stage.buffer}[{body.index(stage.index)}] = "
-                          f"static_cast<{c_type(dtype)}>({v});")
+        t = c_type(dtype)
+        if not check:
+            self.lines.append(f"{inner}{stage.buffer}[{body.index(stage.index)}] = static_cast<{t}>({v});")
+        else:  # NaN and +-Inf both fail |s| < inf; an int OR-reduction keeps the loop vectorized
+            s = f"s{next(self.counter)}"
+            self.lines.append(f"{inner}const {t} {s} = static_cast<{t}>({v});")
+            self.lines.append(f"{inner}{stage.buffer}[{body.index(stage.index)}] = {s};")
+            self.lines.append(f"{inner}nonfinite |= !(std::abs({s}) < std::numeric_limits<{t}>::infinity());")
         self._close(stage.inner, inner)
 
 
-def emit_kernel(kernel: Kernel, buffer_dtypes: dict[str, DType]) -> str:
+def emit_kernel(kernel: Kernel, buffer_dtypes: dict[str, DType], check_numerics: bool = False) -> str:
     params = [f"void* p_{b}" for b in [*kernel.outputs, *kernel.inputs]]
     lines = [f'extern "C" int {kernel.name}({", ".join(params)}) {{']
     for b in kernel.outputs:
@@ -422,6 +436,8 @@ def emit_kernel(kernel: Kernel, buffer_dtypes: dict[str, DType]) -> str:
         t = c_type(buffer_dtypes[b])
         lines.append(f"  const {t}* __restrict__ {b} = static_cast<const {t}*>(p_{b});")
     lines.append("  int error = 0;")
+    if check_numerics:
+        lines.append("  int nonfinite = 0;")
     lane_var = kernel.outer[-1] if kernel.lanes and kernel.outer else None
     # The parallel loop runs over the outer points (in lane mode: over chunks of the last one).
     extents = [v.extent for v in kernel.outer]
@@ -433,7 +449,8 @@ def emit_kernel(kernel: Kernel, buffer_dtypes: dict[str, DType]) -> str:
     indent = "  "
     if kernel.outer:
         if outer > 1:
-            lines.append(f"  #pragma omp parallel for reduction(|:error) schedule(static) "
+            reduced = "error,nonfinite" if check_numerics else "error"
+            lines.append(f"  #pragma omp parallel for reduction(|:{reduced}) schedule(static) "
                          f"if({kernel.work} > {PARALLEL_THRESHOLD})")
         lines.append(f"  for (int64_t o = 0; o < {outer}; ++o) {{")
         indent = "    "
@@ -445,7 +462,7 @@ def emit_kernel(kernel: Kernel, buffer_dtypes: dict[str, DType]) -> str:
         if lane_var is not None:
             lines.append(f"{indent}const int64_t first = chunk * {LANES};")
             lines.append(f"{indent}const int64_t width = std::min<int64_t>({LANES}, {lane_var.extent} - first);")
-    emitter = _Emitter(lines, lane_var)
+    emitter = _Emitter(lines, lane_var, check_numerics)
     for stage in kernel.stages:
         if isinstance(stage, Reduce):
             emitter.reduce(stage, indent)
@@ -453,9 +470,11 @@ def emit_kernel(kernel: Kernel, buffer_dtypes: dict[str, DType]) -> str:
             emitter.store(stage, buffer_dtypes[stage.buffer], indent)
     if kernel.outer:
         lines.append("  }")
-    lines += ["  return error;", "}"]
+    result = f"error | (nonfinite ? {ERROR_NONFINITE} : 0)" if check_numerics else "error"
+    lines += [f"  return {result};", "}"]
     return "\n".join(lines)
 
 
-def emit_module(kernels: list[Kernel], buffer_dtypes: dict[str, DType]) -> str:
-    return PRELUDE + "\n\n".join(emit_kernel(k, buffer_dtypes) for k in kernels) + "\n"
+def emit_module(kernels: list[Kernel], buffer_dtypes: dict[str, DType], check_numerics: bool = False) -> str:
+    """The C++ source of `kernels`; with `check_numerics`, each kernel also reports stored NaN/Inf."""
+    return PRELUDE + "\n\n".join(emit_kernel(k, buffer_dtypes, check_numerics) for k in kernels) + "\n"
