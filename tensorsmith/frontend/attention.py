@@ -7,7 +7,7 @@ sequence x sequence probabilities alive between forward and backward.
 
 The form matched, from the softmax outwards (every intermediate used once, nothing else):
 
-    scores = (q [* c]) @ (k [* c])^T         aten.matmul / bmm
+    scores = (q [* c]) @ (k [/ c])^T         aten.matmul / bmm
     scores = scores * c | scores / c         any number of Python-scalar scales, first
     scores = masked_fill(scores, m, -inf) | where(keep, scores, -inf) | scores + bias   any order
     p      = softmax(scores, dim=-1)
@@ -46,7 +46,7 @@ class AttentionMatch:
     source: str | None
     scale: float
     causal: bool
-    masks: list[str] = field(default_factory=list)  # "bool" / "bias" terms folded into the mask
+    masks: list[str] = field(default_factory=list)  # "causal", or the "keep"/"hide"/"bias" terms
     dropout: float = 0.0
 
 
@@ -61,7 +61,6 @@ class _Scores:
     keep: list = field(default_factory=list)  # bool tensors: where attention may look
     bias: list = field(default_factory=list)  # float tensors added to the scores
     nodes: list = field(default_factory=list)  # the score ops between matmul and softmax
-    causal: bool = False
 
 
 def _single_user(node: torch.fx.Node) -> bool:
@@ -118,10 +117,13 @@ def _walk_scores(softmax: torch.fx.Node) -> _Scores | None:
 
 
 def _unscaled(node, scale: float):
-    """q or k with a Python-scalar factor peeled off (folded into the attention's scale)."""
-    while isinstance(node, torch.fx.Node) and node.target is aten.mul.Tensor and _is_scalar(node.args[1]) \
-            and _single_user(node) and math.isfinite(float(node.args[1])) and float(node.args[1]) > 0:
-        scale *= float(node.args[1])
+    """q or k with positive Python-scalar factors and divisors peeled off (folded into the scale)."""
+    while isinstance(node, torch.fx.Node) and node.target in (aten.mul.Tensor, aten.div.Tensor) and \
+            _is_scalar(node.args[1]) and _single_user(node):
+        c = float(node.args[1])
+        if not (c > 0 and math.isfinite(c)):
+            break
+        scale *= c if node.target is aten.mul.Tensor else 1.0 / c
         node = node.args[0]
     return node, scale
 
@@ -267,8 +269,8 @@ def _rewrite(graph: torch.fx.Graph, softmax: torch.fx.Node, learned: set) -> Att
         sdpa = graph.call_function(aten.scaled_dot_product_attention.default, (q, k, v), kwargs)
         sdpa.meta = dict(out.meta)
     out.replace_all_uses_with(sdpa)
-    for node in [out, probs, softmax, *scores.nodes, scores.matmul]:
-        if node.graph is graph and not node.users and node in graph.nodes:
+    for node in dict.fromkeys([out, probs, softmax, *scores.nodes, scores.matmul]):
+        if not node.users:  # (each used only by the next, now gone)
             graph.erase_node(node)
     kinds = ["causal"] if causal else [kind for kind, _ in terms]
     return AttentionMatch(source_line(out), scale, causal, kinds, rate)
