@@ -77,7 +77,7 @@ def test_in_graph_tril_is_causal_with_division_scale():
 
 def test_where_keep_mask_and_scale_before_matmul():
     def f(q, k, v, keep):
-        s = (q * q.shape[-1] ** -0.5) @ (k / 2.0).transpose(2, 3)
+        s = (q * q.shape[-1] ** -0.5) @ (k.transpose(2, 3) / 2.0)
         return torch.where(keep, s, float("-inf")).softmax(-1) @ v
     q, k, v = _qkv(length=7, s=10)
     keep = torch.rand(2, 1, 7, 10) > 0.3
