@@ -3,12 +3,13 @@
     model = torch.compile(model, backend="tensorsmith")
 """
 from . import config
-from .errors import InputError, TensorsmithError, VerifyError
+from .errors import InputError, NumericsError, NumericsWarning, TensorsmithError, VerifyError
 from .explain import explain
 from .frontend.backend import register as _register
 from .frontend.backend import tensorsmith_backend as backend
 
 _register()
 
-__all__ = ["InputError", "TensorsmithError", "VerifyError", "backend", "config", "explain"]
+__all__ = ["InputError", "NumericsError", "NumericsWarning", "TensorsmithError", "VerifyError", "backend",
+           "config", "explain"]
 __version__ = "0.1.0"

@@ -8,6 +8,7 @@ import importlib
 import torch
 
 EAGER = "eager"
+CHECKED = "tensorsmith+checks"  # tensorsmith with config.check_numerics = "warn" (numeric guards)
 
 # Modules a backend imports lazily on its first compile. Imported before a compile is timed, so
 # cold-compile latency is compilation, not Python imports (tensorsmith is always imported already).
@@ -33,3 +34,30 @@ def preimport(name: str) -> None:
 
 def compiled(model: torch.nn.Module, name: str):
     return model if name == EAGER else torch.compile(model, backend=name)
+
+
+def _checked_backend(gm, example_inputs, **kwargs):
+    """tensorsmith with numeric guards, whatever `config.check_numerics` says elsewhere: the mode
+    is read when a graph compiles, so the backward is compiled now too, not at its first call."""
+    from torch._functorch import config as functorch_config
+
+    from .. import config
+    from ..frontend.backend import tensorsmith_backend
+
+    previous = config.check_numerics
+    config.check_numerics = "warn"
+    try:
+        with functorch_config.patch(force_non_lazy_backward_lowering=True):
+            return tensorsmith_backend(gm, example_inputs, **kwargs)
+    finally:
+        config.check_numerics = previous
+
+
+def register_checked() -> None:
+    from torch._dynamo.backends.registry import _COMPILER_FNS, register_backend
+
+    if CHECKED not in _COMPILER_FNS:
+        register_backend(name=CHECKED)(_checked_backend)
+
+
+register_checked()

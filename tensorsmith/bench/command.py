@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from . import gate, harness, machine, report, zoo
+from . import backends, gate, harness, machine, report, zoo
 from .accuracy import DEFAULT_TOLERANCE
 from .results import OK
 
@@ -31,6 +31,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--backends", default=DEFAULT_BACKENDS,
                    help="comma-separated: 'eager' (uncompiled baseline) or any torch.compile "
                         f"backend (default {DEFAULT_BACKENDS})")
+    p.add_argument("--check-numerics", action="store_true",
+                   help=f"add the variant {backends.CHECKED} (tensorsmith with numeric guards on, "
+                        "check_numerics='warn'): its time against tensorsmith's is their cost")
     p.add_argument("--mode", choices=("train", "infer", "both"), default="both")
     p.add_argument("--device", choices=("cpu", "cuda"),
                    default="cuda" if torch.cuda.is_available() else "cpu")
@@ -80,12 +83,19 @@ def settings_from(args) -> harness.Settings:
         models = [m.strip() for m in args.models.split(",") if m.strip()]
     size = args.size or ("default" if default_comparison and args.device == "cpu" else "auto")
     return harness.Settings(
-        models=models, backends=[b.strip() for b in args.backends.split(",") if b.strip()],
+        models=models, backends=_backends(args),
         modes=list(harness.MODES) if args.mode == "both" else [args.mode], device=args.device,
         size=size, warmup=args.warmup, rounds=args.rounds, min_rounds=args.min_rounds,
         max_rounds=args.max_rounds, seconds=args.seconds, tolerance=args.tolerance,
         probes=not args.no_probes, probe_timeout=args.probe_timeout, seed=args.seed,
         progress=not args.no_progress)
+
+
+def _backends(args) -> list[str]:
+    names = [b.strip() for b in args.backends.split(",") if b.strip()]
+    if getattr(args, "check_numerics", False) and backends.CHECKED not in names:
+        names.append(backends.CHECKED)
+    return names
 
 
 def run(args) -> dict:

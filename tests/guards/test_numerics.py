@@ -196,3 +196,19 @@ def test_checks_off_emit_no_check_and_on_keeps_the_store_loop_vectorized():
     assert "nonfinite" not in plain
     assert "#pragma omp simd reduction(|:nonfinite)" in checked
     assert "return error | (nonfinite ? 2 : 0);" in checked
+
+
+def test_bench_variant_compiles_forward_and_backward_with_checks():
+    from tensorsmith.bench import backends, command
+
+    args = command.parser().parse_args(["--backends", "eager,tensorsmith", "--check-numerics"])
+    assert command.settings_from(args).backends == ["eager", "tensorsmith", backends.CHECKED]
+    assert tensorsmith.config.check_numerics == "off"
+    compiled = torch.compile(sqrt_at_zero, backend=backends.CHECKED)
+    x = torch.tensor([[0.0, 1.0]], requires_grad=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        compiled(x).backward()  # the backward was compiled with the forward, checks on
+    ours = [str(w.message) for w in caught if issubclass(w.category, NumericsWarning)]
+    assert len(ours) == 1 and "backward graph" in ours[0] and line_of("SQRT") in ours[0], ours
+    assert tensorsmith.config.check_numerics == "off"
