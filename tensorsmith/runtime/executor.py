@@ -30,6 +30,17 @@ def check_argument(position: int, name: str, value, expected: TensorType) -> Non
         raise InputError(f"argument {position} ({name}) has " + ", ".join(problems))
 
 
+def host_scalar(value, expected: TensorType, read_by_kernels: bool):
+    """A 0-d CPU tensor where the graph expects a 0-d tensor on a GPU: PyTorch lets such a tensor
+    stand for a scalar on any device, and CUDA's fused attention kernels return their RNG seed and
+    offset so (fake tensors place them on the GPU). Moved there only if a generated kernel reads it."""
+    if isinstance(value, torch.Tensor) and value.dim() == 0 and value.device.type == "cpu" \
+            and expected.rank == 0 and expected.device != "cpu" \
+            and value.dtype == expected.dtype.torch_dtype:
+        return value.to(expected.device) if read_by_kernels else value, True
+    return value, False
+
+
 _VIEW_OPS = {"reshape", "transpose", "broadcast_in_dim", "slice"}
 
 
@@ -54,8 +65,10 @@ class GraphExecutor:
     def __call__(self, *args):
         tensors = []
         for position, param, row_major in zip(self.tensor_positions, self.graph.params, self.row_major):
-            check_argument(position, param.name, args[position], param.type)
-            tensors.append(args[position].contiguous() if row_major else args[position])
+            value, scalar = host_scalar(args[position], param.type, row_major)
+            if not scalar:
+                check_argument(position, param.name, value, param.type)
+            tensors.append(value.contiguous() if row_major else value)
         if self.numerics is not None:
             self.numerics.check_inputs(self.tensor_positions, tensors)
         results = self.runner(tensors)
