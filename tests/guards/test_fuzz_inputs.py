@@ -165,3 +165,23 @@ def test_compiled_graph_rejects_any_unlike_argument_by_name(executor, x, y):
     message = str(info.value)
     assert f"argument {position} (" in message, message
     assert "expected" in message or "must be a tensor f32[3,4]@cpu" in message, message
+
+
+def test_one_compiled_function_called_with_changing_dtypes_shapes_ranks_and_layouts():
+    """What a user sees when Dynamo's guards fail and it recompiles (or marks sizes dynamic): the
+    new graph just works."""
+    torch._dynamo.reset()
+    compiled = torch.compile(rows, backend="tensorsmith")
+    base = torch.randn(4, 8)
+    calls = [
+        (base, torch.randn(4, 8)),
+        (torch.randn(6, 8), torch.randn(6, 8)),  # new size: Dynamo marks it dynamic
+        (base.double(), torch.randn(4, 8, dtype=torch.float64)),  # new dtype
+        (torch.randn(2, 3, 8), torch.randn(2, 3, 8)),  # new rank
+        (torch.randn(4, 1).expand(4, 8), torch.randn(8, 4).t()),  # expanded, transposed
+        (torch.randn(0, 8), torch.randn(0, 8)),  # zero-size
+    ]
+    for x, y in calls:
+        _close(compiled(x, y), rows(x, y))
+    with pytest.raises(RuntimeError):  # what eager raises (mismatched sizes), not a crash
+        compiled(torch.randn(4, 8), torch.randn(4, 7))

@@ -10,8 +10,7 @@ import torch
 import torch.nn.functional as F
 
 import tensorsmith
-from tensorsmith.bench.models.small import TINY_GPT, tiny_nanogpt
-from tensorsmith.bench.models.nanogpt import make_batch
+from tensorsmith.bench.models.small import tiny_nanogpt
 from tensorsmith.codegen.cpp.emit import emit_kernel
 from tensorsmith.codegen.index import Affine, Var
 from tensorsmith.codegen.kernel import Kernel, Load, Op, Store
@@ -162,17 +161,11 @@ def test_tiny_nanogpt_with_minus_inf_causal_mask_trains_without_reports(numerics
                                                                        fuse_attention):
     numerics("raise")
     monkeypatch.setattr(tensorsmith.config, "fuse_attention", fuse_attention)
-    model, _ = tiny_nanogpt()
+    model, (idx, targets) = tiny_nanogpt()
     compiled = torch.compile(model, backend="tensorsmith")
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    for _ in range(2):
-        optimizer.zero_grad()
-        loss = compiled(*make_batch(TINY_GPT, 2))
-        loss.backward()
-        optimizer.step()
-    assert torch.isfinite(loss)
-    with torch.no_grad():
-        assert torch.isfinite(compiled(make_batch(TINY_GPT, 2)[0])).all()
+    loss = compiled(idx, targets)  # forward and backward graphs, all checks raising
+    loss.backward()
+    assert torch.isfinite(loss) and all(torch.isfinite(p.grad).all() for p in model.parameters())
 
 
 def test_nan_argument_is_an_input_error_naming_it(numerics):
