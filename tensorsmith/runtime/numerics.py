@@ -21,7 +21,8 @@ evaluates the ops the kernel fused again with the reference interpreter, from th
 input buffers (still intact: the memory plan never lets a kernel's outputs overlap its inputs), and
 reports the first op, in program order, whose value is new. A kernel that once stored NaN/Inf that
 was not new (a -inf mask) is not examined again while it has a non-finite constant or reads a
-non-finite input, so a model that stores -inf every step pays for one examination, not one per step.
+non-finite input, so a model that stores -inf every step pays for one examination, not one per step;
+with "warn", a kernel or library step already warned about is not examined again either.
 
 "warn" warns once per op and source line and writes an `incident` event; "raise" raises
 NumericsError at the first new NaN/Inf. Other backends (the Triton runtime) can reuse this:
@@ -122,6 +123,7 @@ class NumericsGuard:
         self.order = {node: i for i, node in enumerate(graph.nodes)}
         self.reported: set = set()  # (op, source) sites already warned about
         self.benign: set[str] = set()  # kernels whose non-finite stores were found not new
+        self.warned: set = set()  # kernels and library nodes already warned about: not examined again
         self.kernel_nodes: dict[str, list] = {}
 
     # -- inputs (part of the input guards) -------------------------------------------------------
@@ -149,15 +151,18 @@ class NumericsGuard:
 
     def library(self, node, args, result) -> None:
         """A library step's result was not all finite (the caller checked with `all_finite`)."""
-        if deliberate(node) or not all(finite(a) for a in args):
+        if node in self.warned or deliberate(node) or not all(finite(a) for a in args):
             return
         self._report(node, result, "library call")
+        self.warned.add(node)
 
     # -- generated kernels -------------------------------------------------------------------------
 
     def kernel(self, schedule, kernel, inputs, outputs) -> None:
         """A generated kernel stored NaN/Inf; `inputs`/`outputs` are its buffers' tensors, in the
         order of `kernel.inputs`/`kernel.outputs`."""
+        if kernel.name in self.warned:
+            return
         known = {schedule.buffers[b].node: t for b, t in zip(kernel.inputs, inputs)}
         nodes = self._nodes_of(schedule, kernel, known)
         if kernel.name in self.benign and (nodes is None or any(deliberate(n) for n in nodes)
@@ -181,6 +186,7 @@ class NumericsGuard:
             return
         node, value = found
         self._report(node, value, f"generated kernel {kernel.name}")
+        self.warned.add(kernel.name)
 
     def _nodes_of(self, schedule, kernel, known):
         """The IR nodes the kernel computes (from its inputs to its stores), in program order."""
