@@ -297,3 +297,19 @@ def test_unchecked_indices_still_never_read_outside(monkeypatch):
     w = torch.randn(10, 4)
     out = generate_code(graph)([w, torch.tensor([3, 10_000, -5])])[0]
     torch.testing.assert_close(out, w[[3, 0, 0]])  # out-of-range ids read row 0, not outside
+
+
+def test_empty_inner_dimension_still_stores_outer_values():
+    # A kernel whose inner loop is empty (a zero-size output) still computes its outer-only
+    # values; its empty inner stores write nothing (never outside the zero-size buffer).
+    graph = _graph("""\
+        graph @f(%x: f32[1]@cpu, %y: f32[3,0,2]@cpu) {
+          %0 = reshape(%x) {shape=[]} : f32[]@cpu
+          %1 = constant() {value=2.0, shape=[], dtype=f32, device="cpu"} : f32[]@cpu
+          %2 = mul(%0, %1) : f32[]@cpu
+          %3 = exp(%y) : f32[3,0,2]@cpu
+          %4 = reduce(%y) {kind="sum", dims=[1]} : f32[3,2]@cpu
+          return %2, %3, %4
+        }
+    """)
+    _compare(graph)

@@ -55,7 +55,7 @@ def choose(x: int, r: int, reduces: bool, lanes: bool) -> Blocks:
     if not reduces:
         rblock = min(pow2(r), POINTWISE_TILE)
         xblock = min(pow2(x), max(1, POINTWISE_TILE // rblock))
-        grid = (_cdiv(x, xblock), _cdiv(r, rblock))
+        grid = (_cdiv(x, xblock), max(_cdiv(r, rblock), 1))  # R = 0: outer-only stores still run
         if grid[1] > MAX_GRID_Y:  # a huge last dimension: larger tiles along it
             rblock = pow2(_cdiv(r, MAX_GRID_Y))
             grid = (grid[0], _cdiv(r, rblock))

@@ -193,7 +193,11 @@ class _KernelEmitter:
         lines.append(f"    zx = tl.full([{b.xblock}, 1], 0, {self.idx})")
         lines.append(f"    zxr = tl.full([{b.xblock}, {b.rblock}], 0, {self.idx})")
         self.xscope = Scope(lines, "    ", self.counter, "zx", self.xmask, names=self.names)
-        if not b.looped:
+        if self.r == 0:  # no inner element: reductions give their neutral value, inner stores nothing
+            for stage in k.stages:
+                if not (isinstance(stage, Store) and stage.inner):
+                    self._stage(stage, self.xscope, looped=False)
+        elif not b.looped:
             offset = f"tl.program_id(1).to({self.idx}) * {b.rblock}" if not self.reduces else "0"
             mask = self._r_lanes(offset, "    ") if self.inner else self.xmask
             xr = Scope(lines, "    ", self.counter, "zxr", mask, self.xscope, self.names)
@@ -373,7 +377,7 @@ def emit_kernel(kernel: Kernel, dtypes: dict[str, DType]) -> TritonKernel | None
     for b in [*kernel.inputs, *kernel.outputs]:
         tl_type(dtypes[b])  # raises UnsupportedError for a dtype Triton kernels do not take
     emitter = _KernelEmitter(kernel, dtypes)
-    if 0 in emitter.blocks.grid:
+    if emitter.x == 0:
         return None
     body = emitter.emit()
     name = "k_" + hashlib.sha256(body.encode()).hexdigest()[:16]
