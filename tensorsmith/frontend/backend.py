@@ -33,12 +33,12 @@ def _aot_backend(fuse_attention: bool):
                         partition_fn=min_cut_rematerialization_partition)
 
 
-def _tracing_context(example_inputs):
+def _tracing_context(example_inputs, fused: bool):
     """Which kernels scaled_dot_product_attention may trace to. Without attention fusion, its math.
     With it, a fused kernel whose results are all tensors (CUDA's flash and cuDNN kernels also
     return integers, which a library step cannot hand on; memory-efficient attention is used there)."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
-    if not config.fuse_attention:
+    if not fused:
         return sdpa_kernel([SDPBackend.MATH])
     on_cuda = any(isinstance(x, torch.Tensor) and x.is_cuda for x in example_inputs)
     if on_cuda:
@@ -47,19 +47,20 @@ def _tracing_context(example_inputs):
 
 
 def _cuda_autocast(example_inputs) -> bool:
-    """Hand-written attention is not fused under CUDA autocast: the memory-efficient kernel's
-    bfloat16 results came back wrong through the CUDA runtime (found on an H100, not yet
-    understood), and a wrong answer is worse than a slow one."""
+    """Attention is not fused under CUDA autocast: the memory-efficient kernel's bfloat16 results
+    came back wrong through the CUDA runtime (found on an H100, not yet understood), and a wrong
+    answer is worse than a slow one."""
     return torch.is_autocast_enabled("cuda") and any(
         isinstance(x, torch.Tensor) and x.is_cuda for x in example_inputs)
 
 
 def tensorsmith_backend(gm: torch.fx.GraphModule, example_inputs, **kwargs):
     """Entry point for `torch.compile(model, backend="tensorsmith")`."""
-    if config.fuse_attention and not _cuda_autocast(example_inputs):
+    fused = config.fuse_attention and not _cuda_autocast(example_inputs)
+    if fused:
         gm = rewrite_attention(gm, example_inputs)
-    with _tracing_context(example_inputs):
-        return _aot_backend(config.fuse_attention)(gm, example_inputs, **kwargs)
+    with _tracing_context(example_inputs, fused):
+        return _aot_backend(fused)(gm, example_inputs, **kwargs)
 
 
 def register() -> None:
