@@ -57,7 +57,9 @@ def guard_for(graph, graph_id: str | None = None) -> "NumericsGuard | None":
 
 
 def all_finite(value) -> bool:
-    """The hot-path check of a library result: one sum, confirmed element-wise if not finite."""
+    """The hot-path check (a library result, an argument): one sum, which NaN or Inf anywhere makes
+    non-finite (confirmed element-wise then: finite values can overflow a sum). On the CPU a sum
+    costs about a fifteenth of `torch.isfinite(x).all()`, which writes a bool tensor first."""
     if isinstance(value, torch.Tensor):
         if not value.is_floating_point() or value.numel() == 0:
             return True
@@ -133,7 +135,7 @@ class NumericsGuard:
         if self.kind == "backward":
             return
         for position, param, tensor in zip(positions, self.graph.params, tensors):
-            if finite(tensor):
+            if all_finite(tensor):
                 continue
             message = (f"argument {position} ({param.name}) contains {describe(tensor)}; with "
                        f"check_numerics={self.mode!r} tensor arguments must be finite "
