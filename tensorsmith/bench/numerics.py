@@ -22,13 +22,17 @@ from .. import config
 from .models.nanogpt import GPTConfig, NanoGPT
 
 
-def _variant(model, idx, targets, mode: str):
-    """A compiled copy of `model` whose graphs were compiled with check_numerics=`mode`, and its step."""
+def _variant(model, idx, targets, mode: str, train: bool = True):
+    """A compiled copy of `model` whose graphs were compiled with check_numerics=`mode`, and its
+    step: a training step (forward, backward, AdamW) or, with `train` False, a no_grad forward."""
     model = copy.deepcopy(model)
     compiled = torch.compile(model, backend="tensorsmith")
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
     def step():
+        if not train:
+            with torch.no_grad():
+                return compiled(idx).sum()
         optimizer.zero_grad(set_to_none=True)
         loss = compiled(idx, targets)
         loss.backward()
@@ -44,7 +48,7 @@ def _variant(model, idx, targets, mode: str):
     return step, float(loss)
 
 
-def measure(rounds: int = 30, batch: int = 8, mode: str = "warn") -> dict:
+def measure(rounds: int = 30, batch: int = 8, mode: str = "warn", train: bool = True) -> dict:
     torch.manual_seed(0)
     cfg = GPTConfig()
     model = NanoGPT(cfg)
@@ -54,7 +58,7 @@ def measure(rounds: int = 30, batch: int = 8, mode: str = "warn") -> dict:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for name, m in (("tensorsmith", "off"), ("tensorsmith+checks", mode)):
-            steps[name], _ = _variant(model, idx, targets, m)
+            steps[name], _ = _variant(model, idx, targets, m, train)
         for name in steps:  # warm up
             steps[name]()
         times = {name: [] for name in steps}
@@ -66,7 +70,7 @@ def measure(rounds: int = 30, batch: int = 8, mode: str = "warn") -> dict:
                 times[name].append(time.thread_time() - start)
     base, checked = times["tensorsmith"], times["tensorsmith+checks"]
     ratios = [c / b for b, c in zip(base, checked)]
-    return {"rounds": rounds, "batch": batch, "threads": torch.get_num_threads(),
+    return {"rounds": rounds, "batch": batch, "step": "training" if train else "no_grad forward", "threads": torch.get_num_threads(),
             "median_s": {name: statistics.median(t) for name, t in times.items()},
             "overhead": statistics.median(ratios) - 1,
             "overhead_of_medians": statistics.median(checked) / statistics.median(base) - 1,
@@ -79,11 +83,12 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--mode", choices=("warn", "raise"), default="warn")
+    p.add_argument("--infer", action="store_true", help="time a no_grad forward instead of a training step")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    result = measure(args.rounds, args.batch, args.mode)
+    result = measure(args.rounds, args.batch, args.mode, train=not args.infer)
     m = result["median_s"]
-    print(f"nanoGPT (GPTConfig defaults), batch {result['batch']}, training step, "
+    print(f"nanoGPT (GPTConfig defaults), batch {result['batch']}, {result['step']} step, "
           f"{result['threads']} thread(s), {result['rounds']} interleaved rounds, thread CPU time:")
     for name, seconds in m.items():
         print(f"  {name:<20} median {seconds * 1e3:8.1f} ms")
