@@ -19,7 +19,7 @@ was not finite). A log of a negative number, a division by zero, an exp that ove
 Only when a kernel's flag or a library check fires (the cold path) does the guard look closer: it
 evaluates the ops the kernel fused again with the reference interpreter, from the kernel's own
 input buffers (still intact: the memory plan never lets a kernel's outputs overlap its inputs), and
-reports the first op, in program order, whose value is new. A kernel that once stored NaN/Inf that
+reports the ops, in program order, whose values are new ("raise" stops at the first). A kernel that once stored NaN/Inf that
 was not new (a -inf mask) is not examined again while it has a non-finite constant or reads a
 non-finite input, so a model that stores -inf every step pays for one examination, not one per step;
 with "warn", a kernel or library step already warned about is not examined again either.
@@ -176,24 +176,22 @@ class NumericsGuard:
         if kernel.name in self.benign and (nodes is None or any(deliberate(n) for n in nodes)
                                            or not all(finite(t) for t in inputs)):
             return
-        found, reproduced = None, False
+        found, reproduced = [], False
         if nodes is not None:
             try:
-                found, reproduced = self._first_new(nodes, known)
+                found, reproduced = self._new_values(nodes, known)
             except Exception:  # noqa: BLE001 (a bug here must not hide the finding: judge the whole)
-                found, reproduced = None, False
-        if found is None and not reproduced and all(finite(t) for t in inputs):
+                found, reproduced = [], False
+        if not found and not reproduced and all(finite(t) for t in inputs):
             # The reference did not reproduce it (or could not re-evaluate the kernel's ops) and all
             # the kernel read was finite: its first non-finite store is new.
-            for b, t in zip(kernel.outputs, outputs):
-                if not finite(t):
-                    found = (schedule.buffers[b].node, t)
-                    break
-        if found is None:
+            found = [(schedule.buffers[b].node, t) for b, t in zip(kernel.outputs, outputs)
+                     if not finite(t)][:1]
+        if not found:
             self.benign.add(kernel.name)
             return
-        node, value = found
-        self._report(node, value, f"generated kernel {kernel.name}")
+        for node, value in found:  # "raise" raises at the first
+            self._report(node, value, f"generated kernel {kernel.name}")
         self.warned.add(kernel.name)
 
     def _nodes_of(self, schedule, kernel, known):
@@ -214,18 +212,18 @@ class NumericsGuard:
         self.kernel_nodes[kernel.name] = nodes
         return nodes
 
-    def _first_new(self, nodes, known):
-        """((node, value) of the first node whose value is non-finite from finite operands and
-        without a non-finite constant of its own, or None; whether any value was non-finite)."""
-        interpreter, env, reproduced = Interpreter(), dict(known), False
+    def _new_values(self, nodes, known):
+        """([(node, value)] of the nodes, in program order, whose value is non-finite from finite
+        operands and without a non-finite constant of their own; whether any value was non-finite)."""
+        interpreter, env, found, reproduced = Interpreter(), dict(known), [], False
         for node in nodes:
             args = [env[i] for i in node.inputs]
             value = env[node] = interpreter.eval(node, args)
             if not finite(value):
                 reproduced = True
                 if not deliberate(node) and all(finite(a) for a in args):
-                    return (node, value), True
-        return None, reproduced
+                    found.append((node, value))
+        return found, reproduced
 
     # -- the interpreter executor ------------------------------------------------------------------
 

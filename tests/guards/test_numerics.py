@@ -205,3 +205,25 @@ def test_bench_variant_compiles_forward_and_backward_with_checks():
     ours = [str(w.message) for w in caught if issubclass(w.category, NumericsWarning)]
     assert len(ours) == 1 and "backward graph" in ours[0] and line_of("SQRT") in ours[0], ours
     assert tensorsmith.config.check_numerics == "off"
+
+
+def two_faults(x, w):
+    a = torch.log(x - 10.0)  # FIRST
+    b = a.sum() + (x @ w).sum()
+    return b, torch.reciprocal(x - x)  # SECOND
+
+
+def test_the_first_fault_in_program_order_is_raised_and_warn_reports_each(numerics):
+    numerics("raise")
+    x, w = torch.rand(4, 8), torch.rand(8, 3)
+    with pytest.raises(NumericsError) as info:
+        torch.compile(two_faults, backend="tensorsmith")(x, w)
+    assert line_of("FIRST") in str(info.value), str(info.value)
+    torch._dynamo.reset()
+    numerics("warn")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.compile(two_faults, backend="tensorsmith")(x, w)
+    reported = [str(w.message) for w in caught if issubclass(w.category, NumericsWarning)]
+    assert any(line_of("FIRST") in m for m in reported), reported
+    assert any(line_of("SECOND") in m for m in reported), reported
