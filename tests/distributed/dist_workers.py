@@ -3,7 +3,7 @@
 Every scenario trains the same model eagerly and compiled with tensorsmith under the same wrapper
 (DDP or FSDP2), in the same process, on the same per-rank batches, and returns the losses and the
 full gradients of every step for the parent to compare. A spy around tensorsmith's graph compiler
-records which graphs were compiled and, at run time, the order in which backward graphs ran, so the
+records which graphs were compiled and, at run time, the order in which they ran, so the
 parent can also check how the work was split and where the communication happened.
 """
 from __future__ import annotations
@@ -21,7 +21,8 @@ STEPS = 3
 
 
 class Spy:
-    """Wraps tensorsmith's AOTAutograd graph compilers (installed before the rank compiles): keeps each compiled graph's kind and ATen targets, and logs each backward graph run."""
+    """Wraps tensorsmith's AOTAutograd graph compilers (installed before the rank compiles): keeps
+    each compiled graph's kind and ATen targets, and logs each run of a compiled graph."""
 
     def __init__(self):
         from tensorsmith.frontend import backend
@@ -40,8 +41,8 @@ class Spy:
                 run = inner(gm, example_inputs)
 
                 def logged(args):
-                    if self.log is not None and kind == "backward":
-                        self.log.append(("backward", index))
+                    if self.log is not None:
+                        self.log.append((kind, index))
                     return run(args)
                 logged._boxed_call = True
                 return logged
@@ -153,7 +154,7 @@ def fsdp2(rank: int, world: int, name: str):
         if name == "mlp" and mode == "compiled":
             model.compile(backend="tensorsmith")
         assert all(isinstance(p, DTensor) for p in model.parameters()), "parameters not sharded"
-        results[mode] = _train(name, model, model, rank)
+        results[mode] = _train(name, model, model, rank, spy if mode == "compiled" else None)
     from tensorsmith.frontend import report
     results["graphs"] = spy.kinds()
     results["fallbacks"] = [r.graph_id for r in report.RECORDS if r.whole_graph_fallback]

@@ -17,3 +17,8 @@ def test_fsdp2_matches_eager(name):
     for rank, r in enumerate(results):
         assert "forward" in r["graphs"] and "backward" in r["graphs"], \
             f"rank {rank}: nothing was compiled: {r['graphs']}"
+        blocks = 2 if name == "nanogpt" else 1  # compiled modules, each run once per step
+        for log in r["compiled"]["logs"]:  # steady-state steps ran the compiled graphs
+            kinds = [kind for kind, _ in log]
+            assert kinds.count("forward") == blocks and kinds.count("backward") == blocks, \
+                f"rank {rank}: compiled graphs run in a step: {log}"
