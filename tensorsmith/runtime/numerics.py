@@ -147,12 +147,15 @@ class NumericsGuard:
                        f"check_numerics={self.mode!r} tensor arguments must be finite "
                        f"(expected {param.type})")
             site = ("argument", param.name)
-            events.incident("numerics_input", graph=self.graph_id, graph_kind=self.kind, argument=param.name,
-                            position=position, shape=list(tensor.shape), value=describe(tensor))
+            first = site not in self.reported
+            self.reported.add(site)
+            if first or self.mode == "raise":  # as for ops: "warn" tells once per argument
+                events.incident("numerics_input", graph=self.graph_id, graph_kind=self.kind,
+                                argument=param.name, position=position, shape=list(tensor.shape),
+                                value=describe(tensor))
             if self.mode == "raise":
                 raise InputError(message)
-            if site not in self.reported:
-                self.reported.add(site)
+            if first:
                 warnings.warn(f"tensorsmith: {message}", NumericsWarning, stacklevel=2)
 
     # -- library steps -----------------------------------------------------------------------------

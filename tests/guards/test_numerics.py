@@ -227,3 +227,23 @@ def test_the_first_fault_in_program_order_is_raised_and_warn_reports_each(numeri
     reported = [str(w.message) for w in caught if issubclass(w.category, NumericsWarning)]
     assert any(line_of("FIRST") in m for m in reported), reported
     assert any(line_of("SECOND") in m for m in reported), reported
+
+
+def test_warn_mode_nan_argument_warns_once_writes_an_incident_and_answers(numerics, tmp_path,
+                                                                          monkeypatch):
+    numerics("warn")
+    events = tmp_path / "events.jsonl"
+    monkeypatch.setattr(tensorsmith.config, "events_path", str(events))
+    compiled = torch.compile(divide_by_zero, backend="tensorsmith")
+    x, d = torch.randn(3, 5), torch.ones(3, 5)
+    x[2, 2] = float("inf")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = compiled(x, d)
+        compiled(x, d)
+    torch.testing.assert_close(out, divide_by_zero(x, d), equal_nan=True)
+    ours = [str(w.message) for w in caught if issubclass(w.category, NumericsWarning)]
+    assert len(ours) == 1 and "argument 0" in ours[0] and "Inf (1 of 15 values)" in ours[0], ours
+    kinds = [json.loads(line).get("kind") for line in events.read_text().splitlines()]
+    assert kinds.count("numerics_input") == 1, kinds  # once per argument, as the warning
+    assert "numerics" not in kinds, kinds  # the Inf is carried along: no op is blamed
