@@ -59,8 +59,8 @@ def measure(rounds: int = 30, batch: int = 8, mode: str = "warn", train: bool = 
         warnings.simplefilter("always")
         for name, m in (("tensorsmith", "off"), ("tensorsmith+checks", mode)):
             steps[name], _ = _variant(model, idx, targets, m, train)
-        for name in steps:  # warm up
-            steps[name]()
+        for step in steps.values():  # warm up
+            step()
         times = {name: [] for name in steps}
         names = list(steps)
         for r in range(rounds):

@@ -156,7 +156,7 @@ class CompiledGraph:
                 lines.append(f"        _raise('{kernel.name}', {kernel.name}_sources)")
             else:
                 lines.append(f"    _code = {kernel.name}({args})")
-                lines.append(f"    if _code:")
+                lines.append("    if _code:")
                 lines.append(f"        _status(_code, {i}, [{', '.join(kernel.inputs)}], "
                              f"[{', '.join(kernel.outputs)}])")
         returned = []

@@ -36,7 +36,13 @@ import warnings
 import torch
 
 from .. import config, events
-from ..errors import ExecutionError, InputError, NumericsError, NumericsWarning, TensorsmithError
+from ..errors import (
+    ExecutionError,
+    InputError,
+    NumericsError,
+    NumericsWarning,
+    TensorsmithError,
+)
 from ..ir.interpret import Interpreter
 
 MODES = ("off", "warn", "raise")
@@ -50,7 +56,7 @@ def configured_mode() -> str:
     return mode
 
 
-def guard_for(graph, graph_id: str | None = None) -> "NumericsGuard | None":
+def guard_for(graph, graph_id: str | None = None) -> NumericsGuard | None:
     """The guard for `graph` as `config.check_numerics` says now (at compile time), or None."""
     mode = configured_mode()
     return None if mode == "off" else NumericsGuard(graph, graph_id or graph.name, mode)

@@ -14,7 +14,12 @@ from tensorsmith.bench.models.small import tiny_nanogpt
 from tensorsmith.codegen.cpp.emit import emit_kernel
 from tensorsmith.codegen.index import Affine, Var
 from tensorsmith.codegen.kernel import Kernel, Load, Op, Store
-from tensorsmith.errors import ExecutionError, InputError, NumericsError, NumericsWarning
+from tensorsmith.errors import (
+    ExecutionError,
+    InputError,
+    NumericsError,
+    NumericsWarning,
+)
 from tensorsmith.ir.types import F32
 
 
