@@ -95,14 +95,15 @@ def output_view(node: Node) -> tuple[Node, list[Node]]:
     return _view_suffix(node, chain[::-1])
 
 
-def _materialized(graph: Graph) -> set[Node]:
+def _materialized(graph: Graph, outputs: set[Node], chain_of) -> set[Node]:
+    """The nodes that get a buffer; `outputs` the buffers outputs view, `chain_of(input)` a
+    library input's (base, views)."""
     users = graph.users()
-    outputs = {output_view(o)[0] for o in graph.outputs}
     result = set(graph.params) | outputs
     for node in graph.nodes:
         if not kernelizable(node):
             result.add(node)
-            result.update(view_chain(i, outputs)[0] for i in node.inputs)
+            result.update(chain_of(i)[0] for i in node.inputs)
         elif node.op in REDUCTIONS:
             result.add(node)
         elif node.op not in _FREE and len(users[node]) > 1:
@@ -114,7 +115,11 @@ class _Scheduler:
     def __init__(self, graph: Graph):
         self.graph = graph
         self.schedule = Schedule(graph)
-        self.materialized = _materialized(graph)
+        # View chains are worked out once per node (each is checked on meta tensors).
+        self.output_views = [output_view(o) for o in graph.outputs]
+        self.output_bases = {base for base, _ in self.output_views}
+        self.chains: dict[Node, tuple[Node, list[Node]]] = {}
+        self.materialized = _materialized(graph, self.output_bases, self._chain)
         self.producer: dict[str, int] = {}  # buffer -> step that writes it (-1: before the first)
         self.open: list[_OpenKernel] = []
         self.kernel_of: dict[Node, _OpenKernel] = {}
@@ -134,18 +139,21 @@ class _Scheduler:
                 self._library(node)
             else:
                 self._place(node)
-        for i, o in enumerate(self.graph.outputs):
-            base, chain = output_view(o)
+        for i, (base, chain) in enumerate(self.output_views):
             s.outputs.append(s.buffer_of(base))
             if chain:
                 s.output_views[i] = chain
         self._finish()
         return s
 
+    def _chain(self, node: Node) -> tuple[Node, list[Node]]:
+        if node not in self.chains:
+            self.chains[node] = view_chain(node, self.output_bases)
+        return self.chains[node]
+
     def _library(self, node: Node):
         s = self.schedule
-        outputs = {output_view(o)[0] for o in self.graph.outputs}
-        chains = [view_chain(i, outputs) for i in node.inputs]
+        chains = [self._chain(i) for i in node.inputs]
         step = LibraryStep(node, [s.buffer_of(base) for base, _ in chains], s.buffer_of(node),
                            [chain for _, chain in chains])
         self.producer[step.output] = len(s.steps)
