@@ -21,7 +21,8 @@ def check_matches_eager(results, tol=1e-4):
             for name in eg:
                 assert_close(cg[name], eg[name], tol, f"rank {rank} step {step} grad {name}")
         assert not r["fallbacks"], f"rank {rank}: graphs ran whole through ATen: {r['fallbacks']}"
-        assert not r["collectives"], f"rank {rank}: collectives inside compiled graphs: {r['collectives']}"
+        assert not r["collectives"], \
+            f"rank {rank}: collectives inside compiled graphs: {r['collectives']}"
 
 
 @pytest.mark.parametrize("name, bucket_bytes", [("mlp", 16 * 1024), ("nanogpt", 64 * 1024)])
