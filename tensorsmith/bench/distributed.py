@@ -240,7 +240,7 @@ def main(argv=None):
     cfg = TINY if args.tiny else QUICK if args.quick else GPT2_SMALL
     launched = "RANK" in os.environ and "WORLD_SIZE" in os.environ
     if args.device == "cuda":
-        local = int(os.environ.get("LOCAL_RANK", 0))
+        local = int(os.environ.get("LOCAL_RANK", "0"))
         torch.cuda.set_device(local)
         device = torch.device("cuda", local)
         torch.backends.cuda.matmul.allow_tf32 = True

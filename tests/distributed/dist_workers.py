@@ -8,8 +8,6 @@ parent can also check how the work was split and where the communication happene
 """
 from __future__ import annotations
 
-import copy
-
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
