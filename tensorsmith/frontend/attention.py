@@ -31,6 +31,7 @@ from torch._guards import detect_fake_mode
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.fx.experimental.proxy_tensor import make_fx
 
+from .. import config
 from ..log import log
 from .source import source_line
 
@@ -244,6 +245,8 @@ def _rewrite(graph: torch.fx.Graph, softmax: torch.fx.Node, learned: set) -> Att
     score_meta, kt_meta = _tensor_meta(scores.matmul), _tensor_meta(kt)
     if score_meta is None or kt_meta is None or kt_meta.dim() < 3:
         return None
+    if score_meta.numel() * score_meta.element_size() < config.fuse_attention_min_mb * 2**20:
+        return None  # small scores: little memory to save, and the unfused kernels are faster
     terms = []  # (kind, node): "keep" (bool, True = attend), "hide" (bool, True = masked), "bias"
     for how, m in scores.keep:
         if not _mask_ok(m, score_meta.dtype, score_meta.shape) or _tensor_meta(m).dtype != torch.bool:

@@ -16,7 +16,8 @@ from tensorsmith.frontend import attention, report
 
 
 @pytest.fixture(autouse=True)
-def _fresh():
+def _fresh(monkeypatch):
+    monkeypatch.setattr(config, "fuse_attention_min_mb", 0)  # these shapes are small
     attention.MATCHES.clear()
     report.reset()
     torch.manual_seed(torch.seed() % 2**31)
@@ -219,6 +220,12 @@ def test_near_misses_are_left_alone(name):
     check_against_eager(NEAR_MISSES[name], *_qkv(length=9, d=8))
     assert not attention.MATCHES, name
     assert _fused_kernels() == 0
+
+
+def test_small_scores_are_left_alone(monkeypatch):
+    monkeypatch.setattr(config, "fuse_attention_min_mb", 1)  # 2x3x9x9 floats are far below 1 MiB
+    check_against_eager(BufferMask(16), *_qkv())
+    assert not attention.MATCHES
 
 
 def test_fusion_can_be_turned_off(monkeypatch):

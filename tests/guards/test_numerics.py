@@ -166,6 +166,7 @@ def test_tiny_nanogpt_with_minus_inf_causal_mask_trains_without_reports(numerics
                                                                        fuse_attention):
     numerics("raise")
     monkeypatch.setattr(tensorsmith.config, "fuse_attention", fuse_attention)
+    monkeypatch.setattr(tensorsmith.config, "fuse_attention_min_mb", 0)  # fuse even tiny attention
     model, (idx, targets) = tiny_nanogpt()
     compiled = torch.compile(model, backend="tensorsmith")
     loss = compiled(idx, targets)  # forward and backward graphs, all checks raising
