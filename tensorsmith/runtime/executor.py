@@ -30,10 +30,11 @@ def check_argument(position: int, name: str, value, expected: TensorType) -> Non
         raise InputError(f"argument {position} ({name}) has " + ", ".join(problems))
 
 
-def host_scalar(value, expected: TensorType, read_by_kernels: bool):
-    """A 0-d CPU tensor where the graph expects a 0-d tensor on a GPU: PyTorch lets such a tensor
-    stand for a scalar on any device, and CUDA's fused attention kernels return their RNG seed and
-    offset so (fake tensors place them on the GPU). Moved there only if a generated kernel reads it."""
+def host_scalar(value, expected: TensorType, read_by_kernels: bool) -> tuple[object, bool]:
+    """(value, whether it was accepted as a host scalar). A 0-d CPU tensor where the graph expects a
+    0-d tensor on a GPU: PyTorch lets such a tensor stand for a scalar on any device, and CUDA's
+    fused attention kernels return their RNG seed and offset so (fake tensors place them on the GPU).
+    Moved there only if a generated kernel reads it."""
     if isinstance(value, torch.Tensor) and value.dim() == 0 and value.device.type == "cpu" \
             and expected.rank == 0 and expected.device != "cpu" \
             and value.dtype == expected.dtype.torch_dtype:
