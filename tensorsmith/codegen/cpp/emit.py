@@ -239,25 +239,28 @@ class _Hoisted:
         return self.seen[expr]
 
 
-def _free_vars(expr) -> set[str]:
-    """Names of the loop variables `expr` depends on."""
+def _index_atoms(expr):
+    """Every atom of every index `expr` reads through: loop variables, floor-divs/mods and the
+    indices read from data (with the atoms of their own value expressions)."""
     if isinstance(expr, Op):
-        return set().union(*(_free_vars(a) for a in expr.args))
-    if isinstance(expr, (Load, IndexValue)):
-        return _index_vars(expr.index)
-    return set()  # Const; Local (one value per outer point)
+        for a in expr.args:
+            yield from _index_atoms(a)
+    elif isinstance(expr, (Load, IndexValue)):
+        yield from _affine_atoms(expr.index)
 
 
-def _index_vars(index: Affine) -> set[str]:
-    names = set()
+def _affine_atoms(index: Affine):
     for atom, _ in index.terms:
-        if isinstance(atom, Var):
-            names.add(atom.name)
-        elif isinstance(atom, (FloorDiv, Mod)):
-            names |= _index_vars(atom.arg)
-        else:
-            names |= _free_vars(atom.value)
-    return names
+        yield atom
+        if isinstance(atom, (FloorDiv, Mod)):
+            yield from _affine_atoms(atom.arg)
+        elif isinstance(atom, Indirect):
+            yield from _index_atoms(atom.value)
+
+
+def _free_vars(expr) -> set[str]:
+    """Names of the loop variables `expr` depends on (a Local is one value per outer point)."""
+    return {atom.name for atom in _index_atoms(expr) if isinstance(atom, Var)}
 
 
 def _op_text(expr: Op, args: list[str]) -> str:
@@ -290,17 +293,7 @@ def _op_text(expr: Op, args: list[str]) -> str:
 
 def _has_indirect(expr) -> bool:
     """Whether `expr` reads an index from data (whose range check keeps a loop from vectorizing)."""
-    if isinstance(expr, Op):
-        return any(_has_indirect(a) for a in expr.args)
-    if isinstance(expr, (Load, IndexValue)):
-        return any(isinstance(atom, Indirect) or _index_has_indirect(atom) for atom, _ in expr.index.terms)
-    return False
-
-
-def _index_has_indirect(atom) -> bool:
-    if isinstance(atom, (FloorDiv, Mod)):
-        return any(isinstance(a, Indirect) or _index_has_indirect(a) for a, _ in atom.arg.terms)
-    return False
+    return any(isinstance(atom, Indirect) for atom in _index_atoms(expr))
 
 
 _REDUCE_INIT = {"sum": "0", "prod": "1", "any": "false", "all": "true"}
