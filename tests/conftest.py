@@ -2,6 +2,7 @@ import os
 import sys
 
 import pytest
+import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
 
@@ -13,3 +14,12 @@ def _strict():
     """Compiler errors raise in tests instead of silently running the graph through ATen."""
     tensorsmith.config.strict = True
     yield
+
+
+@pytest.fixture(autouse=True)
+def _fresh_dynamo():
+    """Each test compiles anew: no graph or guard left over from another test (and settings read at
+    compile time, such as the numeric checks, take effect). A reset costs microseconds."""
+    torch._dynamo.reset()
+    yield
+    torch._dynamo.reset()

@@ -1,15 +1,6 @@
 import pytest
-import torch
 
 import tensorsmith
-
-
-@pytest.fixture(autouse=True)
-def _fresh_dynamo():
-    """Each test compiles anew: no graph or guard left over from another test."""
-    torch._dynamo.reset()
-    yield
-    torch._dynamo.reset()
 
 
 @pytest.fixture

@@ -1,15 +1,6 @@
 import pytest
-import torch
 
 import tensorsmith
-
-
-@pytest.fixture(autouse=True)
-def _fresh_dynamo():
-    """Each test compiles anew (the numeric checks are fixed when a graph compiles)."""
-    torch._dynamo.reset()
-    yield
-    torch._dynamo.reset()
 
 
 @pytest.fixture
