@@ -33,33 +33,28 @@ def _aot_backend(fuse_attention: bool):
                         partition_fn=min_cut_rematerialization_partition)
 
 
-def _tracing_context(example_inputs, fused: bool):
+def _tracing_context(fused: bool, on_cuda: bool):
     """Which kernels scaled_dot_product_attention may trace to. Without attention fusion, its math.
     With it, a fused kernel whose results are all tensors (CUDA's flash and cuDNN kernels also
     return integers, which a library step cannot hand on; memory-efficient attention is used there)."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
     if not fused:
         return sdpa_kernel([SDPBackend.MATH])
-    on_cuda = any(isinstance(x, torch.Tensor) and x.is_cuda for x in example_inputs)
     if on_cuda:
         return sdpa_kernel([SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
     return contextlib.nullcontext()
 
 
-def _cuda_autocast(example_inputs) -> bool:
-    """Attention is not fused under CUDA autocast: the memory-efficient kernel's bfloat16 results
-    came back wrong through the CUDA runtime (found on an H100, not yet understood), and a wrong
-    answer is worse than a slow one."""
-    return torch.is_autocast_enabled("cuda") and any(
-        isinstance(x, torch.Tensor) and x.is_cuda for x in example_inputs)
-
-
 def tensorsmith_backend(gm: torch.fx.GraphModule, example_inputs, **kwargs):
     """Entry point for `torch.compile(model, backend="tensorsmith")`."""
-    fused = config.fuse_attention and not _cuda_autocast(example_inputs)
+    on_cuda = any(isinstance(x, torch.Tensor) and x.is_cuda for x in example_inputs)
+    # Attention is not fused under CUDA autocast: the memory-efficient kernel's bfloat16 results came
+    # back wrong through the CUDA runtime (found on an H100, not yet understood), and a wrong answer
+    # is worse than a slow one.
+    fused = config.fuse_attention and not (on_cuda and torch.is_autocast_enabled("cuda"))
     if fused:
         gm = rewrite_attention(gm, example_inputs)
-    with _tracing_context(example_inputs, fused):
+    with _tracing_context(fused, on_cuda):
         return _aot_backend(fused)(gm, example_inputs, **kwargs)
 
 
