@@ -45,16 +45,17 @@ class _OpenKernel:
         return [Affine.of(v) for v in self.kernel.outer]
 
 
-# Views a library call takes as strided PyTorch views of its input's buffer, instead of a copy
-# (a matmul of a transposed weight passes the transpose to BLAS).
-_LIBRARY_VIEWS = {"transpose", "reshape", "broadcast_in_dim", "slice"}
+# Views applied to a buffer as PyTorch views instead of copied: a library call's inputs (a matmul
+# of a transposed weight passes the transpose to BLAS) and returned outputs (saved activations for
+# the backward are often transposes or reshapes: a copy would only be undone there).
+_STRIDED_VIEWS = {"transpose", "reshape", "broadcast_in_dim", "slice"}
 
 
 def view_chain(node: Node, outputs: set) -> tuple[Node, list[Node]]:
     """The buffer a library input is a view of, and the view nodes from it to the input (which
     PyTorch applies without copying)."""
     chain = []
-    while node.op in _LIBRARY_VIEWS and node not in outputs and kernelizable(node):
+    while node.op in _STRIDED_VIEWS and node not in outputs and kernelizable(node):
         chain.append(node)
         node = node.inputs[0]
     return _view_suffix(node, chain[::-1])
@@ -79,15 +80,10 @@ def _is_strided_view(base: Node, chain: list[Node]) -> bool:
     return viewed._base is tensor
 
 
-# Views an output may be returned as, over a buffer of its own (saved activations for the backward
-# are often transposes or reshapes: a copy would only be undone there).
-_OUTPUT_VIEWS = {"transpose", "reshape", "slice", "broadcast_in_dim"}
-
-
 def output_view(node: Node) -> tuple[Node, list[Node]]:
     """The computed buffer an output is a view of (itself if none) and the view nodes on it."""
     chain = []
-    while node.op in _OUTPUT_VIEWS and kernelizable(node):
+    while node.op in _STRIDED_VIEWS and kernelizable(node):
         chain.append(node)
         node = node.inputs[0]
     if node.op == "param" or not chain:  # a view of an input is a copy unless eager aliased it
