@@ -106,25 +106,33 @@ def _walk_scores(softmax: torch.fx.Node) -> _Scores | None:
             bias.append(other)
             node = node_scores
         elif target in (aten.mul.Tensor, aten.div.Tensor) and _is_scalar(args[1]):
-            # Applied after a -inf mask, a positive scale is harmless.
-            c = float(args[1])
-            if not (c > 0 and math.isfinite(c)):
+            factor = _positive_factor(node)  # (applied after a -inf mask, harmless)
+            if factor is None:
                 return None
-            scale *= c if target is aten.mul.Tensor else 1.0 / c
+            scale *= factor
             scaled, node = True, args[0]
         else:
             return None
     return _Scores(node, scale, keep, bias, nodes)
 
 
+def _positive_factor(node: torch.fx.Node) -> float | None:
+    """The factor a multiplication or division by a positive, finite Python scalar applies."""
+    if node.target not in (aten.mul.Tensor, aten.div.Tensor) or not _is_scalar(node.args[1]):
+        return None
+    c = float(node.args[1])
+    if not (c > 0 and math.isfinite(c)):
+        return None
+    return c if node.target is aten.mul.Tensor else 1.0 / c
+
+
 def _unscaled(node, scale: float):
     """q or k with positive Python-scalar factors and divisors peeled off (folded into the scale)."""
-    while isinstance(node, torch.fx.Node) and node.target in (aten.mul.Tensor, aten.div.Tensor) and \
-            _is_scalar(node.args[1]) and _single_user(node):
-        c = float(node.args[1])
-        if not (c > 0 and math.isfinite(c)):
+    while isinstance(node, torch.fx.Node) and _single_user(node):
+        factor = _positive_factor(node)
+        if factor is None:
             break
-        scale *= c if node.target is aten.mul.Tensor else 1.0 / c
+        scale *= factor
         node = node.args[0]
     return node, scale
 
