@@ -1,39 +1,24 @@
 """Generated C++ vs the reference interpreter, and the fusion decisions, from IR text."""
 from __future__ import annotations
 
-import textwrap
-
 import pytest
 import torch
+from codegen_cases import EMBEDDING, SHIFTED
+from codegen_cases import compare as _compare
+from codegen_cases import graph as _graph
 from hypothesis import HealthCheck, given, settings
-from ir.ir_builders import random_graphs, random_inputs
+from ir.ir_builders import random_graphs
 
 from tensorsmith.codegen.schedule import KernelStep, LibraryStep
-from tensorsmith.ir import interpret, parse_graph, verify
 from tensorsmith.passes.fuse import schedule
 from tensorsmith.runtime.codegen import generate_code
 from tensorsmith.runtime.compiled import IndexOutOfRange
-
-
-def _compare(graph, inputs=None):
-    verify(graph)
-    inputs = inputs or random_inputs(graph)
-    expected = interpret(graph, inputs)
-    actual = generate_code(graph)([x.contiguous() for x in inputs])
-    assert len(actual) == len(expected)
-    for a, e in zip(actual, expected):
-        assert a.shape == e.shape and a.dtype == e.dtype
-        torch.testing.assert_close(a, e, rtol=2e-5, atol=2e-5, equal_nan=True)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 @given(random_graphs(max_nodes=8, allow_dead=False))
 def test_random_graphs_match_the_interpreter(graph):
     _compare(graph)
-
-
-def _graph(text: str):
-    return parse_graph(textwrap.dedent(text))
 
 
 SOFTMAX = """\
@@ -122,14 +107,7 @@ def test_matmul_takes_a_transposed_weight_as_a_view_not_a_copy():
 
 
 def test_embedding_lookup_out_of_range_raises_instead_of_reading_outside():
-    graph = _graph("""\
-        graph @embed(%w: f32[10,4]@cpu, %ids: i64[3]@cpu) {
-          %0 = take(%w, %ids) {dim=0} : f32[3,4]@cpu
-          %1 = mul(%0, %0) : f32[3,4]@cpu
-          return %1
-        }
-    """)
-    compiled = generate_code(graph)
+    compiled = generate_code(_graph(EMBEDDING))
     w = torch.randn(10, 4)
     ids = torch.tensor([1, 9, 4])
     torch.testing.assert_close(compiled([w, ids])[0], w[ids] * w[ids])
@@ -153,19 +131,4 @@ def test_nan_propagates_through_max_reduction_and_maximum():
 
 
 def test_index_algebra_floors_negative_offsets_as_python_does():
-    # prod's backward: a reversed, shifted view of a flattened matrix. C's % truncates toward zero;
-    # index maps floor, and the emitted code must agree for the negative intermediate offsets.
-    graph = _graph("""\
-        graph @shifted(%x: f32[3,4]@cpu) {
-          %0 = reshape(%x) {shape=[12]} : f32[12]@cpu
-          %1 = constant() {value=1.0, shape=[1], dtype=f32, device="cpu"} : f32[1]@cpu
-          %2 = slice(%0) {starts=[1], limits=[12], strides=[1]} : f32[11]@cpu
-          %3 = reverse(%2) {dims=[0]} : f32[11]@cpu
-          %4 = concat(%1, %3) {dim=0} : f32[12]@cpu
-          %5 = pad(%x) {low=[-1,2], high=[1,-3], value=0.5} : f32[3,3]@cpu
-          %6 = reshape(%5) {shape=[9]} : f32[9]@cpu
-          %7 = reverse(%6) {dims=[0]} : f32[9]@cpu
-          return %4, %7
-        }
-    """)
-    _compare(graph)
+    _compare(_graph(SHIFTED))

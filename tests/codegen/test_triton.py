@@ -2,19 +2,18 @@
 (TRITON_INTERPRET=1, set for this module's tests only). Shapes are small: the interpreter is slow."""
 from __future__ import annotations
 
-import textwrap
-
 import pytest
 import torch
+from codegen_cases import EMBEDDING, SHIFTED, compare
+from codegen_cases import graph as _graph
 from hypothesis import HealthCheck, given, settings
-from ir.ir_builders import random_graphs, random_inputs
+from ir.ir_builders import random_graphs
 
 pytest.importorskip("triton")
 
 import tensorsmith
 from tensorsmith.codegen.schedule import KernelStep
 from tensorsmith.codegen.triton import blocks
-from tensorsmith.ir import interpret, parse_graph, verify
 from tensorsmith.passes.fuse import schedule
 from tensorsmith.runtime.codegen import generate_code
 from tensorsmith.runtime.compiled import IndexOutOfRange
@@ -36,21 +35,9 @@ def small_blocks(monkeypatch):
 
 
 def _compare(graph, inputs=None, tol=2e-5):
-    verify(graph)
-    inputs = inputs or random_inputs(graph)
-    expected = interpret(graph, inputs)
-    compiled = generate_code(graph)
+    compiled = compare(graph, inputs, tol)
     assert isinstance(compiled, TritonGraph)
-    actual = compiled([x.contiguous() for x in inputs])
-    assert len(actual) == len(expected)
-    for a, e in zip(actual, expected):
-        assert a.shape == e.shape and a.dtype == e.dtype
-        torch.testing.assert_close(a, e, rtol=tol, atol=tol, equal_nan=True)
     return compiled
-
-
-def _graph(text: str):
-    return parse_graph(textwrap.dedent(text))
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
@@ -184,31 +171,11 @@ def test_math_functions_and_nan_propagating_maximum():
 
 
 def test_pad_and_concat_never_read_outside_and_floor_negative_offsets():
-    graph = _graph("""\
-        graph @shifted(%x: f32[3,4]@cpu) {
-          %0 = reshape(%x) {shape=[12]} : f32[12]@cpu
-          %1 = constant() {value=1.0, shape=[1], dtype=f32, device="cpu"} : f32[1]@cpu
-          %2 = slice(%0) {starts=[1], limits=[12], strides=[1]} : f32[11]@cpu
-          %3 = reverse(%2) {dims=[0]} : f32[11]@cpu
-          %4 = concat(%1, %3) {dim=0} : f32[12]@cpu
-          %5 = pad(%x) {low=[-1,2], high=[1,-3], value=0.5} : f32[3,3]@cpu
-          %6 = reshape(%5) {shape=[9]} : f32[9]@cpu
-          %7 = reverse(%6) {dims=[0]} : f32[9]@cpu
-          return %4, %7
-        }
-    """)
-    _compare(graph)
+    _compare(_graph(SHIFTED))
 
 
 def test_embedding_lookup_out_of_range_raises_instead_of_reading_outside():
-    graph = _graph("""\
-        graph @embed(%w: f32[10,4]@cpu, %ids: i64[3]@cpu) {
-          %0 = take(%w, %ids) {dim=0} : f32[3,4]@cpu
-          %1 = mul(%0, %0) : f32[3,4]@cpu
-          return %1
-        }
-    """)
-    compiled = generate_code(graph)
+    compiled = generate_code(_graph(EMBEDDING))
     w = torch.randn(10, 4)
     torch.testing.assert_close(compiled([w, torch.tensor([1, 9, 4])])[0], w[[1, 9, 4]] ** 2)
     for bad in ([1, 10, 4], [-1, 0, 0]):
