@@ -144,17 +144,23 @@ _NOT = {aten.bitwise_not.default, aten.logical_not.default}
 def _structure(node):
     """`node` with casts to bool, views that add unit dims and prefix slices peeled off (a causal
     mask sliced to the sequence length is still causal)."""
-    while isinstance(node, torch.fx.Node):
-        t = node.target
-        if t in _SHAPE_ONLY and _adds_unit_dims(node) or t is aten.to.dtype and node.args[1] == torch.bool or \
-                t is aten._to_copy.default and node.kwargs.get("dtype") == torch.bool:
-            node = node.args[0]
-        elif t is aten.slice.Tensor and (len(node.args) < 3 or node.args[2] in (None, 0)) and \
-                (len(node.args) < 5 or node.args[4] == 1):
-            node = node.args[0]
-        else:
-            return node
+    while isinstance(node, torch.fx.Node) and _keeps_structure(node):
+        node = node.args[0]
     return node
+
+
+def _keeps_structure(node: torch.fx.Node) -> bool:
+    """Whether `node` shows its first argument's mask pattern unchanged."""
+    t, args = node.target, node.args
+    if t in _SHAPE_ONLY:
+        return _adds_unit_dims(node)
+    if t is aten.to.dtype:
+        return args[1] == torch.bool
+    if t is aten._to_copy.default:
+        return node.kwargs.get("dtype") == torch.bool
+    if t is aten.slice.Tensor:  # from the start, step 1
+        return (len(args) < 3 or args[2] in (None, 0)) and (len(args) < 5 or args[4] == 1)
+    return False
 
 
 def _adds_unit_dims(node) -> bool:
@@ -363,7 +369,7 @@ def rewrite_attention(gm: torch.fx.GraphModule, example_inputs) -> torch.fx.Grap
         fakes = [fake_mode.from_tensor(x) if isinstance(x, torch.Tensor) else x for x in example_inputs]
         with fake_mode, torch.fx.traceback.preserve_node_meta():  # keep the user's source lines
             traced = make_fx(torch.fx.Interpreter(gm).run, pre_dispatch=True)(*fakes)
-    except Exception as e:  # an exotic graph: compile it as it is
+    except Exception as e:  # noqa: BLE001 - an exotic graph: compile it as it is
         log(1, f"attention fusion skipped: pre-dispatch tracing failed: {type(e).__name__}: {e}")
         return gm
     matches = fuse_attention(traced, [isinstance(x, torch.Tensor) and x.requires_grad for x in example_inputs])

@@ -139,7 +139,7 @@ class _Body:
     """Statements of one loop body, with each distinct subexpression computed once."""
 
     def __init__(self, lines: list[str], indent: str, counter, lanes: bool = False,
-                 invariant: "_Hoisted | None" = None):
+                 invariant: _Hoisted | None = None):
         self.lines, self.indent = lines, indent
         self.counter = counter  # shared by the kernel's bodies, so names never clash
         self.lanes = lanes  # locals are per-lane arrays
