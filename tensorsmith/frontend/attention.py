@@ -1,4 +1,4 @@
-"""Find attention written out by hand and replace it with one scaled_dot_product_attention call.
+"""Find attention written out by hand and replace it with one fused attention op.
 
 Runs on the Dynamo graph before AOTAutograd, traced to pre-dispatch ATen (one canonical op per
 operation, whatever Python spelling the model used), so that AOTAutograd differentiates the fused
@@ -18,10 +18,16 @@ A masked_fill with a finite value, a softmax over another dimension, probabiliti
 returns, a scale after a bias, dtype changes, a learned bias (PyTorch's fused kernels do not
 differentiate the mask): all left alone. Grouped-query attention needs nothing
 special: the expanded k and v reach the matmuls as they are.
+
+The fused op is ours, `tensorsmith::attention` (kernels/attention_op.py: Triton on CUDA, C++ on
+the CPU), wherever our kernels take the inputs (4-D, no dropout); otherwise PyTorch's
+scaled_dot_product_attention. The model's own scaled_dot_product_attention calls move onto our op
+under the same conditions (and not with a learned mask or enable_gqa).
 """
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass, field
 
 import torch
@@ -30,8 +36,10 @@ import torch.fx.traceback
 from torch._guards import detect_fake_mode
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.fx.experimental.proxy_tensor import make_fx
+from torch.fx.operator_schemas import normalize_function
 
 from .. import config
+from ..kernels.attention_op import kernels_for
 from ..log import log
 from .source import source_line
 
@@ -49,6 +57,8 @@ class AttentionMatch:
     causal: bool
     masks: list[str] = field(default_factory=list)  # "causal", or the "keep"/"hide"/"bias" terms
     dropout: float = 0.0
+    form: str = "hand-written"  # or "sdpa": the model's own scaled_dot_product_attention call
+    kernel: str = "pytorch"  # whose kernels run it: "tensorsmith" (kernels/) or "pytorch" (SDPA's)
 
 
 MATCHES: list[AttentionMatch] = []  # every rewrite of this process, in order
@@ -282,22 +292,35 @@ def _rewrite(graph: torch.fx.Graph, softmax: torch.fx.Node, learned: set) -> Att
         mask = None if causal else _attn_mask(graph, terms)
         while mask is not None and _tensor_meta(mask).dim() < score_meta.dim():
             mask = _call(graph, aten.unsqueeze.default, mask, 0)  # the fused kernels want full rank
-        kwargs = {"attn_mask": mask, "dropout_p": rate, "is_causal": causal, "scale": scale}
-        sdpa = graph.call_function(aten.scaled_dot_product_attention.default, (q, k, v), kwargs)
-        sdpa.meta = dict(out.meta)
-    out.replace_all_uses_with(sdpa)
+        fused = _fused_attention(graph, q, k, v, mask, causal, scale, rate)
+        fused.meta = dict(out.meta)
+    out.replace_all_uses_with(fused)
     for node in dict.fromkeys([out, probs, softmax, *scores.nodes, scores.matmul]):
         if not node.users:  # (each used only by the next, now gone)
             graph.erase_node(node)
     kinds = ["causal"] if causal else [kind for kind, _ in terms]
-    return AttentionMatch(source_line(out), scale, causal, kinds, rate)
+    ours = fused.target is not aten.scaled_dot_product_attention.default
+    return AttentionMatch(source_line(out), scale, causal, kinds, rate,
+                          kernel="tensorsmith" if ours else "pytorch")
+
+
+def _fused_attention(graph, q, k, v, mask, causal: bool, scale: float, rate: float) -> torch.fx.Node:
+    """Our attention op where our kernels take these inputs (4-D, no dropout), else PyTorch's
+    scaled_dot_product_attention (whose kernels handle dropout and other ranks)."""
+    metas = [_tensor_meta(n) if n is not None else None for n in (q, k, v, mask)]
+    if rate == 0 and all(t.dim() == 4 for t in metas[:3]) and metas[0].shape[-1] == metas[2].shape[-1] \
+            and kernels_for(*metas) is not None:
+        both = _call(graph, torch.ops.tensorsmith.attention.default, q, k, v, mask, causal, scale)
+        return _call(graph, operator.getitem, both, 0)
+    kwargs = {"attn_mask": mask, "dropout_p": rate, "is_causal": causal, "scale": scale}
+    return graph.call_function(aten.scaled_dot_product_attention.default, (q, k, v), kwargs)
 
 
 def _call(graph, target, *args):
     """A new node with its fake-tensor value (the checks here read shapes and dtypes from it)."""
     node = graph.call_function(target, args)
-    fake = [_tensor_meta(a) if isinstance(a, torch.fx.Node) else a for a in args]
-    with detect_fake_mode([f for f in fake if isinstance(f, torch.Tensor)]):
+    fake = [a.meta.get("val") if isinstance(a, torch.fx.Node) else a for a in args]
+    with detect_fake_mode([f for f in fake if isinstance(f, torch.Tensor)] or None):
         node.meta["val"] = target(*fake)
     return node
 
@@ -342,10 +365,13 @@ def fuse_attention(gm: torch.fx.GraphModule, inputs_needing_grad: list[bool] = (
     matches = []
     learned = _needing_grad(gm.graph, list(inputs_needing_grad))
     for node in list(gm.graph.nodes):
+        match = None
         if node.op == "call_function" and node.target in _SOFTMAXES:
             match = _rewrite(gm.graph, node, learned)
-            if match is not None:
-                matches.append(match)
+        elif node.op == "call_function" and node.target is aten.scaled_dot_product_attention.default:
+            match = _retarget_sdpa(gm.graph, node, learned)
+        if match is not None:
+            matches.append(match)
     if matches:
         gm.graph.eliminate_dead_code()
         gm.graph.lint()
@@ -354,9 +380,37 @@ def fuse_attention(gm: torch.fx.GraphModule, inputs_needing_grad: list[bool] = (
     return matches
 
 
+def _retarget_sdpa(graph: torch.fx.Graph, sdpa: torch.fx.Node, learned: set) -> AttentionMatch | None:
+    """A scaled_dot_product_attention call of the model's own, moved onto our kernels where they
+    take it (no dropout, no implicit GQA, no learned mask); else it stays PyTorch's op."""
+    bound = normalize_function(sdpa.target, sdpa.args, sdpa.kwargs, normalize_to_only_use_kwargs=True)
+    a = bound.kwargs if bound is not None else {}
+    q, k, v, mask = (a.get(name) for name in ("query", "key", "value", "attn_mask"))
+    if not a or a.get("dropout_p", 0.0) != 0.0 or a.get("enable_gqa", False) or mask in learned:
+        return None
+    metas = [_tensor_meta(n) for n in (q, k, v)]
+    if any(t is None for t in metas) or (mask is not None and _tensor_meta(mask) is None):
+        return None
+    scale = a.get("scale")
+    scale = 1 / math.sqrt(metas[0].shape[-1]) if scale is None else scale
+    with graph.inserting_before(sdpa):
+        fused = _fused_attention(graph, q, k, v, mask, bool(a.get("is_causal")), scale, 0.0)
+    if fused.target is aten.scaled_dot_product_attention.default:  # our kernels do not take it
+        graph.erase_node(fused)
+        return None
+    fused.meta = dict(sdpa.meta)
+    sdpa.replace_all_uses_with(fused)
+    graph.erase_node(sdpa)
+    kinds = ["causal"] if a.get("is_causal") else ([] if mask is None else ["mask"])
+    return AttentionMatch(source_line(fused), scale, bool(a.get("is_causal")), kinds, form="sdpa",
+                          kernel="tensorsmith")
+
+
 def _mentions_softmax(gm: torch.fx.GraphModule) -> bool:
-    return any("softmax" in (n.target if isinstance(n.target, str) else getattr(n.target, "__name__", ""))
-               for n in gm.graph.nodes if n.op in ("call_function", "call_method"))
+    """Whether the graph may hold attention: a softmax, or scaled_dot_product_attention itself."""
+    return any(word in (n.target if isinstance(n.target, str) else getattr(n.target, "__name__", ""))
+               for n in gm.graph.nodes if n.op in ("call_function", "call_method")
+               for word in ("softmax", "scaled_dot_product_attention"))
 
 
 def rewrite_attention(gm: torch.fx.GraphModule, example_inputs) -> torch.fx.GraphModule:
@@ -374,6 +428,6 @@ def rewrite_attention(gm: torch.fx.GraphModule, example_inputs) -> torch.fx.Grap
         return gm
     matches = fuse_attention(traced, [isinstance(x, torch.Tensor) and x.requires_grad for x in example_inputs])
     for m in matches:
-        log(1, f"attention fused ({', '.join(m.masks) or 'no mask'}, scale {m.scale:.4g}"
-               f"{f', dropout {m.dropout}' if m.dropout else ''}) at {m.source}")
+        log(1, f"attention fused ({m.form}, {', '.join(m.masks) or 'no mask'}, scale {m.scale:.4g}"
+               f"{f', dropout {m.dropout}' if m.dropout else ''}; {m.kernel} kernels) at {m.source}")
     return traced if matches else gm

@@ -20,7 +20,8 @@ LIBRARY_KERNELS = frozenset(f"aten.{name}.default" for name in (
     "_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_flash_attention_for_cpu_backward",
     "_scaled_dot_product_efficient_attention", "_scaled_dot_product_efficient_attention_backward",
     "_scaled_dot_product_flash_attention", "_scaled_dot_product_flash_attention_backward",
-    "_scaled_dot_product_cudnn_attention", "_scaled_dot_product_cudnn_attention_backward"))
+    "_scaled_dot_product_cudnn_attention", "_scaled_dot_product_cudnn_attention_backward")) | {
+    "tensorsmith.attention.default", "tensorsmith.attention_backward.default"}  # kernels/attention_op.py
 
 
 def resolve_target(name: str) -> torch._ops.OpOverload:

@@ -32,7 +32,8 @@ def _qkv(b=2, h=3, length=9, d=16, s=None, dtype=torch.float32):
 
 def _fused_kernels() -> int:
     """Fused attention library calls in the compiled graphs (forward and backward)."""
-    return sum(n for r in report.RECORDS for op, n in r.native.items() if "scaled_dot_product" in op)
+    return sum(n for r in report.RECORDS for op, n in r.native.items()
+               if "scaled_dot_product" in op or op.startswith("tensorsmith.attention"))
 
 
 def _rewritten(**expected):
@@ -172,8 +173,17 @@ def test_scaled_dot_product_attention_runs_fused():
     def f(q, k, v):
         return F.scaled_dot_product_attention(q, k, v, is_causal=True)
     check_against_eager(f, *_qkv(length=10, d=32))
-    assert not attention.MATCHES  # nothing to rewrite: it already is one op
+    assert all(m.form == "sdpa" for m in attention.MATCHES)  # at most moved onto our kernels
     assert _fused_kernels() >= 2  # the forward and backward fused kernels
+
+
+def test_sdpa_with_a_learned_mask_stays_pytorchs():
+    bias = torch.randn(1, 3, 10, 10, requires_grad=True)
+
+    def f(q, k, v, bias):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+    check_against_eager(f, *_qkv(length=10, d=32), bias)
+    assert not attention.MATCHES  # the fused op does not differentiate its mask
 
 
 def test_bfloat16_matches_eager():
