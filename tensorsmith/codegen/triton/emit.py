@@ -5,9 +5,10 @@ points by inner elements (blocks.py chooses the sizes). Pointwise kernels tile b
 Reduction kernels run their stages in order per block of outer points: persistent (the whole row in
 one tile; stages share loads) or looped (each run of independent stages loops over RBLOCK chunks).
 A Reduce stage leaves an [XBLOCK, 1] local; Store stages write their buffer, masked to the valid
-lanes. Every name in the source is derived (out0, in0, x0, r0, acc0, t17), never a user string, and a
-kernel's function name is a digest of its body, so identical kernels (one per transformer layer)
-are compiled once.
+lanes. float16/bfloat16 values are float32 in registers, rounded to their type at each op
+(values.py says why); reductions of them accumulate in float32. Every name in the source is derived
+(out0, in0, x0, r0, acc0, t17), never a user string, and a kernel's function name is a digest of its
+body, so identical kernels (one per transformer layer) are compiled once.
 """
 from __future__ import annotations
 
@@ -18,11 +19,11 @@ from dataclasses import dataclass, field
 import torch
 
 from ...errors import UnsupportedError
-from ...ir.types import BOOL, I32, DType
+from ...ir.types import BOOL, F32, I32, DType
 from ..index import Affine, FloorDiv, Indirect, Mod
 from ..kernel import IndexValue, Kernel, Load, Local, Op, Reduce, Store
 from .blocks import Blocks, choose
-from .values import Scope, tl_type
+from .values import HALF, Scope, compute_type, round_half, tl_type
 
 PRELUDE = '''import triton
 import triton.language as tl
@@ -51,7 +52,22 @@ def _ts_max(a, b):
 @triton.jit
 def _ts_min(a, b):
     return tl.minimum(a, b)
+
+
+# A float32 value rounded to bfloat16 (to nearest even), as float32.
+@triton.jit
+def _ts_round_bf16(x):
+ROUND_BF16
 '''
+# On a GPU: the native conversion (cvt.rn.bf16.f32) and back.
+_ROUND_BF16_NATIVE = """    return x.to(tl.bfloat16).to(tl.float32)
+"""
+# Under TRITON_INTERPRET=1: Triton's interpreter truncates float32 -> bfloat16, so round the bits
+# (add half an ulp, less one unless the kept last bit is odd; NaN kept; overflow carries into inf).
+_ROUND_BF16_INTERPRETED = """    bits = x.to(tl.uint32, bitcast=True)
+    rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+    return tl.where(x != x, x, rounded.to(tl.float32, bitcast=True))
+"""
 INT32_LIMIT = 2**31 - 1
 
 
@@ -110,7 +126,10 @@ def needs_int64(kernel: Kernel, x: int, r: int) -> bool:
 
 # -- reductions ---------------------------------------------------------------------------------
 def _acc_type(stage: Reduce) -> DType:
-    return I32 if stage.dtype == BOOL or stage.kind in ("any", "all") else stage.dtype
+    """The accumulator's type: float32 for half values (as ATen accumulates them)."""
+    if stage.dtype == BOOL or stage.kind in ("any", "all"):
+        return I32
+    return F32 if stage.dtype in HALF else stage.dtype
 
 
 def _neutral(kind: str, dtype: DType) -> str:
@@ -246,13 +265,16 @@ class _KernelEmitter:
             mask = scope.mask
             if not stage.inner and not self.reduces and self.blocks.grid[1] > 1:
                 mask = f"{mask} & (tl.program_id(1) == 0)" if mask else "tl.program_id(1) == 0"
-            t = tl_type(self.dtypes[stage.buffer])
+            dtype = self.dtypes[stage.buffer]
+            if dtype in HALF and stage.value.dtype != dtype:  # (not made by fusion) round first
+                value = scope.emit(round_half(f"{value}.to(tl.float32)", dtype))
+            t = tl_type(dtype)
             scope.line(f"tl.store({self.names[stage.buffer]} + {scope.index(stage.index, None)}, "
                        f"{value}.to({t}){', mask=' + mask if mask else ''})")
         elif self.r == 0:
             value = "0" if stage.kind in ("argmax", "argmin") else _neutral(stage.kind, stage.dtype)
             scope.line(f"{self.names[stage.name]} = tl.full([{self.blocks.xblock}, 1], {value}, "
-                       f"{tl_type(stage.dtype)})")
+                       f"{compute_type(stage.dtype)})")
         elif stage.kind in ("argmax", "argmin"):
             self._arg_reduce(stage, scope, looped)
         else:
@@ -264,13 +286,13 @@ class _KernelEmitter:
         if stage.kind in ("any", "all"):
             v = f"({v} != 0)"
         b = self.blocks
-        tile = scope.emit(f"tl.broadcast_to({v}.to({tl_type(dtype)}), [{b.xblock}, {b.rblock}])")
+        tile = scope.emit(f"tl.broadcast_to({v}.to({compute_type(dtype)}), [{b.xblock}, {b.rblock}])")
         return tile, scope.mask
 
     def _reduce_init(self, stage: Reduce):
         b, acc = self.blocks, self.names[stage.name]
         if stage.kind in ("argmax", "argmin"):
-            vt = tl_type(stage.value.dtype)
+            vt = compute_type(stage.value.dtype)
             self.lines.append(f"    {acc}_best = tl.full([{b.xblock}, 1], "
                               f"{_neutral(stage.kind, stage.value.dtype)}, {vt})")
             self.lines.append(f"    {acc}_nan = tl.full([{b.xblock}, 1], 0, tl.int1)")
@@ -306,12 +328,14 @@ class _KernelEmitter:
         self._finish_reduce(stage, self.xscope, f"{acc}_tile", f"{acc}_nans" if track_nan else None)
 
     def _finish_reduce(self, stage: Reduce, scope: Scope, tile: str, nans: str | None):
-        acc, t = self.names[stage.name], tl_type(stage.dtype)
+        acc, t = self.names[stage.name], compute_type(stage.dtype)
         result = scope.emit(_FINAL[stage.kind].format(tile) + "[:, None]")
         if nans:
             count = scope.emit(f"tl.reduce({nans}, 1, _ts_sum)[:, None]")
             result = scope.emit(f'tl.where({count} > 0, float("nan"), {result})')
         convert = f"{result} != 0" if stage.dtype == BOOL else f"{result}.to({t})"
+        if stage.dtype in HALF:  # accumulated in float32: round the row's result once
+            convert = round_half(convert, stage.dtype)
         scope.line(f"{acc} = {convert}")
 
     def _arg_reduce(self, stage: Reduce, scope: Scope, looped: bool):
@@ -390,7 +414,9 @@ def emit_kernel(kernel: Kernel, dtypes: dict[str, DType]) -> TritonKernel | None
 def emit_module(kernels: list[TritonKernel], interpreted: bool = False) -> str:
     """One module holding each distinct kernel function once; `interpreted`: for TRITON_INTERPRET=1
     (math through PyTorch instead of libdevice)."""
-    seen, parts = set(), [PRELUDE.replace("MATH", "interpreted_math" if interpreted else "device_math")]
+    prelude = PRELUDE.replace("MATH", "interpreted_math" if interpreted else "device_math")
+    prelude = prelude.replace("ROUND_BF16\n", _ROUND_BF16_INTERPRETED if interpreted else _ROUND_BF16_NATIVE)
+    seen, parts = set(), [prelude]
     for k in kernels:
         if k.name not in seen:
             seen.add(k.name)

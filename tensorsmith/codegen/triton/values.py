@@ -10,18 +10,60 @@ against its extent: out of range sets the kernel's error flag (the runtime raise
 IndexOutOfRange) and is read as 0, never outside a buffer. A `guarded_select`'s branches may index
 out of range when not taken: their loads are masked by the branch's condition, so they never read
 there, and their index checks only count where the branch is taken.
+
+float16 and bfloat16 ("half" below) follow eager PyTorch, where each ATen op on half tensors
+computes in float32 and rounds its result to the half type:
+
+- In registers a half value is a float32 tile holding a value the half type represents exactly.
+  Loads upcast (`tl.load(...).to(tl.float32)`, exact); stores downcast to the buffer's type, which
+  is exact too since the value was rounded already (a float32 value stored into a half buffer is
+  rounded to nearest even first).
+- Rounding at each op boundary, not only at stores: every op whose IR result type is half computes
+  in float32 (libdevice math, div_rn, sqrt_rn: the float32 paths) and rounds its result to the half
+  type (`round_half`, round to nearest even; overflow gives +-inf, as float16 does in eager). Chosen
+  over keeping float32 through a fused kernel (Inductor's default) because it costs two
+  instructions per op on a GPU (cvt.rn to half and back; memory-bound kernels do not notice) and
+  makes a fused chain give eager's numbers, often to the bit, instead of merely closer ones: a
+  model compiled under autocast then matches eager autocast, and an explicit `.to(bfloat16)` in
+  the model keeps its rounding. Ops whose result is exactly one of their half arguments, or an
+  integer or sign of one (max, min, neg, abs, sign, floor, ceil, round, trunc, select), need no
+  rounding.
+- Converts: to half rounds (from float64 through float32 first, as c10's BFloat16/Half(float)
+  conversions do, so it rounds twice exactly like eager; from integers likewise through float32);
+  from half to float32/float64 is exact; to an integer truncates the float32 value, as
+  static_cast does in eager; to bool is `!= 0`.
+- Comparisons, where/select, is_finite and index values compare and pick the float32 values, which
+  are the half values exactly: the same answers as on half. Bool and integer values are unaffected.
+- Constants of a half type are rounded to it when the kernel is generated (1e5 as float16 is inf);
+  float32 constants stay float32.
+- Reductions (emit.py) accumulate half values in float32, as ATen does for sum/mean/prod of half,
+  and round the row's result once; max/min/argmax/argmin compare the float32 values (exact).
+- NaN and +-inf pass through unchanged; NaN stays NaN through rounding (its payload may differ).
+
+The round to bfloat16 is `_ts_round_bf16` of the kernel module's prelude (emit.py): the native
+conversion on a GPU; under TRITON_INTERPRET=1 an integer round-to-nearest-even on the float32 bits,
+because Triton's interpreter (3.9) truncates float32 -> bfloat16 instead of rounding. float16 uses
+the native conversion everywhere (the interpreter's numpy float16 rounds to nearest even).
 """
 from __future__ import annotations
 
 import math
 
 from ...errors import UnsupportedError
-from ...ir.types import BOOL, F32, F64, I8, I16, I32, I64, U8, DType
+import torch
+
+from ...ir.types import BF16, BOOL, F16, F32, F64, I8, I16, I32, I64, U8, DType
 from ..index import Affine, FloorDiv, Indirect, Mod, Var
 from ..kernel import Const, IndexValue, Load, Local, Op
 
+# Element types of buffers; values of the half types are float32 tiles in registers (COMPUTE).
 TL_TYPES = {F32: "tl.float32", F64: "tl.float64", I8: "tl.int8", I16: "tl.int16", I32: "tl.int32",
-            I64: "tl.int64", U8: "tl.uint8", BOOL: "tl.int1"}
+            I64: "tl.int64", U8: "tl.uint8", BOOL: "tl.int1", F16: "tl.float16", BF16: "tl.bfloat16"}
+HALF = (F16, BF16)
+_ROUND = {BF16: "_ts_round_bf16({})", F16: "({}).to(tl.float16).to(tl.float32)"}
+# Ops whose half result is exactly an argument's value, or an integer or sign of one: no rounding.
+_EXACT = {"max", "min", "neg", "abs", "sign", "floor", "ceil", "round", "trunc", "select",
+          "guarded_select"}
 _DM = {"exp": "exp", "log": "log", "log1p": "log1p", "expm1": "expm1", "sin": "sin", "cos": "cos",
        "tan": "tan", "tanh": "tanh", "erf": "erf", "asin": "asin", "acos": "acos", "atan": "atan",
        "sinh": "sinh", "cosh": "cosh", "asinh": "asinh", "acosh": "acosh", "atanh": "atanh",
@@ -32,22 +74,36 @@ _COMPARE = {"EQ": "==", "NE": "!=", "LT": "<", "LE": "<=", "GT": ">", "GE": ">="
 
 
 def tl_type(dtype: DType) -> str:
+    """The Triton element type of a buffer of `dtype`."""
     try:
         return TL_TYPES[dtype]
     except KeyError:
         raise UnsupportedError(f"no Triton kernel for {dtype}") from None
 
 
+def compute_type(dtype: DType) -> str:
+    """The Triton element type of a value of `dtype` in registers: float32 for the half types."""
+    return "tl.float32" if dtype in HALF else tl_type(dtype)
+
+
+def round_half(text: str, dtype: DType) -> str:
+    """The float32 value `text` rounded to the half type `dtype` (to nearest even), as float32."""
+    return _ROUND[dtype].format(text)
+
+
 def tl_constant(value, dtype: DType) -> str:
-    """A [1, 1] tile holding `value` as `dtype` (an explicit type: no promotion surprises)."""
+    """A [1, 1] tile holding `value` as `dtype` (an explicit type: no promotion surprises); a half
+    constant is rounded to its type here and held as float32."""
     if dtype == BOOL:
         text = "1" if value else "0"
     elif dtype.is_float:
         value = float(value)
+        if dtype in HALF:
+            value = torch.tensor(value, dtype=dtype.torch_dtype).item()
         text = f'float("{value}")' if math.isnan(value) or math.isinf(value) else repr(value)
     else:
         text = str(int(value))
-    return f"tl.full([1, 1], {text}, {tl_type(dtype)})"
+    return f"tl.full([1, 1], {text}, {compute_type(dtype)})"
 
 
 class Scope:
@@ -140,11 +196,13 @@ class Scope:
         if isinstance(expr, Load):
             mask = self.mask_with(guard)
             index = self.index(expr.index, guard)
-            return f"tl.load({self.names[expr.buffer]} + {index}{', mask=' + mask if mask else ''})"
+            load = f"tl.load({self.names[expr.buffer]} + {index}{', mask=' + mask if mask else ''})"
+            return f"{load}.to(tl.float32)" if expr.dtype in HALF else load
         if isinstance(expr, IndexValue):
-            return f"{self.index(expr.index, guard)}.to({tl_type(expr.dtype)})"
+            value = f"{self.index(expr.index, guard)}.to({compute_type(expr.dtype)})"
+            return round_half(value, expr.dtype) if expr.dtype in HALF else value
         assert isinstance(expr, Op), expr
-        t = tl_type(expr.dtype)
+        t = compute_type(expr.dtype)
         if expr.name in ("select", "guarded_select"):
             cond = self.value(expr.args[0], guard)
             if expr.name == "select":  # both branches are valid everywhere
@@ -155,16 +213,24 @@ class Scope:
                 a, b = self.value(expr.args[1], taken), self.value(expr.args[2], not_taken)
             return f"tl.where({cond}, {a}.to({t}), {b}.to({t}))"
         args = [self.value(a, guard) for a in expr.args]
-        return op_text(expr, args)
+        text = op_text(expr, args)
+        if expr.dtype in HALF and expr.name not in _EXACT:
+            return round_half(text, expr.dtype)
+        return text
 
 
 def op_text(expr: Op, args: list[str]) -> str:
-    """The Triton expression of one elementwise op, converted to its result type."""
-    name, t, arg_dtype = expr.name, tl_type(expr.dtype), expr.args[0].dtype
+    """The Triton expression of one elementwise op, converted to its result's compute type (a half
+    result is the float32 value before rounding: Scope rounds it)."""
+    name, t, arg_dtype = expr.name, compute_type(expr.dtype), expr.args[0].dtype
     if name == "compare":
         return f"{args[0]} {_COMPARE[expr.dir]} {args[1]}"
     if name == "convert":
-        return f"{args[0]} != 0" if expr.dtype == BOOL else f"{args[0]}.to({t})"
+        if expr.dtype == BOOL:
+            return f"{args[0]} != 0"
+        if expr.dtype in HALF and arg_dtype != F32 and arg_dtype not in HALF:
+            return f"{args[0]}.to(tl.float32)"  # from float64 or an integer: through float32
+        return f"{args[0]}.to({t})"
     if name == "is_finite":
         return f"({args[0]} == {args[0]}) & (tl.abs({args[0]}) != float(\"inf\"))"
     if name in ("and", "or", "xor"):
@@ -191,7 +257,7 @@ def op_text(expr: Op, args: list[str]) -> str:
     one = f"tl.full([1, 1], 1, {t})"
     # Correctly rounded division and square root (plain `/` and tl.sqrt are approximate in
     # float32; div_rn/sqrt_rn take float32 only, and float64's plain forms are exact).
-    f32 = expr.dtype == F32
+    f32 = t == "tl.float32"
     div = (lambda a, b: f"tl.div_rn({a}, {b})") if f32 else (lambda a, b: f"(({a}) / ({b}))")
     sqrt = (lambda a: f"tl.sqrt_rn({a})") if f32 else (lambda a: f"tl.sqrt({a})")
     if name == "div":
