@@ -1,0 +1,530 @@
+// Tiled flash attention, forward and backward, for float32 on the CPU (see flash_cpp.py).
+//
+// Layout: q (B, H, Lq, D), k and v (B, H, Lk, D), any element strides (0 allowed); mask (B, H, Lq, Lk)
+// with any strides, bool (kind 1, nonzero = attend) or float32 (kind 2, added to the scores).
+// Outputs are contiguous. One compiled library serves every shape: sizes and strides come in an
+// int64 array.
+//
+// Each thread packs the K/V (and, in the backward, Q/dO) panels of the (batch, head) it works on
+// into zero-padded, 64-byte aligned buffers: head dim rounded up to 16 (one 512-bit vector), K and
+// V^T as blocks of BK columns. The score tiles and products then run through one register-blocked
+// microkernel (C[R x 16*NV] (+)= A[R x K] B[K x 16*NV], A read by broadcast with any strides, B and C
+// contiguous rows), which is what GCC turns into vfmadd231ps with the accumulators in registers.
+// Softmax is online (running max and sum per row); exp is a vectorised range reduction + polynomial.
+// Causal tiles above the diagonal are skipped; on diagonal tiles the microkernel calls stop at the
+// last 16-column vector (or the last key / first query) that a row group can see.
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <omp.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+namespace {
+
+constexpr int VL = 16;  // floats per vector
+constexpr int BQ = 64;  // query rows per tile
+constexpr int BK = 64;  // keys per tile
+constexpr int MR = 4;   // rows per microkernel call
+constexpr long FAR = 1L << 40;  // "no causal trimming" offset
+constexpr float NEG_INF = -std::numeric_limits<float>::infinity();
+constexpr float POS_INF = std::numeric_limits<float>::infinity();
+
+typedef float vf __attribute__((vector_size(64)));
+typedef int32_t vi __attribute__((vector_size(64)));
+
+inline vf vload(const float* p) { vf v; std::memcpy(&v, p, sizeof v); return v; }
+inline void vstore(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
+inline vf splat(float x) { return vf{} + x; }
+
+inline vf vfma(vf a, vf b, vf c) {  // a * b + c, fused where the target has it
+#if defined(__AVX512F__)
+  return (vf)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
+#else
+  return a * b + c;
+#endif
+}
+
+inline vf vmax(vf a, vf b) { return a > b ? a : b; }
+
+inline float hmax(vf v) {
+  float m = v[0];
+  for (int i = 1; i < VL; ++i) m = std::max(m, v[i]);
+  return m;
+}
+
+inline float hsum(vf v) {
+  float lo[8], hi[8];
+  for (int i = 0; i < 8; ++i) { lo[i] = v[i]; hi[i] = v[i + 8]; }
+  for (int i = 0; i < 8; ++i) lo[i] += hi[i];
+  for (int i = 0; i < 4; ++i) lo[i] += lo[i + 4];
+  return (lo[0] + lo[2]) + (lo[1] + lo[3]);
+}
+
+inline vf iota() {
+  vf r;
+  for (int i = 0; i < VL; ++i) r[i] = (float)i;
+  return r;
+}
+
+// exp(x): x = n ln2 + r, |r| <= ln2/2, exp(r) by a degree-7 polynomial (relative error ~1e-7),
+// times 2^n built in the exponent bits. Below -87.3 (and -inf) it returns 0; it clamps above 88.3.
+inline vf vexp(vf x) {
+  const vf lo = splat(-87.3365447f), hi = splat(88.3762589f);
+  vi tiny = x < lo;
+  vf xc = x < lo ? lo : x;
+  xc = xc > hi ? hi : xc;
+  vf n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest
+  vf r = xc - n * 0.693359375f;    // ln2 split in two: n * hi part is exact
+  r = r - n * -2.12194440e-4f;
+  vf p = splat(1.9875691500e-4f);
+  p = vfma(p, r, splat(1.3981999507e-3f));
+  p = vfma(p, r, splat(8.3334519073e-3f));
+  p = vfma(p, r, splat(4.1665795894e-2f));
+  p = vfma(p, r, splat(1.6666665459e-1f));
+  p = vfma(p, r, splat(5.0000001201e-1f));
+  vf y = vfma(p, r * r, r) + 1.0f;
+  vi bits = (__builtin_convertvector(n, vi) + 127) << 23;
+  y = y * (vf)bits;
+  return tiny ? vf{} : y;
+}
+
+// C[R x 16 NV] (+)= A[R x K] * B[K x 16 NV]; A[r][k] = A[r * rsa + k * csa]; B, C rows contiguous.
+template <int R, int NV, bool ACC>
+inline void micro(int K, const float* __restrict A, long rsa, long csa, const float* __restrict B,
+                  long ldb, float* __restrict C, long ldc) {
+  vf c[R][NV];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) c[r][v] = ACC ? vload(C + r * ldc + v * VL) : vf{};
+  for (int k = 0; k < K; ++k) {
+    vf b[NV];
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) b[v] = vload(B + k * ldb + v * VL);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      vf a = splat(A[r * rsa + k * csa]);
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) c[r][v] = vfma(a, b[v], c[r][v]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) vstore(C + r * ldc + v * VL, c[r][v]);
+}
+
+template <int R, bool ACC>
+inline void micro_nv(int nv, int K, const float* A, long rsa, long csa, const float* B, long ldb,
+                     float* C, long ldc) {
+  switch (nv) {
+    case 1: micro<R, 1, ACC>(K, A, rsa, csa, B, ldb, C, ldc); break;
+    case 2: micro<R, 2, ACC>(K, A, rsa, csa, B, ldb, C, ldc); break;
+    case 3: micro<R, 3, ACC>(K, A, rsa, csa, B, ldb, C, ldc); break;
+    default: micro<R, 4, ACC>(K, A, rsa, csa, B, ldb, C, ldc); break;
+  }
+}
+
+// Causal trimming of a tile product; `off` = first query row - first key of the tile (FAR: none).
+enum Trim { NONE, N_END, K_END, K_BEG };
+
+// C[M x N] (+)= A[M x K] B[K x N], N a multiple of 16. With causal trimming:
+//   N_END: rows are queries, columns keys: skip 16-column vectors wholly right of the diagonal;
+//   K_END: rows are queries, k runs over keys: stop at the last key the row group sees;
+//   K_BEG: rows are keys, k runs over queries: start at the first query that sees the row group.
+// Skipped parts of a non-accumulating C are left as they were (the caller masks them).
+template <bool ACC, Trim MODE>
+void gemm(int M, int N, int K, const float* A, long rsa, long csa, const float* B, long ldb,
+          float* C, long ldc, long off) {
+  for (int n0 = 0; n0 < N; n0 += 4 * VL) {
+    int nv = std::min(4, (N - n0) / VL);
+    for (int m0 = 0; m0 < M; m0 += MR) {
+      int r = std::min(MR, M - m0);
+      int nvr = nv, kb = 0, ke = K;
+      if (MODE == N_END) {
+        long lim = m0 + r + off;  // columns < lim are visible to some row of the group
+        if (lim <= n0) continue;
+        nvr = (int)std::min<long>(nv, (lim - n0 + VL - 1) / VL);
+      } else if (MODE == K_END) {
+        ke = (int)std::max<long>(0, std::min<long>(K, m0 + r + off));
+      } else if (MODE == K_BEG) {
+        kb = (int)std::max<long>(0, std::min<long>(K, m0 - off));
+      }
+      if (ACC && ke <= kb) continue;
+      const float* a = A + m0 * rsa + kb * csa;
+      const float* b = B + kb * ldb + n0;
+      float* c = C + m0 * ldc + n0;
+      switch (r) {
+        case 1: micro_nv<1, ACC>(nvr, ke - kb, a, rsa, csa, b, ldb, c, ldc); break;
+        case 2: micro_nv<2, ACC>(nvr, ke - kb, a, rsa, csa, b, ldb, c, ldc); break;
+        case 3: micro_nv<3, ACC>(nvr, ke - kb, a, rsa, csa, b, ldb, c, ldc); break;
+        default: micro_nv<4, ACC>(nvr, ke - kb, a, rsa, csa, b, ldb, c, ldc); break;
+      }
+    }
+  }
+}
+
+inline long round_up(long x, long m) { return (x + m - 1) / m * m; }
+
+float* alloc(long n) {  // zeroed, 64-byte aligned
+  size_t bytes = (size_t)round_up(std::max<long>(n, 1) * (long)sizeof(float), 64);
+  void* p = std::aligned_alloc(64, bytes);
+  if (p) std::memset(p, 0, bytes);
+  return (float*)p;
+}
+
+// dst[L x Dp] = mul * src rows (row stride rs, element stride cs), columns D..Dp zero.
+void pack_rows(float* dst, const float* src, long L, long D, long Dp, long rs, long cs, float mul) {
+  for (long i = 0; i < L; ++i) {
+    float* d = dst + i * Dp;
+    const float* s = src + i * rs;
+    if (cs == 1) {
+#pragma omp simd
+      for (long j = 0; j < D; ++j) d[j] = s[j] * mul;
+    } else {
+      for (long j = 0; j < D; ++j) d[j] = s[j * cs] * mul;
+    }
+    for (long j = D; j < Dp; ++j) d[j] = 0.0f;
+  }
+}
+
+// Transposed blocks: dst[blk][d][jj] = src row blk*BK + jj, element d; the rest zero.
+void pack_tblocks(float* dst, const float* src, long L, long D, long Dp, long rs, long cs) {
+  long nb = (L + BK - 1) / BK;
+  std::memset(dst, 0, sizeof(float) * nb * Dp * BK);
+  for (long j = 0; j < L; ++j) {
+    float* d = dst + (j / BK) * Dp * BK + (j % BK);
+    const float* s = src + j * rs;
+    for (long e = 0; e < D; ++e) d[e * BK] = s[e * cs];
+  }
+}
+
+struct Mask {
+  const void* ptr;
+  long sb, sh, si, sj;
+  int kind;  // 0 none, 1 bool, 2 float
+};
+
+// Applies the mask row (b, h, query i, keys j0 .. j0+n) to the scores s[0..n).
+inline void apply_mask(float* s, int n, const Mask& m, long b, long h, long i, long j0) {
+  if (m.kind == 0) return;
+  long base = b * m.sb + h * m.sh + i * m.si + j0 * m.sj;
+  if (m.kind == 1) {
+    const uint8_t* p = (const uint8_t*)m.ptr + base;
+    if (m.sj == 1) {
+#pragma omp simd
+      for (int j = 0; j < n; ++j) s[j] = p[j] ? s[j] : NEG_INF;
+    } else if (m.sj == 0) {
+      if (!p[0])
+        for (int j = 0; j < n; ++j) s[j] = NEG_INF;
+    } else {
+      for (int j = 0; j < n; ++j) s[j] = p[j * m.sj] ? s[j] : NEG_INF;
+    }
+  } else {
+    const float* p = (const float*)m.ptr + base;
+    if (m.sj == 1) {
+#pragma omp simd
+      for (int j = 0; j < n; ++j) s[j] += p[j];
+    } else if (m.sj == 0) {
+      float x = p[0];
+      for (int j = 0; j < n; ++j) s[j] += x;
+    } else {
+      for (int j = 0; j < n; ++j) s[j] += p[j * m.sj];
+    }
+  }
+}
+
+struct Shape {
+  long B, H, Lq, Lk, D, Dp, nqb, nkb, Lqp, Lkp;
+  Shape(const int64_t* sz)
+      : B(sz[0]), H(sz[1]), Lq(sz[2]), Lk(sz[3]), D(sz[4]), Dp(round_up(sz[4], VL)),
+        nqb((sz[2] + BQ - 1) / BQ), nkb((sz[3] + BK - 1) / BK), Lqp(nqb * BQ), Lkp(nkb * BK) {}
+};
+
+// Key side of one (batch, head), packed once per thread and reused while the k/v data are the same
+// (the expanded heads of grouped-query attention share them).
+struct KeySide {
+  float *KT = nullptr, *V = nullptr, *VT = nullptr, *K = nullptr;
+  const float *kbase = nullptr, *vbase = nullptr;
+  bool ok(bool backward, const Shape& s) {
+    KT = alloc(s.nkb * s.Dp * BK);
+    if (backward) {
+      VT = alloc(s.nkb * s.Dp * BK);
+      K = alloc(s.Lkp * s.Dp);
+      return KT && VT && K;
+    }
+    V = alloc(s.Lkp * s.Dp);
+    return KT && V;
+  }
+  void pack(const Shape& s, const float* k, const float* v, const int64_t* ks, const int64_t* vs,
+            bool backward) {
+    if (k == kbase && v == vbase) return;
+    kbase = k;
+    vbase = v;
+    pack_tblocks(KT, k, s.Lk, s.D, s.Dp, ks[2], ks[3]);
+    if (backward) {
+      pack_tblocks(VT, v, s.Lk, s.D, s.Dp, vs[2], vs[3]);
+      pack_rows(K, k, s.Lk, s.D, s.Dp, ks[2], ks[3], 1.0f);
+    } else {
+      pack_rows(V, v, s.Lk, s.D, s.Dp, vs[2], vs[3], 1.0f);
+    }
+  }
+  ~KeySide() { std::free(KT); std::free(V); std::free(VT); std::free(K); }
+};
+
+// Tile bounds: diagonal offset for causal trimming, or FAR when no key of the tile is above the
+// diagonal for any of its rows.
+inline long diag_off(bool causal, long i0, long j0, long nk) {
+  return (causal && j0 + nk - 1 > i0) ? i0 - j0 : FAR;
+}
+
+// Number of keys of row i (tile row, query i0 + i) that can be attended: keys j0 + jj, jj < limit.
+inline int row_limit(bool causal, long i0, long i, long j0, long nk) {
+  if (!causal) return (int)nk;
+  return (int)std::max<long>(0, std::min<long>(nk, i0 + i - j0 + 1));
+}
+
+}  // namespace
+
+// Forward. sz: B, H, Lq, Lk, D, q strides (4), k strides (4), v strides (4), mask strides (4).
+// out (B, H, Lq, D) and lse (B, H, Lq) contiguous. Returns 0, or 1 when memory ran out.
+extern "C" int ts_flash_fwd(float* out, float* lse, const float* q, const float* k, const float* v,
+                            const void* mask, const int64_t* sz, int mask_kind, int causal,
+                            float scale, int nthreads) {
+  const Shape s(sz);
+  const int64_t *qs = sz + 5, *ks = sz + 9, *vs = sz + 13, *ms = sz + 17;
+  const Mask m{mask, (long)ms[0], (long)ms[1], (long)ms[2], (long)ms[3], mask_kind};
+  const long items = s.B * s.H * s.nqb;
+  int failed = 0;
+#pragma omp parallel num_threads(std::max(1, nthreads)) reduction(| : failed)
+  {
+    KeySide ks_side;
+    float* Q = alloc(BQ * s.Dp);
+    float* S = alloc(BQ * BK);
+    float* O = alloc(BQ * s.Dp);
+    float mrow[BQ], lrow[BQ];
+    if (!ks_side.ok(false, s) || !Q || !S || !O) failed = 1;
+#pragma omp for schedule(static)
+    for (long it = 0; it < items; ++it) {
+      if (failed) continue;
+      const long bh = it / s.nqb, qb = it % s.nqb, b = bh / s.H, h = bh % s.H;
+      ks_side.pack(s, k + b * ks[0] + h * ks[1], v + b * vs[0] + h * vs[1], ks, vs, false);
+      const long i0 = qb * BQ, nq = std::min<long>(BQ, s.Lq - i0);
+      pack_rows(Q, q + b * qs[0] + h * qs[1] + i0 * qs[2], nq, s.D, s.Dp, qs[2], qs[3], scale);
+      std::memset(O, 0, sizeof(float) * BQ * s.Dp);
+      for (int i = 0; i < BQ; ++i) { mrow[i] = NEG_INF; lrow[i] = 0.0f; }
+      const long kb_end = causal ? std::min(s.nkb, (i0 + nq - 1) / BK + 1) : s.nkb;
+      for (long kb = 0; kb < kb_end; ++kb) {
+        const long j0 = kb * BK, nk = std::min<long>(BK, s.Lk - j0), nkp = round_up(nk, VL);
+        const long off = diag_off(causal, i0, j0, nk);
+        gemm<false, N_END>(nq, nkp, s.Dp, Q, s.Dp, 1, ks_side.KT + kb * s.Dp * BK, BK, S, BK, off);
+        for (long i = 0; i < nq; ++i) {
+          float* srow = S + i * BK;
+          apply_mask(srow, nk, m, b, h, i0 + i, j0);
+          const vf lim = splat((float)row_limit(causal, i0, i, j0, nk));
+          vf mx = splat(NEG_INF);
+          for (long t = 0; t < nkp; t += VL) {
+            vf x = vload(srow + t);
+            x = (iota() + (float)t) < lim ? x : splat(NEG_INF);
+            vstore(srow + t, x);
+            mx = vmax(mx, x);
+          }
+          const float mold = mrow[i], mnew = std::max(mold, hmax(mx));
+          const float msafe = mnew == NEG_INF ? 0.0f : mnew;
+          vf sum{};
+          for (long t = 0; t < nkp; t += VL) {
+            vf p = vexp(vload(srow + t) - msafe);
+            vstore(srow + t, p);
+            sum += p;
+          }
+          const float alpha = std::exp(mold - msafe);
+          lrow[i] = lrow[i] * alpha + hsum(sum);
+          mrow[i] = mnew;
+          if (alpha != 1.0f) {
+            float* o = O + i * s.Dp;
+            for (long d = 0; d < s.Dp; d += VL) vstore(o + d, vload(o + d) * alpha);
+          }
+        }
+        gemm<true, K_END>(nq, s.Dp, nk, S, BK, 1, ks_side.V + j0 * s.Dp, s.Dp, O, s.Dp, off);
+      }
+      float* orow = out + (bh * s.Lq + i0) * s.D;
+      float* lrow_out = lse + bh * s.Lq + i0;
+      for (long i = 0; i < nq; ++i) {
+        const float l = lrow[i], inv = l > 0.0f ? 1.0f / l : 0.0f;
+        const float* o = O + i * s.Dp;
+        float* dst = orow + i * s.D;
+#pragma omp simd
+        for (long d = 0; d < s.D; ++d) dst[d] = o[d] * inv;
+        lrow_out[i] = l > 0.0f ? mrow[i] + std::log(l) : NEG_INF;
+      }
+    }
+    std::free(Q); std::free(S); std::free(O);
+  }
+  return failed;
+}
+
+namespace {
+
+// Query side of one (batch, head) for the backward: q * scale, dO, delta = rowsum(dO * O), lse
+// (+inf for rows with no key, so that their probabilities exp(s - lse) are 0).
+struct QuerySide {
+  float *Q = nullptr, *dO = nullptr, *delta = nullptr, *lse = nullptr;
+  long bh = -1;
+  bool ok(const Shape& s) {
+    Q = alloc(s.Lqp * s.Dp);
+    dO = alloc(s.Lqp * s.Dp);
+    delta = alloc(s.Lqp);
+    lse = alloc(s.Lqp);
+    return Q && dO && delta && lse;
+  }
+  void pack(const Shape& s, long bh_, const float* q, const int64_t* qs, const float* go,
+            const int64_t* gs, const float* out, const float* lse_in, float scale) {
+    if (bh_ == bh) return;
+    bh = bh_;
+    const long b = bh / s.H, h = bh % s.H;
+    pack_rows(Q, q + b * qs[0] + h * qs[1], s.Lq, s.D, s.Dp, qs[2], qs[3], scale);
+    pack_rows(dO, go + b * gs[0] + h * gs[1], s.Lq, s.D, s.Dp, gs[2], gs[3], 1.0f);
+    for (long i = 0; i < s.Lq; ++i) {
+      const float* o = out + (bh * s.Lq + i) * s.D;
+      const float* g = dO + i * s.Dp;
+      float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+      for (long d = 0; d < s.D; ++d) acc += g[d] * o[d];
+      delta[i] = acc;
+      const float l = lse_in[bh * s.Lq + i];
+      lse[i] = l == NEG_INF ? POS_INF : l;
+    }
+  }
+  ~QuerySide() { std::free(Q); std::free(dO); std::free(delta); std::free(lse); }
+};
+
+// P = exp(s - lse) and dS = P (dP - delta) of the tile (query block at i0, key block kb) into P and
+// dS (BQ x BK each).
+void tile_p_ds(const Shape& s, const QuerySide& qd, const KeySide& kd, const Mask& m, bool causal,
+               long b, long h, long i0, long nq, long kb, float* P, float* dS) {
+  const long j0 = kb * BK, nk = std::min<long>(BK, s.Lk - j0), nkp = round_up(nk, VL);
+  const long off = diag_off(causal, i0, j0, nk);
+  gemm<false, N_END>(nq, nkp, s.Dp, qd.Q + i0 * s.Dp, s.Dp, 1, kd.KT + kb * s.Dp * BK, BK, P, BK, off);
+  gemm<false, N_END>(nq, nkp, s.Dp, qd.dO + i0 * s.Dp, s.Dp, 1, kd.VT + kb * s.Dp * BK, BK, dS, BK,
+                     off);
+  for (long i = 0; i < nq; ++i) {
+    float* prow = P + i * BK;
+    float* drow = dS + i * BK;
+    apply_mask(prow, nk, m, b, h, i0 + i, j0);
+    const vf lim = splat((float)row_limit(causal, i0, i, j0, nk));
+    const float l = qd.lse[i0 + i], dl = qd.delta[i0 + i];
+    for (long t = 0; t < nkp; t += VL) {
+      vf p = vexp(vload(prow + t) - l);
+      p = (iota() + (float)t) < lim ? p : vf{};
+      vstore(prow + t, p);
+      vf ds = p * (vload(drow + t) - dl);
+      vstore(drow + t, p == 0.0f ? vf{} : ds);
+    }
+  }
+}
+
+}  // namespace
+
+// Backward. sz: B, H, Lq, Lk, D, then strides (4 each) of grad_out, q, k, v, mask. out and lse are
+// the forward's (contiguous). dq (B, H, Lq, D), dk and dv (B, H, Lk, D) contiguous.
+// fused = 1: one pass per (batch, head) over key blocks, dq accumulated on the way (five tile
+// products); fused = 0: a pass over (batch*head, key block) for dk, dv and one over
+// (batch*head, query block) for dq (seven tile products, more parallelism). Both deterministic.
+extern "C" int ts_flash_bwd(float* dq, float* dk, float* dv, const float* go, const float* q,
+                            const float* k, const float* v, const float* out, const float* lse,
+                            const void* mask, const int64_t* sz, int mask_kind, int causal,
+                            float scale, int nthreads, int fused) {
+  const Shape s(sz);
+  const int64_t *gs = sz + 5, *qs = sz + 9, *ks = sz + 13, *vs = sz + 17, *ms = sz + 21;
+  const Mask m{mask, (long)ms[0], (long)ms[1], (long)ms[2], (long)ms[3], mask_kind};
+  const long BH = s.B * s.H;
+  int failed = 0;
+#pragma omp parallel num_threads(std::max(1, nthreads)) reduction(| : failed)
+  {
+    QuerySide qd;
+    KeySide kd;
+    float* P = alloc(BQ * BK);
+    float* dS = alloc(BQ * BK);
+    float* dK = alloc(BK * s.Dp);
+    float* dV = alloc(BK * s.Dp);
+    float* dQ = alloc((fused ? s.Lqp : BQ) * s.Dp);
+    if (!qd.ok(s) || !kd.ok(true, s) || !P || !dS || !dK || !dV || !dQ) failed = 1;
+
+    // dk, dv (and with `fused`, dq) over items (bh, key blocks kb_lo .. kb_hi).
+    auto key_pass = [&](long bh, long kb_lo, long kb_hi) {
+      const long b = bh / s.H, h = bh % s.H;
+      qd.pack(s, bh, q, qs, go, gs, out, lse, scale);
+      kd.pack(s, k + b * ks[0] + h * ks[1], v + b * vs[0] + h * vs[1], ks, vs, true);
+      if (fused) std::memset(dQ, 0, sizeof(float) * s.Lqp * s.Dp);
+      for (long kb = kb_lo; kb < kb_hi; ++kb) {
+        const long j0 = kb * BK, nk = std::min<long>(BK, s.Lk - j0);
+        std::memset(dK, 0, sizeof(float) * BK * s.Dp);
+        std::memset(dV, 0, sizeof(float) * BK * s.Dp);
+        for (long qb = causal ? j0 / BQ : 0; qb < s.nqb; ++qb) {
+          const long i0 = qb * BQ, nq = std::min<long>(BQ, s.Lq - i0);
+          const long off = diag_off(causal, i0, j0, nk);
+          tile_p_ds(s, qd, kd, m, causal, b, h, i0, nq, kb, P, dS);
+          gemm<true, K_BEG>(nk, s.Dp, nq, P, 1, BK, qd.dO + i0 * s.Dp, s.Dp, dV, s.Dp, off);
+          gemm<true, K_BEG>(nk, s.Dp, nq, dS, 1, BK, qd.Q + i0 * s.Dp, s.Dp, dK, s.Dp, off);
+          if (fused)
+            gemm<true, K_END>(nq, s.Dp, nk, dS, BK, 1, kd.K + j0 * s.Dp, s.Dp, dQ + i0 * s.Dp, s.Dp,
+                              off);
+        }
+        for (long j = 0; j < nk; ++j) {
+          float* dkr = dk + (bh * s.Lk + j0 + j) * s.D;
+          float* dvr = dv + (bh * s.Lk + j0 + j) * s.D;
+          std::memcpy(dkr, dK + j * s.Dp, sizeof(float) * s.D);
+          std::memcpy(dvr, dV + j * s.Dp, sizeof(float) * s.D);
+        }
+      }
+      if (fused) {
+        for (long i = 0; i < s.Lq; ++i) {
+          const float* src = dQ + i * s.Dp;
+          float* dst = dq + (bh * s.Lq + i) * s.D;
+#pragma omp simd
+          for (long d = 0; d < s.D; ++d) dst[d] = src[d] * scale;
+        }
+      }
+    };
+
+    if (fused) {
+#pragma omp for schedule(static)
+      for (long bh = 0; bh < BH; ++bh)
+        if (!failed) key_pass(bh, 0, s.nkb);
+    } else {
+#pragma omp for schedule(static)
+      for (long it = 0; it < BH * s.nkb; ++it)
+        if (!failed) key_pass(it / s.nkb, it % s.nkb, it % s.nkb + 1);
+#pragma omp for schedule(static)
+      for (long it = 0; it < BH * s.nqb; ++it) {
+        if (failed) continue;
+        const long bh = it / s.nqb, qb = it % s.nqb, b = bh / s.H, h = bh % s.H;
+        qd.pack(s, bh, q, qs, go, gs, out, lse, scale);
+        kd.pack(s, k + b * ks[0] + h * ks[1], v + b * vs[0] + h * vs[1], ks, vs, true);
+        const long i0 = qb * BQ, nq = std::min<long>(BQ, s.Lq - i0);
+        std::memset(dQ, 0, sizeof(float) * BQ * s.Dp);
+        const long kb_end = causal ? std::min(s.nkb, (i0 + nq - 1) / BK + 1) : s.nkb;
+        for (long kb = 0; kb < kb_end; ++kb) {
+          const long j0 = kb * BK, nk = std::min<long>(BK, s.Lk - j0);
+          tile_p_ds(s, qd, kd, m, causal, b, h, i0, nq, kb, P, dS);
+          gemm<true, K_END>(nq, s.Dp, nk, dS, BK, 1, kd.K + j0 * s.Dp, s.Dp, dQ, s.Dp,
+                            diag_off(causal, i0, j0, nk));
+        }
+        for (long i = 0; i < nq; ++i) {
+          const float* src = dQ + i * s.Dp;
+          float* dst = dq + (bh * s.Lq + i0 + i) * s.D;
+#pragma omp simd
+          for (long d = 0; d < s.D; ++d) dst[d] = src[d] * scale;
+        }
+      }
+    }
+    std::free(P); std::free(dS); std::free(dK); std::free(dV); std::free(dQ);
+  }
+  return failed;
+}
