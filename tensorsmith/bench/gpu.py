@@ -18,6 +18,7 @@ Every backend runs inside try/except, so one failure still prints the rest.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import statistics
 import time
@@ -29,7 +30,7 @@ import torch.nn.functional as F
 import tensorsmith
 from tensorsmith.bench.models.nanogpt import GPTConfig, NanoGPT, make_batch
 from tensorsmith.bench.models.small import MLP, TINY_GPT
-from tensorsmith.frontend import report
+from tensorsmith.frontend import attention, report
 
 GPT2_SMALL = GPTConfig(vocab=50304, width=768, layers=12, heads=12, seq=1024)
 QUICK = GPTConfig(vocab=50304, width=768, layers=4, heads=12, seq=256)
@@ -46,6 +47,9 @@ def _records_summary() -> str:
     kernels = sum(r.kernels for r in records)
     ops = sorted({f.target for r in records for f in r.fallbacks})
     text = f"{len(records)} graphs, {kernels} kernels"
+    fused = [m.kernel for m in attention.MATCHES]
+    if fused:
+        text += f", attention fused x{len(fused)} ({', '.join(sorted(set(fused)))} kernels)"
     if whole:
         text += f", WHOLE-GRAPH FALLBACK {whole}: {records[0].whole_graph_fallback}"
     if ops:
@@ -199,8 +203,35 @@ def _free():
     torch._dynamo.reset()
 
 
+# Variants of tensorsmith benchmarked side by side: "tensorsmith:unfused+nographs" runs with these
+# knobs of tensorsmith.config set so.
+_VARIANTS = {"unfused": ("fuse_attention", False), "nographs": ("cuda_graphs", False)}
+
+
+@contextlib.contextmanager
+def _variant(backend: str):
+    """The backend's name for torch.compile, with the variant's config knobs set meanwhile."""
+    name, _, options = backend.partition(":")
+    saved = {}
+    try:
+        for option in filter(None, options.split("+")):
+            knob, value = _VARIANTS[option]
+            saved[knob] = getattr(tensorsmith.config, knob)
+            setattr(tensorsmith.config, knob, value)
+        yield name
+    finally:
+        for knob, value in saved.items():
+            setattr(tensorsmith.config, knob, value)
+
+
 def bench(backend: str, mode: str, cfg: GPTConfig, batch: int, steps: int, reference: dict,
           profile: bool = False) -> dict:
+    with _variant(backend) as name:
+        return _bench(name, mode, cfg, batch, steps, reference, profile)
+
+
+def _bench(backend: str, mode: str, cfg: GPTConfig, batch: int, steps: int, reference: dict,
+           profile: bool) -> dict:
     torch.manual_seed(0)
     model = NanoGPT(cfg).cuda()
     if mode == "infer":
@@ -210,6 +241,7 @@ def bench(backend: str, mode: str, cfg: GPTConfig, batch: int, steps: int, refer
     gen = torch.Generator().manual_seed(1)
     idx, targets = (t.cuda() for t in make_batch(cfg, batch, gen))
     report.reset()
+    attention.MATCHES.clear()
 
     def step():
         if mode == "train":
@@ -300,7 +332,8 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="a 4-layer, 256-token model")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--backends", default="eager,inductor,tensorsmith")
+    parser.add_argument("--backends", default="eager,inductor,tensorsmith",
+                        help="also variants: tensorsmith:unfused, tensorsmith:nographs, tensorsmith:unfused+nographs")
     parser.add_argument("--modes", default="train,infer")
     parser.add_argument("--skip-parity", action="store_true")
     parser.add_argument("--skip-bench", action="store_true")
