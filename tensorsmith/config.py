@@ -64,3 +64,10 @@ check_indices: bool = os.environ.get("TENSORSMITH_CHECK_INDICES", "1") != "0"
 # finite inputs is reported at the op that made it (runtime/numerics.py), and forward inputs must
 # be finite. Read when a graph is compiled: set it before the model's first call.
 check_numerics: str = os.environ.get("TENSORSMITH_CHECK_NUMERICS", "off").strip().lower() or "off"
+
+# On CUDA, a compiled graph whose shapes are static (every graph here: a new shape is a new graph)
+# is replayed as a CUDA graph after two ordinary calls: one graph launch per call instead of one
+# Python-dispatched launch per kernel (runtime/cuda_graphs.py). Never for graphs with random ops or
+# CPU tensor arguments, and a call runs the ordinary way while an output of the last replay is still
+# referenced (replays rewrite the same output memory). Off: every call runs the ordinary way.
+cuda_graphs: bool = os.environ.get("TENSORSMITH_CUDA_GRAPHS", "1") != "0"

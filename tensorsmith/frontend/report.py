@@ -22,6 +22,7 @@ class GraphRecord:
     library_calls: int = 0  # steps run through PyTorch (matmul, convolution, fallback, ...)
     cache_hit: bool | None = None  # whether the built module came from the compile cache
     peak_bytes: int = 0  # planned intermediate arena plus outputs
+    cuda_graph: str | None = None  # "replayed", or "not: <why>" (runtime/cuda_graphs.py); None: undecided
 
 
 RECORDS: list[GraphRecord] = []

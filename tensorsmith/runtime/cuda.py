@@ -16,6 +16,9 @@ Indices read from data (embedding ids, gather indices) are checked in the kernel
 kernel owns one slot of an int32 flag tensor, and the graph raises IndexOutOfRange after its last
 step if a slot was set, which needs one synchronization per call of such a graph.
 
+Once shapes proved static (after two ordinary calls) a graph is replayed as a CUDA graph, unless it
+has random ops or host arguments or config.cuda_graphs is off (runtime/cuda_graphs.py).
+
 Each distinct kernel is compiled once: in background threads while tracing goes on
 (triton_codegen.py), else on its first launch. A kernel that fails to compile makes the whole graph
 run through the reference interpreter (and says so), unless strict.
@@ -33,6 +36,7 @@ from ..codegen.schedule import KernelStep, LibraryStep, Schedule
 from ..codegen.triton.emit import TritonKernel
 from ..ir.interpret import Interpreter, _constant
 from ..log import log
+from . import cuda_graphs
 from .compiled import IndexOutOfRange, _library_call
 from .memory import MemoryPlan, plan_memory
 
@@ -87,6 +91,7 @@ class TritonGraph:
              self.namespace)
         self._run = self.namespace["run"]
         self._verified = False
+        self.cuda_graph: cuda_graphs.CudaGraphRunner | None = None  # set after the first call if eligible
         LIVE.add(self)
 
     def __call__(self, tensors):
@@ -94,6 +99,8 @@ class TritonGraph:
             if self.arena is not self.shared.tensor:  # first call, or the arena grew since
                 self._bind_arena()
             if self._verified:
+                if self.cuda_graph is not None:  # captures on the next call, then replays
+                    return self.cuda_graph(tensors)
                 return self._run(*tensors)
             for future in self.compiling:  # a failed one fails again, with its message, below
                 future.exception()
@@ -110,6 +117,7 @@ class TritonGraph:
                 self._run = lambda *ts: Interpreter().run(graph, list(ts))
                 return self._run(*tensors)
             self._verified = True
+            self.cuda_graph = cuda_graphs.attach(self, tensors)
             return result
 
     def kernel_bytes(self) -> dict[str, int]:
@@ -156,7 +164,8 @@ class TritonGraph:
                 self._kernel_lines(i, step, next(kernels), lines)
             if dead_after.get(i):  # free library results (matmul outputs) once nothing reads them
                 lines.append(f"    del {', '.join(dead_after[i])}")
-        if self._checked and config.check_indices:
+        self.checks = bool(self._checked and config.check_indices)  # the wrapper calls _check()
+        if self.checks:
             lines.append("    _check()")
         returned = []
         for i, name in enumerate(s.outputs):

@@ -1,0 +1,428 @@
+"""Replaying a compiled CUDA graph (runtime/cuda.py's TritonGraph) as a CUDA graph.
+
+A TritonGraph's wrapper launches each Triton kernel through Python: host overhead that dominates
+small models. Shapes are static per graph (a new shape is a new graph), so after the wrapper has
+run the ordinary way the whole call can be recorded once into a torch.cuda.CUDAGraph and replayed
+with one launch.
+
+Eligibility, decided once per graph after its first (verifying) call; the reason for a refusal goes
+to the log (level 1) and to `record.cuda_graph` ("not: <why>"; "replayed" once it was):
+config.cuda_graphs on; the graph runs its generated code (not the interpreter after a failed
+compile); device CUDA and Triton not interpreted; no random op (the IR's `random`, or a fallback
+whose ATen op draws random numbers: rand*, *dropout*, bernoulli*, normal, ... , attention with a
+dropout that is not a literal 0): a replay would repeat the captured draw; no CPU tensor argument
+(the host scalars of attention's RNG state): its value would be baked in.
+
+Calls: 1st ordinary (kernels compile, the wrapper is verified); 2nd ordinary on a side stream (the
+warm-up torch.cuda.graph asks for), then captured on that stream, after it waited for the current
+stream (torch.cuda.graph synchronizes the device as it starts), into the graph's own memory pool;
+3rd and later replayed on the current stream, so they are ordered with the caller's work as the
+ordinary launches were. While another capture is under way on the current stream, calls run the
+ordinary way.
+
+Arguments. One whose address and strides were the same in the 2nd call as in the 1st (weights,
+optimizer-updated in place; saved activations that are a replayed forward's static outputs) is
+captured in place: each replay first checks its address and strides are still those, else runs
+that call the ordinary way, and after two such calls in a row captures anew (at most
+MAX_CAPTURES times; then the graph stays ordinary and says why). Any other argument gets a static
+buffer the replay copies it into. An index check (`_check()`, which reads a flag on the host) is
+left out of the capture and run after each replay.
+
+Outputs and the liveness rule. A replay rewrites the same output memory, so it must never run
+while anything outside still references an earlier replay's outputs (the user kept `loss`,
+autograd saved an activation, AccumulateGrad made a gradient `param.grad`). StaticOutputs keeps,
+per distinct output storage, one private whole-storage tensor (never handed out) and a weak
+reference to the storage; each call hands out NEW tensor objects (`set_` on that storage, no
+`_base`), so every outside reference, to a handed-out tensor, a view or detach of one, or a
+gradient stolen into `.grad`, is a tensor of its own that holds one more use of the storage. The
+storage's use count (`torch._C._storage_Use_Count`, as Inductor's cudagraph trees read it) is then
+exactly: 1 (the private tensor) + the PyObject PyTorch keeps for a storage whose Python object was
+created (PRESERVED, 0 or 1, probed once; StaticOutputs creates that object before it measures, so
+it is there from then on) + outside references. The count measured right after capture must equal
+1 + PRESERVED (else the graph is not replayed: something unknown holds it); before each replay a
+count above that means "held", and that call runs the ordinary way with fresh outputs. Handing out
+the private tensor itself would make this blind: outside holders of the same tensor object add no
+storage use.
+
+Not covered (nothing in the storage counts them): work the caller queued on another stream that
+reads an output it has already dropped (record_stream), and raw pointers kept outside PyTorch.
+
+Memory: the graph's pool keeps its static outputs and the library results (matmul outputs) of the
+captured call between calls; static input buffers are ordinary allocations; the shared arena's
+tensor at capture stays referenced (if the shared arena grows later, the old one lives on for this
+graph). All of it is freed with the TritonGraph (or when it captures anew; outputs still held
+outside keep their memory until released).
+"""
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections import Counter
+
+import torch
+from torch.multiprocessing.reductions import StorageWeakRef
+
+from .. import config
+from ..codegen.triton.build import interpreting
+from ..log import log
+
+MAX_CAPTURES = 3  # captures per graph (argument addresses that keep changing): then stay ordinary
+
+# ATen ops (the middle part of "aten.<name>.<overload>", underscores stripped) that draw random
+# numbers, besides any name with one of _RANDOM_WORDS in it.
+_RANDOM_WORDS = ("rand", "dropout", "bernoulli")
+_RANDOM_OPS = frozenset({"normal", "uniform", "exponential", "multinomial", "poisson", "geometric",
+                         "cauchy", "log_normal", "rrelu", "rrelu_with_noise", "standard_gamma",
+                         "sample_dirichlet", "binomial", "fused_dropout"})
+
+
+# -- eligibility ---------------------------------------------------------------------------------
+def random_node(graph):
+    """The first node of `graph` that draws random numbers (or may), or None."""
+    for node in graph.nodes:
+        if node.op == "random":
+            return node
+        if node.op == "fallback" and _random_fallback(node):
+            return node
+    return None
+
+
+def _random_fallback(node) -> bool:
+    target = str(node.attrs.get("target", ""))
+    parts = target.split(".")
+    name = (parts[1] if len(parts) >= 3 else target).lower()
+    if any(w in name for w in _RANDOM_WORDS) or name.strip("_") in _RANDOM_OPS:
+        return True
+    if "attention" in name:
+        rate = _argument(node, target, "dropout_p")
+        return rate is not _ABSENT and rate != 0  # unknown (a tensor, unreadable): random
+    return False
+
+
+_ABSENT = object()
+
+
+def _argument(node, target: str, name: str):
+    """The literal value of argument `name` of a fallback node, _ABSENT if its op has no such
+    argument, None if it cannot be read."""
+    if name in node.attrs.get("kwargs", {}):
+        return node.attrs["kwargs"][name]
+    try:
+        from ..ir.aten import resolve_target
+        schema = resolve_target(target)._schema
+    except Exception:  # noqa: BLE001 - an op we cannot look up: assume the worst
+        return None
+    for i, argument in enumerate(schema.arguments):
+        if argument.name == name:
+            args = node.attrs.get("args", [])
+            if i < len(args):
+                return args[i]
+            return argument.default_value if argument.has_default_value() else None
+    return _ABSENT
+
+
+def refusal(schedule, device: torch.device, interpreted: bool | None = None) -> str | None:
+    """Why a graph with this schedule on `device` is never replayed as a CUDA graph, or None."""
+    if not config.cuda_graphs:
+        return "off (config.cuda_graphs, TENSORSMITH_CUDA_GRAPHS=0)"
+    node = random_node(schedule.graph)
+    if node is not None:
+        what = node.attrs.get("target") if node.op == "fallback" else f"random {node.attrs.get('dist')}"
+        return f"random op {what}{f' at {node.source}' if node.source else ''} (a replay repeats its draw)"
+    if device.type != "cuda":
+        return f"device is {device.type}"
+    if interpreting() if interpreted is None else interpreted:
+        return "Triton is interpreted (TRITON_INTERPRET=1)"
+    return None
+
+
+def argument_refusal(tensors) -> str | None:
+    """Why these arguments cannot be captured (a CPU tensor: a host scalar whose value would be
+    baked into the graph), or None."""
+    for i, t in enumerate(tensors):
+        if not isinstance(t, torch.Tensor):
+            return f"argument {i} is a {type(t).__name__}"
+        if t.device.type == "cpu":
+            return f"argument {i} is a CPU tensor (a host scalar: its value would be captured)"
+    return None
+
+
+def attach(owner, tensors) -> CudaGraphRunner | None:
+    """After `owner`'s first ordinary call with `tensors`: its CUDA-graph runner, or None (the
+    reason logged and recorded)."""
+    reason = refusal(owner.schedule, owner.device)
+    if reason is None and owner._run is not owner.namespace.get("run"):
+        reason = "the graph runs through the interpreter"
+    if reason is None:
+        reason = argument_refusal(tensors)
+    if reason is not None:
+        _refuse(owner, reason)
+        return None
+    return CudaGraphRunner(owner, tensors)
+
+
+def _refuse(owner, reason: str) -> None:
+    record = owner.record
+    if record is not None:
+        record.cuda_graph = f"not: {reason}"
+    log(1, f"{getattr(record, 'graph_id', owner.schedule.graph.name)}: no CUDA graph: {reason}")
+
+
+# -- outputs and their liveness ------------------------------------------------------------------
+def use_count(ref: StorageWeakRef) -> int:
+    """How many strong references the storage behind `ref` has (0 once freed)."""
+    return torch._C._storage_Use_Count(ref.cdata)
+
+
+def _probe_preserved() -> int:
+    """The uses a storage's own PyObject adds once created (PyTorch keeps it alive with the
+    storage): 1 where it is preserved, 0 where it dies with its last Python reference."""
+    t = torch.empty(1)
+    ref = StorageWeakRef(t.untyped_storage())  # creates the storage's PyObject, then drops ours
+    return use_count(ref) - 1
+
+
+PRESERVED = _probe_preserved()
+
+
+class StaticOutputs:
+    """The outputs of a captured call, in memory every replay rewrites: hands out fresh tensor
+    objects over it and tells whether any handed out earlier is still referenced (module docstring:
+    the liveness rule)."""
+
+    def __init__(self, outputs: list[torch.Tensor]):
+        self.storages: list[torch.Tensor] = []  # one private uint8 tensor per distinct storage
+        self.refs: list[StorageWeakRef] = []
+        self.layout: list[tuple] = []  # per output: (storage index or None, dtype, device, size, stride, offset)
+        index: dict[int, int] = {}
+        for t in outputs:
+            if t.numel() == 0:  # no memory to share: a fresh empty tensor each call
+                self.layout.append((None, t.dtype, t.device, t.size(), t.stride(), 0))
+                continue
+            storage = t.untyped_storage()
+            key = storage.data_ptr()
+            if key not in index:
+                index[key] = len(self.storages)
+                self.storages.append(torch.empty(0, dtype=torch.uint8, device=t.device).set_(storage))
+                self.refs.append(StorageWeakRef(storage))
+            self.layout.append((index[key], t.dtype, t.device, t.size(), t.stride(), t.storage_offset()))
+        self.expected = 1 + PRESERVED
+        self.baseline: list[int] = []
+
+    def seal(self) -> str | None:
+        """Record the use counts, once the captured call's own output tensors are gone; a problem
+        (a count that is not only ours) or None."""
+        self.baseline = [use_count(r) for r in self.refs]
+        odd = [c for c in self.baseline if c != self.expected]
+        if odd:
+            return (f"an output's storage has {odd[0]} references right after capture, "
+                    f"expected {self.expected}")
+        return None
+
+    def held(self) -> bool:
+        """Whether any output handed out earlier (or anything made from one) is still referenced."""
+        return any(use_count(r) > c for r, c in zip(self.refs, self.baseline))
+
+    def hand_out(self) -> list[torch.Tensor]:
+        result = []
+        for i, dtype, device, size, stride, offset in self.layout:
+            if i is None:
+                result.append(torch.empty_strided(size, stride, dtype=dtype, device=device))
+            else:
+                result.append(torch.empty(0, dtype=dtype, device=device).set_(
+                    self.storages[i].untyped_storage(), offset, size, stride))
+        return result
+
+
+# -- the runner ----------------------------------------------------------------------------------
+_SIDE_STREAMS: dict[torch.device, torch.cuda.Stream] = {}
+_SIDE_LOCK = threading.Lock()
+
+
+def _side_stream(device: torch.device):
+    with _SIDE_LOCK:
+        if device not in _SIDE_STREAMS:
+            _SIDE_STREAMS[device] = torch.cuda.Stream(device=device)
+        return _SIDE_STREAMS[device]
+
+
+def _no_check():
+    return None
+
+
+def _layout(tensors) -> list[tuple]:
+    return [(t.data_ptr(), t.stride()) for t in tensors]
+
+
+class CudaGraphRunner:
+    """`runner(tensors) -> outputs` for one TritonGraph: captures on its 2nd call (its 1st through
+    here), replays after. Counters: `replays`, `captures`, `ordinary` (calls run the ordinary way
+    since, by reason)."""
+
+    def __init__(self, owner, tensors):
+        self.owner = owner
+        self.last = _layout(tensors)  # addresses and strides of the previous ordinary call
+        self.graph = None  # what replays the captured call (torch.cuda.CUDAGraph.replay)
+        self.cuda_graph = None  # the torch.cuda.CUDAGraph, freed with this runner
+        self.outputs: StaticOutputs | None = None  # the outputs the capture allocated
+        self.argument_outputs: dict[int, int] = {}  # output -> argument it is (or a view of)
+        self.in_place: list[tuple[int, int, tuple]] = []  # (argument, data_ptr, strides)
+        self.copied: list[tuple[int, torch.Tensor]] = []  # (argument, static buffer)
+        self.arena = None  # the arena tensor the capture ran over
+        self.stopped: str | None = None
+        self.replays = self.captures = 0
+        self.misplaced = 0  # calls in a row whose in-place arguments moved
+        self.ordinary: Counter = Counter()
+
+    @property
+    def name(self) -> str:
+        return getattr(self.owner.record, "graph_id", self.owner.schedule.graph.name)
+
+    def __call__(self, tensors):
+        owner = self.owner
+        if self.stopped is not None or self._capturing_elsewhere():
+            return owner._run(*tensors)
+        if self.graph is None:
+            return self._capture(tensors)
+        for i, pointer, stride in self.in_place:
+            t = tensors[i]
+            if t.data_ptr() != pointer or t.stride() != stride:
+                return self._misplaced(tensors, i)
+        if self.outputs.held():
+            if not self.ordinary["outputs held"]:
+                log(1, f"{self.name}: an output of the last CUDA graph replay is still referenced: "
+                       f"running the ordinary way while it is")
+            self.ordinary["outputs held"] += 1
+            return owner._run(*tensors)
+        self.misplaced = 0
+        with torch.no_grad(), self._device():
+            for i, buffer in self.copied:
+                buffer.copy_(tensors[i])
+            self.graph()
+            if owner.checks:
+                owner._check_flags()
+            outputs = self._hand_out(tensors)
+        if not self.replays and owner.record is not None:
+            owner.record.cuda_graph = "replayed"
+        self.replays += 1
+        return outputs
+
+    def _hand_out(self, tensors) -> list[torch.Tensor]:
+        """The static outputs as fresh tensors, and outputs that are arguments (or views of one) as
+        the ordinary call returns them: of this call's argument."""
+        fresh = iter(self.outputs.hand_out())
+        result = []
+        for i in range(len(self.owner.schedule.outputs)):
+            j = self.argument_outputs.get(i)
+            if j is None:
+                result.append(next(fresh))
+                continue
+            view = self.owner.namespace.get(f"out_view{i}")
+            result.append(view(tensors[j]) if view is not None else tensors[j])
+        return result
+
+    def _device(self):
+        return torch.cuda.device(self.owner.device) if self.owner.device.type == "cuda" \
+            else contextlib.nullcontext()
+
+    def _capturing_elsewhere(self) -> bool:
+        return self.owner.device.type == "cuda" and torch.cuda.is_current_stream_capturing()
+
+    def _misplaced(self, tensors, i: int):
+        self.ordinary["argument moved"] += 1
+        self.misplaced += 1
+        log(2, f"{self.name}: argument {i} moved since the CUDA graph was captured: ordinary call")
+        result = self.owner._run(*tensors)
+        if self.misplaced >= 2:  # the new addresses look lasting: capture anew next call
+            self._drop()
+            if self.captures >= MAX_CAPTURES:
+                self._stop(f"argument addresses keep changing ({self.captures} captures)")
+        self.last = _layout(tensors)
+        return result
+
+    def _stop(self, reason: str) -> None:
+        self.stopped = reason
+        self._drop()
+        _refuse(self.owner, reason)
+
+    def _drop(self) -> None:
+        self.graph = self.cuda_graph = self.outputs = self.arena = None
+        self.in_place, self.copied, self.argument_outputs = [], [], {}
+
+    def _capture(self, tensors):
+        """This call ordinary on the side stream (its result returned), then the capture."""
+        owner = self.owner
+        layout = _layout(tensors)
+        with self._device():
+            result = self._warm_up(tensors)
+        with torch.no_grad(), self._device():
+            in_place = [i for i, (now, before) in enumerate(zip(layout, self.last)) if now == before]
+            self.last = layout
+            static = list(tensors)
+            copied = []
+            for i, t in enumerate(tensors):
+                if i not in in_place:
+                    static[i] = torch.empty_like(t)
+                    copied.append((i, static[i]))
+            self.captures += 1
+            namespace = owner.namespace
+            check, namespace["_check"] = namespace["_check"], _no_check
+            try:
+                self.graph, outputs = self._capture_graph(static)
+            except Exception as e:  # noqa: BLE001 - not capturable: the graph stays ordinary
+                self._stop(f"capture failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+                return result
+            finally:
+                namespace["_check"] = check
+            params = owner.schedule.params
+            self.argument_outputs = {i: params.index(name) for i, name in enumerate(owner.schedule.outputs)
+                                     if name in params}
+            outputs = [t for i, t in enumerate(outputs) if i not in self.argument_outputs]
+            problem = self._foreign_output(outputs, static)
+            self.outputs = StaticOutputs(outputs)
+            del outputs
+            problem = problem or self.outputs.seal()
+            if problem:
+                self._stop(problem)
+                return result
+            self.in_place = [(i, layout[i][0], layout[i][1]) for i in in_place]
+            self.copied = copied
+            self.arena = owner.arena
+            log(1, f"{self.name}: captured as a CUDA graph ({len(in_place)} arguments in place, "
+                   f"{len(copied)} copied)")
+        return result
+
+    def _warm_up(self, tensors):
+        if self.owner.device.type != "cuda":
+            return self.owner._run(*tensors)
+        current, side = torch.cuda.current_stream(), _side_stream(self.owner.device)
+        side.wait_stream(current)
+        with torch.cuda.stream(side):
+            result = self.owner._run(*tensors)
+        current.wait_stream(side)
+        for t in result:  # made on the side stream, used on the current one
+            if isinstance(t, torch.Tensor) and t.is_cuda:
+                t.record_stream(current)
+        return result
+
+    def _capture_graph(self, static):
+        """(replay, outputs): the wrapper over `static` captured (its index check is off meanwhile)
+        on the side stream, into a memory pool of its own."""
+        owner = self.owner
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, pool=torch.cuda.graph_pool_handle(), stream=_side_stream(owner.device),
+                              capture_error_mode="thread_local"):
+            outputs = owner._run(*static)
+        self.cuda_graph = graph
+        return graph.replay, outputs
+
+    def _foreign_output(self, outputs, static) -> str | None:
+        """A reason if an output (other than an argument returned) lives in memory the capture did
+        not allocate (an argument, the arena, a constant): a replay would hand it out as its own."""
+        known = {t.untyped_storage().data_ptr() for t in static if t.numel()}
+        known |= {v.untyped_storage().data_ptr() for v in self.owner.namespace.values()
+                  if isinstance(v, torch.Tensor) and v.numel()}
+        for i, t in enumerate(outputs):
+            if t.numel() and t.untyped_storage().data_ptr() in known:
+                return "an output shares memory with an argument, the arena or a constant"
+        return None
