@@ -53,12 +53,21 @@ def _max(a, b):
 
 
 @triton.jit
+def _dot(a, b, PRECISION: tl.constexpr):
+    """a @ b in float32. The interpreter's dot multiplies bfloat16 as its raw uint16 bits, so there
+    ("numpy", see `precision`) the operands go up to float32 first, which is exact."""
+    if PRECISION == "numpy":
+        return tl.dot(a.to(tl.float32), b.to(tl.float32), input_precision="ieee")
+    return tl.dot(a, b, input_precision=PRECISION)
+
+
+@triton.jit
 def _scores(q, kt, mask_ptrs, offs_m, offs_n, Lq, Lk, qk_scale,
             MASK_KIND: tl.constexpr, DIAGONAL: tl.constexpr, EVEN_N: tl.constexpr,
             PRECISION: tl.constexpr):
     """One (query block, key block) tile of scores in log2 units, -inf where a query may not look.
     Shared by the forward and both backward kernels so that they mask identically."""
-    s = tl.dot(q, kt, input_precision=PRECISION) * qk_scale
+    s = _dot(q, kt, PRECISION) * qk_scale
     if MASK_KIND == 1:  # bool, True = attend (loaded as uint8)
         inside = (offs_m[:, None] < Lq) & (offs_n[None, :] < Lk)
         keep = tl.load(mask_ptrs, mask=inside, other=0)
@@ -92,7 +101,7 @@ def _attend_block(acc, m_i, l_i, q, K, V, M, start_n, offs_m, offs_d, skn, skd, 
     l_i = l_i * alpha + tl.reduce(p, 1, _add)
     v = tl.load(V + offs_n[:, None] * svn + offs_d[None, :] * svd,
                 mask=(offs_n[:, None] < Lk) & (offs_d[None, :] < D), other=0.0)
-    acc = tl.dot(p.to(v.dtype), v, acc * alpha[:, None], input_precision=PRECISION)
+    acc = acc * alpha[:, None] + _dot(p.to(v.dtype), v, PRECISION)
     return acc, m_new, l_i
 
 
@@ -208,9 +217,9 @@ def head_block(D: int) -> int:
 
 def precision(dtype: torch.dtype) -> str:
     """tl.dot's input_precision: TF32 for float32 exactly when PyTorch's float32 matmuls use it.
-    The interpreter computes dots in numpy whatever is asked; "ieee" says what it does."""
+    Under the interpreter "numpy": `_dot` then multiplies in float32 (numpy), whatever the dtype."""
     if interpreting():
-        return "ieee"
+        return "numpy"
     if dtype == torch.float32:
         return "tf32" if torch.backends.cuda.matmul.allow_tf32 else "ieee"
     return "tf32"  # ignored for 16-bit inputs; the target's default

@@ -21,7 +21,7 @@ from .flash_triton import (LOG2E, device_guard, head_block, interpreting, kernel
 
 _INTERPRETED = knobs.runtime.interpret  # how this copy's kernels were decorated
 _forward = kernel_module("tensorsmith.kernels.flash_triton", _INTERPRETED)  # same mode as this copy
-_scores, _add = _forward._scores, _forward._add
+_scores, _add, _dot = _forward._scores, _forward._add, _forward._dot
 
 
 @triton.jit
@@ -63,10 +63,10 @@ def _dkdv_block(dk, dv, kt, vt, Q, DO, LSE, DELTA, M, start_m, offs_n, offs_d, s
     s = _scores(q, kt, M + offs_m[:, None] * smm + offs_n[None, :] * smn, offs_m, offs_n, Lq, Lk,
                 qk_scale, MASK_KIND, DIAGONAL, EVEN_N, PRECISION)
     p = tl.math.exp2(s - lse[:, None])
-    dv = tl.dot(tl.trans(p.to(do.dtype)), do, dv, input_precision=PRECISION)
-    dp = tl.dot(do, vt, input_precision=PRECISION)
+    dv += _dot(tl.trans(p.to(do.dtype)), do, PRECISION)
+    dp = _dot(do, vt, PRECISION)
     ds = p * (dp - delta[:, None])
-    dk = tl.dot(tl.trans(ds.to(q.dtype)), q, dk, input_precision=PRECISION)
+    dk += _dot(tl.trans(ds.to(q.dtype)), q, PRECISION)
     return dk, dv
 
 
@@ -128,9 +128,9 @@ def _dq_block(dq, q, do, lse, delta, K, V, M, start_n, offs_m, offs_d, skn, skd,
     s = _scores(q, kt, M + offs_m[:, None] * smm + offs_n[None, :] * smn, offs_m, offs_n, Lq, Lk,
                 qk_scale, MASK_KIND, DIAGONAL, EVEN_N, PRECISION)
     p = tl.math.exp2(s - lse[:, None])
-    dp = tl.dot(do, vt, input_precision=PRECISION)
+    dp = _dot(do, vt, PRECISION)
     ds = p * (dp - delta[:, None])
-    return tl.dot(ds.to(kt.dtype), tl.trans(kt), dq, input_precision=PRECISION)
+    return dq + _dot(ds.to(kt.dtype), tl.trans(kt), PRECISION)
 
 
 @triton.jit
