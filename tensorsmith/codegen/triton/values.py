@@ -34,10 +34,11 @@ computes in float32 and rounds its result to the half type:
   static_cast does in eager; to bool is `!= 0`.
 - Comparisons, where/select, is_finite and index values compare and pick the float32 values, which
   are the half values exactly: the same answers as on half. Bool and integer values are unaffected.
-- Constants of a half type are rounded to it when the kernel is generated (1e5 as float16 is inf);
-  float32 constants stay float32.
-- Reductions (emit.py) accumulate half values in float32, as ATen does for sum/mean/prod of half,
-  and round the row's result once; max/min/argmax/argmin compare the float32 values (exact).
+- Constants of a half type are rounded to it (through float32, like any float64 value) when the
+  kernel is generated; float32 constants stay float32.
+- Reductions (emit.py) accumulate half values in float32, as ATen does for sum and mean of half
+  (and for prod on CUDA; its CPU prod of bfloat16 rounds at each step), and round the row's result
+  once; max/min/argmax/argmin compare the float32 values (exact).
 - NaN and +-inf pass through unchanged; NaN stays NaN through rounding (its payload may differ).
 
 The round to bfloat16 is `_ts_round_bf16` of the kernel module's prelude (emit.py): the native
@@ -99,7 +100,7 @@ def tl_constant(value, dtype: DType) -> str:
     elif dtype.is_float:
         value = float(value)
         if dtype in HALF:
-            value = torch.tensor(value, dtype=dtype.torch_dtype).item()
+            value = torch.tensor(value, dtype=torch.float32).to(dtype.torch_dtype).item()
         text = f'float("{value}")' if math.isnan(value) or math.isinf(value) else repr(value)
     else:
         text = str(int(value))
