@@ -91,7 +91,7 @@ def _random_fallback(node) -> bool:
     target = str(node.attrs.get("target", ""))
     parts = target.split(".")
     name = (parts[1] if len(parts) >= 3 else target).lower()
-    if any(w in name for w in _RANDOM_WORDS) or name.strip("_") in _RANDOM_OPS:
+    if any(w in name for w in _RANDOM_WORDS) or name.strip("_").removesuffix("_functional") in _RANDOM_OPS:
         return True
     if "attention" in name:
         rate = _argument(node, target, "dropout_p")
@@ -362,7 +362,7 @@ class CudaGraphRunner:
             copied = []
             for i, t in enumerate(tensors):
                 if i not in in_place:
-                    static[i] = torch.empty_like(t)
+                    static[i] = torch.empty_like(t).copy_(t)  # valid values, should anything read them
                     copied.append((i, static[i]))
             self.captures += 1
             namespace = owner.namespace
@@ -374,6 +374,7 @@ class CudaGraphRunner:
                 return result
             finally:
                 namespace["_check"] = check
+                owner.flags.zero_()  # nothing the capture did may count as an index error
             params = owner.schedule.params
             self.argument_outputs = {i: params.index(name) for i, name in enumerate(owner.schedule.outputs)
                                      if name in params}

@@ -1,0 +1,292 @@
+"""CUDA-graph replay (runtime/cuda_graphs.py) without a GPU: which graphs are refused and why, the
+liveness rule over storage use counts (CPU storages count the same way), and the runner's calls
+(capture, in-place and copied arguments, held outputs, moved arguments, the index check) on the
+Triton interpreter, with the CUDA graph simulated by a recording that writes the same outputs."""
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "codegen"))
+
+import tensorsmith
+from tensorsmith.frontend import report
+from tensorsmith.ir import parse_graph
+from tensorsmith.ir.attrs import Operand
+from tensorsmith.ir.graph import Graph
+from tensorsmith.ir.types import F32, TensorType
+from tensorsmith.passes.fuse import schedule
+from tensorsmith.runtime import cuda_graphs
+from tensorsmith.runtime.cuda_graphs import CudaGraphRunner, StaticOutputs
+
+CUDA = torch.device("cuda")
+
+
+def _graph(text: str):
+    return parse_graph(textwrap.dedent(text))
+
+
+SCALE = """\
+    graph @scale(%x: f32[4,3]@cpu, %w: f32[4,3]@cpu) {
+      %0 = mul(%x, %w) : f32[4,3]@cpu
+      %1 = exp(%0) : f32[4,3]@cpu
+      return %1, %0
+    }
+"""
+
+NOISE = """\
+    graph @noise(%x: f32[4,3]@cpu) {
+      %0 = random() {dist="uniform", shape=[4,3], dtype=f32, device="cpu"} : f32[4,3]@cpu
+      %1 = add(%x, %0) : f32[4,3]@cpu
+      return %1
+    }
+"""
+
+
+def _fallback_graph(target: str, args: list, kwargs: dict | None = None):
+    g = Graph("fb")
+    x = g.add_param("x", TensorType((2, 3), F32, "cpu"))
+    y = g.add("fallback", [x], {"target": target, "args": args, "kwargs": kwargs or {}},
+              type=TensorType((2, 3), F32, "cpu"))
+    g.outputs = [y]
+    return g
+
+
+# -- eligibility ---------------------------------------------------------------------------------
+def test_a_plain_graph_on_cuda_is_eligible_and_the_reasons_against_are_named(monkeypatch):
+    s = schedule(_graph(SCALE))
+    assert cuda_graphs.refusal(s, CUDA, interpreted=False) is None
+    assert cuda_graphs.refusal(s, torch.device("cpu"), interpreted=False) == "device is cpu"
+    assert "interpreted" in cuda_graphs.refusal(s, CUDA, interpreted=True)
+    monkeypatch.setattr(tensorsmith.config, "cuda_graphs", False)
+    assert cuda_graphs.refusal(s, CUDA, interpreted=False).startswith("off")
+
+
+def test_a_graph_with_a_random_op_is_refused():
+    reason = cuda_graphs.refusal(schedule(_graph(NOISE)), CUDA, interpreted=False)
+    assert reason and "random" in reason and "uniform" in reason
+
+
+@pytest.mark.parametrize("target,args,kwargs,random", [
+    ("aten.native_dropout.default", [Operand(0), 0.1, True], {}, True),
+    ("aten.bernoulli.p", [Operand(0), 0.5], {}, True),
+    ("aten.rand_like.default", [Operand(0)], {}, True),
+    ("aten.normal_functional.default", [Operand(0)], {}, True),
+    ("aten.multinomial.default", [Operand(0), 1], {}, True),
+    ("aten.cumsum.default", [Operand(0), 1], {}, False),
+    ("aten._scaled_dot_product_flash_attention.default", [Operand(0), Operand(0), Operand(0), 0.1], {}, True),
+    ("aten._scaled_dot_product_flash_attention.default", [Operand(0), Operand(0), Operand(0), 0.0], {}, False),
+    ("aten._scaled_dot_product_flash_attention.default", [Operand(0), Operand(0), Operand(0)], {}, False),
+    ("aten._scaled_dot_product_efficient_attention.default",
+     [Operand(0), Operand(0), Operand(0), None, False], {"dropout_p": 0.2}, True),
+    ("aten._scaled_dot_product_efficient_attention.default",
+     [Operand(0), Operand(0), Operand(0), None, False, 0.0], {}, False),
+    ("tensorsmith.attention.default", [Operand(0), Operand(0), Operand(0), None, True, 0.5], {}, False),
+    ("aten.made_up_attention.default", [Operand(0)], {}, True),  # unreadable: assume dropout
+])
+def test_fallbacks_that_draw_random_numbers_are_refused(target, args, kwargs, random):
+    g = _fallback_graph(target, args, kwargs)
+    assert (cuda_graphs.random_node(g) is not None) == random
+    reason = cuda_graphs.refusal(schedule(g), CUDA, interpreted=False)
+    assert (reason is not None and target in reason) == random
+
+
+def test_cpu_tensor_arguments_are_refused():
+    host_scalar = torch.tensor(7)
+    on_device = [torch.empty(3, device="meta"), torch.empty((), device="meta")]
+    assert cuda_graphs.argument_refusal(on_device) is None
+    reason = cuda_graphs.argument_refusal([*on_device, host_scalar])
+    assert reason and "argument 2" in reason and "CPU" in reason
+
+
+def _interpreted(monkeypatch):
+    pytest.importorskip("triton")
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    monkeypatch.setattr(tensorsmith.config, "executor", "triton")
+    report.reset()
+
+
+def test_compiled_graphs_record_why_they_are_not_replayed(monkeypatch):
+    """Through torch.compile: dropout's graph is refused for its random op, a plain one (on the
+    CPU here) for its device; both still compute what eager does."""
+    _interpreted(monkeypatch)
+    x = torch.randn(8, 5)
+    f = torch.compile(lambda x: torch.tanh(x) * 2, backend="tensorsmith")
+    for _ in range(3):
+        torch.testing.assert_close(f(x), torch.tanh(x) * 2)
+    torch._dynamo.reset()
+    d = torch.compile(lambda x: F.dropout(x, 0.5, training=True) + 1, backend="tensorsmith")
+    kept = d(x)
+    assert ((kept == 1) | torch.isclose(kept, x * 2 + 1)).all()
+    reasons = [r.cuda_graph for r in report.RECORDS]
+    assert reasons[0] == "not: device is cpu"
+    assert reasons[1] is not None and reasons[1].startswith("not: random op"), reasons
+
+
+# -- the liveness rule ---------------------------------------------------------------------------
+def test_handed_out_outputs_are_held_until_every_reference_is_gone():
+    base = torch.arange(12.0).reshape(3, 4)
+    static = StaticOutputs([base, base.t(), torch.empty(0, 4), torch.ones(5)])
+    del base
+    assert static.seal() is None
+    assert len(static.storages) == 2  # the transposed view shares the first output's storage
+    assert not static.held()
+
+    a, at, empty, b = static.hand_out()
+    assert at.stride() == (1, 4) and at._base is None and torch.equal(at, a.t())
+    assert empty.shape == (0, 4) and b.tolist() == [1.0] * 5
+    assert static.held()
+    del a, at, empty
+    assert static.held()  # b still referenced
+    del b
+    assert not static.held()
+
+    for keep in (lambda t: t[1:], lambda t: t.detach(), lambda t: t.view(-1), lambda t: [t]):
+        kept = keep(static.hand_out()[0])
+        assert static.held()
+        del kept
+        assert not static.held()
+
+    outs = static.hand_out()  # reading storages (as the executor does) adds no lasting use
+    pointers = [t.untyped_storage().data_ptr() for t in outs]
+    del outs
+    assert pointers and not static.held()
+
+
+def test_a_gradient_stolen_into_param_grad_holds_the_outputs():
+    static = StaticOutputs([torch.zeros(3)])
+    assert static.seal() is None
+    param = torch.zeros(3, requires_grad=True)
+    param.grad = static.hand_out()[0]  # AccumulateGrad's steal of an incoming gradient
+    assert static.held()
+    param.grad = None  # optimizer.zero_grad(set_to_none=True)
+    assert not static.held()
+
+
+def test_seal_refuses_outputs_still_referenced_at_capture():
+    out = torch.ones(4)
+    static = StaticOutputs([out])
+    problem = static.seal()  # `out` is still ours here: the baseline would hide it
+    assert problem and "references" in problem
+
+
+# -- the runner, with the CUDA graph simulated ---------------------------------------------------
+def _simulated_capture(self, static):
+    """A 'CUDA graph' that behaves like one: outputs allocated at capture, each replay rewrites
+    that memory with the wrapper run over the same argument tensors (no index check: the runner's
+    job). Like a real one it keeps addresses, no tensors: it writes through the runner's storages."""
+    outputs = self.owner._run(*static)
+    where = [(t.untyped_storage().data_ptr(), t.dtype, t.size(), t.stride(), t.storage_offset())
+             for t in outputs]
+    namespace = self.owner.namespace
+
+    def replay():
+        storages = {s.untyped_storage().data_ptr(): s.untyped_storage() for s in self.outputs.storages}
+        check, namespace["_check"] = namespace["_check"], cuda_graphs._no_check
+        try:
+            for (pointer, dtype, size, stride, offset), new in zip(where, self.owner._run(*static)):
+                if pointer in storages:
+                    torch.empty(0, dtype=dtype).set_(storages[pointer], offset, size, stride).copy_(new)
+        finally:
+            namespace["_check"] = check
+    return replay, outputs
+
+
+@pytest.fixture
+def simulated(monkeypatch):
+    _interpreted(monkeypatch)
+    monkeypatch.setattr(CudaGraphRunner, "_capture_graph", _simulated_capture)
+
+    def build(text):
+        from tensorsmith.runtime.codegen import generate_code
+        compiled = generate_code(_graph(text))
+
+        def attach(tensors):
+            result = compiled(tensors)  # the ordinary first call
+            compiled.cuda_graph = CudaGraphRunner(compiled, tensors)  # as attach() would on CUDA
+            return result
+        return compiled, attach
+    return build
+
+
+def _expect(x, w):
+    return [torch.exp(x * w), x * w]
+
+
+def test_runner_captures_replays_and_never_rewrites_held_outputs(simulated):
+    compiled, attach = simulated(SCALE)
+    w = torch.randn(4, 3)
+    first = torch.randn(4, 3)
+    attach([first, w])
+    runner = compiled.cuda_graph
+
+    x = torch.randn(4, 3)
+    torch.testing.assert_close(compiled([x, w]), _expect(x, w))  # captured: w in place, x copied
+    assert runner.captures == 1 and runner.replays == 0 and runner.stopped is None, runner.stopped
+    assert [i for i, _, _ in runner.in_place] == [1] and [i for i, _ in runner.copied] == [0]
+
+    x = torch.randn(4, 3)
+    out = compiled([x, w])
+    torch.testing.assert_close(out, _expect(x, w))
+    assert runner.replays == 1 and compiled.record.cuda_graph == "replayed"
+
+    kept = out[0]  # the user keeps one output: the next call must not rewrite it
+    kept_value = kept.clone()
+    del out
+    x = torch.randn(4, 3)
+    torch.testing.assert_close(compiled([x, w]), _expect(x, w))
+    assert runner.replays == 1 and runner.ordinary["outputs held"] == 1
+    assert torch.equal(kept, kept_value)
+    del kept
+
+    w.mul_(3)  # an in-place argument is read where it is, at each replay
+    x = torch.randn(4, 3)
+    torch.testing.assert_close(compiled([x, w]), _expect(x, w))
+    assert runner.replays == 2
+
+    moved = w.clone()  # an in-place argument elsewhere: ordinary, then captured anew
+    for _ in range(2):
+        torch.testing.assert_close(compiled([x, moved]), _expect(x, moved))
+    assert runner.ordinary["argument moved"] == 2 and runner.graph is None
+    torch.testing.assert_close(compiled([x, moved]), _expect(x, moved))
+    assert runner.captures == 2
+    torch.testing.assert_close(compiled([x, moved]), _expect(x, moved))
+    assert runner.replays == 3
+
+
+def test_runner_stops_after_too_many_captures(simulated, monkeypatch):
+    monkeypatch.setattr(cuda_graphs, "MAX_CAPTURES", 1)
+    compiled, attach = simulated(SCALE)
+    w, x = torch.randn(4, 3), torch.randn(4, 3)
+    attach([x, w])
+    runner = compiled.cuda_graph
+    compiled([x, w])
+    for _ in range(3):
+        w = w.clone()  # a new address every call
+        torch.testing.assert_close(compiled([x, w]), _expect(x, w))
+    assert runner.stopped and "keep changing" in runner.stopped
+    torch.testing.assert_close(compiled([x, w]), _expect(x, w))
+    assert runner.replays == 0
+
+
+def test_index_check_runs_after_each_replay(simulated):
+    from codegen_cases import EMBEDDING
+
+    from tensorsmith.runtime.compiled import IndexOutOfRange
+    compiled, attach = simulated(EMBEDDING)
+    w = torch.randn(10, 4)
+    attach([w, torch.tensor([1, 2, 3])])
+    runner = compiled.cuda_graph
+    compiled([w, torch.tensor([0, 9, 4])])  # capture (its index check left out)
+    ids = torch.tensor([3, 1, 7])
+    torch.testing.assert_close(compiled([w, ids])[0], w[ids] * w[ids])
+    assert runner.replays == 1
+    with pytest.raises(IndexOutOfRange):
+        compiled([w, torch.tensor([0, 10, 2])])
+    torch.testing.assert_close(compiled([w, ids])[0], w[ids] * w[ids])  # the flag was cleared
+    assert runner.replays == 2
