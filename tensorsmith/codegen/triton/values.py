@@ -50,9 +50,9 @@ from __future__ import annotations
 
 import math
 
-from ...errors import UnsupportedError
 import torch
 
+from ...errors import UnsupportedError
 from ...ir.types import BF16, BOOL, F16, F32, F64, I8, I16, I32, I64, U8, DType
 from ..index import Affine, FloorDiv, Indirect, Mod, Var
 from ..kernel import Const, IndexValue, Load, Local, Op
