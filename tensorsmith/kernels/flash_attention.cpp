@@ -40,7 +40,7 @@ typedef int32_t vi __attribute__((vector_size(64)));
 
 inline vf vload(const float* p) { vf v; std::memcpy(&v, p, sizeof v); return v; }
 inline void vstore(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
-inline vf splat(float x) { return vf{} + x; }
+inline vf splat(float x) { return vf{x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x}; }
 
 inline vf vfma(vf a, vf b, vf c) {  // a * b + c, fused where the target has it
 #if defined(__AVX512F__)
@@ -52,19 +52,21 @@ inline vf vfma(vf a, vf b, vf c) {  // a * b + c, fused where the target has it
 
 inline vf vmax(vf a, vf b) { return a > b ? a : b; }
 
+#if defined(__AVX512F__)
+inline float hmax(vf v) { return _mm512_reduce_max_ps((__m512)v); }
+inline float hsum(vf v) { return _mm512_reduce_add_ps((__m512)v); }
+#else
 inline float hmax(vf v) {
   float m = v[0];
   for (int i = 1; i < VL; ++i) m = std::max(m, v[i]);
   return m;
 }
-
 inline float hsum(vf v) {
-  float lo[8], hi[8];
-  for (int i = 0; i < 8; ++i) { lo[i] = v[i]; hi[i] = v[i + 8]; }
-  for (int i = 0; i < 8; ++i) lo[i] += hi[i];
-  for (int i = 0; i < 4; ++i) lo[i] += lo[i + 4];
-  return (lo[0] + lo[2]) + (lo[1] + lo[3]);
+  float s = 0.0f;
+  for (int i = 0; i < VL; ++i) s += v[i];
+  return s;
 }
+#endif
 
 inline vf iota() {
   vf r;
@@ -73,36 +75,66 @@ inline vf iota() {
 }
 
 // exp(x): x = n ln2 + r, |r| <= ln2/2, exp(r) by a degree-7 polynomial (relative error ~1e-7),
-// times 2^n built in the exponent bits. Below -87.3 (and -inf) it returns 0; it clamps above 88.3.
+// times 2^n. Below -87.3 (and at -inf) it returns 0, so that no denormal reaches the products.
 inline vf vexp(vf x) {
-  const vf lo = splat(-87.3365447f), hi = splat(88.3762589f);
+  const float lo = -87.3365447f, hi = 88.3762589f;
+  const float c5 = 1.9875691500e-4f, c4 = 1.3981999507e-3f, c3 = 8.3334519073e-3f,
+              c2 = 4.1665795894e-2f, c1 = 1.6666665459e-1f, c0 = 5.0000001201e-1f;
+#if defined(__AVX512F__)
+  const __m512 xv = (__m512)x;
+  const __mmask16 keep = _mm512_cmp_ps_mask(xv, _mm512_set1_ps(lo), _CMP_GE_OQ);
+  const __m512 xc = _mm512_min_ps(_mm512_max_ps(xv, _mm512_set1_ps(lo)), _mm512_set1_ps(hi));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), xc);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(c5);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c4));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c3));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c2));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c1));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c0));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  return (vf)_mm512_maskz_scalef_ps(keep, p, n);
+#else
   vi tiny = x < lo;
-  vf xc = x < lo ? lo : x;
-  xc = xc > hi ? hi : xc;
+  vf xc = x < lo ? splat(lo) : x;
+  xc = xc > hi ? splat(hi) : xc;
   vf n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest
-  vf r = xc - n * 0.693359375f;    // ln2 split in two: n * hi part is exact
+  vf r = xc - n * 0.693359375f;  // ln2 in two parts: n * the first is exact
   r = r - n * -2.12194440e-4f;
-  vf p = splat(1.9875691500e-4f);
-  p = vfma(p, r, splat(1.3981999507e-3f));
-  p = vfma(p, r, splat(8.3334519073e-3f));
-  p = vfma(p, r, splat(4.1665795894e-2f));
-  p = vfma(p, r, splat(1.6666665459e-1f));
-  p = vfma(p, r, splat(5.0000001201e-1f));
-  vf y = vfma(p, r * r, r) + 1.0f;
+  vf p = splat(c5);
+  p = p * r + c4;
+  p = p * r + c3;
+  p = p * r + c2;
+  p = p * r + c1;
+  p = p * r + c0;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
   vi bits = (__builtin_convertvector(n, vi) + 127) << 23;
-  y = y * (vf)bits;
-  return tiny ? vf{} : y;
+  p = p * (vf)bits;
+  return tiny ? vf{} : p;
+#endif
 }
 
+// How a product treats C: overwrite, accumulate, or accumulate after scaling row r by rs[r].
+enum Acc { SET, ADD, SCALE_ADD };
+
 // C[R x 16 NV] (+)= A[R x K] * B[K x 16 NV]; A[r][k] = A[r * rsa + k * csa]; B, C rows contiguous.
-template <int R, int NV, bool ACC>
+template <int R, int NV, Acc ACC>
 inline void micro(int K, const float* __restrict A, long rsa, long csa, const float* __restrict B,
-                  long ldb, float* __restrict C, long ldc) {
+                  long ldb, float* __restrict C, long ldc, const float* __restrict rs) {
   vf c[R][NV];
 #pragma GCC unroll 8
-  for (int r = 0; r < R; ++r)
+  for (int r = 0; r < R; ++r) {
+    const vf scale = splat(ACC == SCALE_ADD ? rs[r] : 1.0f);
 #pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) c[r][v] = ACC ? vload(C + r * ldc + v * VL) : vf{};
+    for (int v = 0; v < NV; ++v)
+      c[r][v] = ACC == SET ? vf{}
+                : ACC == ADD ? vload(C + r * ldc + v * VL)
+                             : vload(C + r * ldc + v * VL) * scale;
+  }
   for (int k = 0; k < K; ++k) {
     vf b[NV];
 #pragma GCC unroll 8
@@ -120,14 +152,14 @@ inline void micro(int K, const float* __restrict A, long rsa, long csa, const fl
     for (int v = 0; v < NV; ++v) vstore(C + r * ldc + v * VL, c[r][v]);
 }
 
-template <int R, bool ACC>
+template <int R, Acc ACC>
 inline void micro_nv(int nv, int K, const float* A, long rsa, long csa, const float* B, long ldb,
-                     float* C, long ldc) {
+                     float* C, long ldc, const float* rs) {
   switch (nv) {
-    case 1: micro<R, 1, ACC>(K, A, rsa, csa, B, ldb, C, ldc); break;
-    case 2: micro<R, 2, ACC>(K, A, rsa, csa, B, ldb, C, ldc); break;
-    case 3: micro<R, 3, ACC>(K, A, rsa, csa, B, ldb, C, ldc); break;
-    default: micro<R, 4, ACC>(K, A, rsa, csa, B, ldb, C, ldc); break;
+    case 1: micro<R, 1, ACC>(K, A, rsa, csa, B, ldb, C, ldc, rs); break;
+    case 2: micro<R, 2, ACC>(K, A, rsa, csa, B, ldb, C, ldc, rs); break;
+    case 3: micro<R, 3, ACC>(K, A, rsa, csa, B, ldb, C, ldc, rs); break;
+    default: micro<R, 4, ACC>(K, A, rsa, csa, B, ldb, C, ldc, rs); break;
   }
 }
 
@@ -139,9 +171,10 @@ enum Trim { NONE, N_END, K_END, K_BEG };
 //   K_END: rows are queries, k runs over keys: stop at the last key the row group sees;
 //   K_BEG: rows are keys, k runs over queries: start at the first query that sees the row group.
 // Skipped parts of a non-accumulating C are left as they were (the caller masks them).
-template <bool ACC, Trim MODE>
+// SCALE_ADD: C row m is first multiplied by rs[m].
+template <Acc ACC, Trim MODE>
 void gemm(int M, int N, int K, const float* A, long rsa, long csa, const float* B, long ldb,
-          float* C, long ldc, long off) {
+          float* C, long ldc, long off, const float* rs = nullptr) {
   for (int n0 = 0; n0 < N; n0 += 4 * VL) {
     int nv = std::min(4, (N - n0) / VL);
     for (int m0 = 0; m0 < M; m0 += MR) {
@@ -156,15 +189,15 @@ void gemm(int M, int N, int K, const float* A, long rsa, long csa, const float* 
       } else if (MODE == K_BEG) {
         kb = (int)std::max<long>(0, std::min<long>(K, m0 - off));
       }
-      if (ACC && ke <= kb) continue;
+      if (ACC == ADD && ke <= kb) continue;
       const float* a = A + m0 * rsa + kb * csa;
       const float* b = B + kb * ldb + n0;
       float* c = C + m0 * ldc + n0;
       switch (r) {
-        case 1: micro_nv<1, ACC>(nvr, ke - kb, a, rsa, csa, b, ldb, c, ldc); break;
-        case 2: micro_nv<2, ACC>(nvr, ke - kb, a, rsa, csa, b, ldb, c, ldc); break;
-        case 3: micro_nv<3, ACC>(nvr, ke - kb, a, rsa, csa, b, ldb, c, ldc); break;
-        default: micro_nv<4, ACC>(nvr, ke - kb, a, rsa, csa, b, ldb, c, ldc); break;
+        case 1: micro_nv<1, ACC>(nvr, ke - kb, a, rsa, csa, b, ldb, c, ldc, rs + m0); break;
+        case 2: micro_nv<2, ACC>(nvr, ke - kb, a, rsa, csa, b, ldb, c, ldc, rs + m0); break;
+        case 3: micro_nv<3, ACC>(nvr, ke - kb, a, rsa, csa, b, ldb, c, ldc, rs + m0); break;
+        default: micro_nv<4, ACC>(nvr, ke - kb, a, rsa, csa, b, ldb, c, ldc, rs + m0); break;
       }
     }
   }
@@ -290,6 +323,33 @@ inline int row_limit(bool causal, long i0, long i, long j0, long nk) {
   return (int)std::max<long>(0, std::min<long>(nk, i0 + i - j0 + 1));
 }
 
+// One row of a score tile in the online softmax: columns from `lim` on get -inf; m = max(mold, row
+// max); the row becomes p = exp(s - m) (m taken as 0 while the row has seen no key) and sum = its sum.
+// NV > 0: the row is NV vectors long (known at compile time), else nv.
+template <int NV>
+inline void online_row(float* srow, int nv, int lim, float mold, float& m, float& sum) {
+  const int n = NV > 0 ? NV : nv;
+  vf x[BK / VL];
+  vf mx = splat(NEG_INF);
+  const vf limv = splat((float)lim);
+#pragma GCC unroll 8
+  for (int t = 0; t < n; ++t) {
+    x[t] = vload(srow + t * VL);
+    if (lim < n * VL) x[t] = iota() + (float)(t * VL) < limv ? x[t] : splat(NEG_INF);
+    mx = vmax(mx, x[t]);
+  }
+  m = std::max(mold, hmax(mx));
+  const float msafe = m == NEG_INF ? 0.0f : m;
+  vf acc{};
+#pragma GCC unroll 8
+  for (int t = 0; t < n; ++t) {
+    const vf p = vexp(x[t] - msafe);
+    vstore(srow + t * VL, p);
+    acc += p;
+  }
+  sum = hsum(acc);
+}
+
 }  // namespace
 
 // Forward. sz: B, H, Lq, Lk, D, q strides (4), k strides (4), v strides (4), mask strides (4).
@@ -308,7 +368,7 @@ extern "C" int ts_flash_fwd(float* out, float* lse, const float* q, const float*
     float* Q = alloc(BQ * s.Dp);
     float* S = alloc(BQ * BK);
     float* O = alloc(BQ * s.Dp);
-    float mrow[BQ], lrow[BQ];
+    alignas(64) float mrow[BQ], lrow[BQ], mnew[BQ], rsum[BQ], arow[BQ];
     if (!ks_side.ok(false, s) || !Q || !S || !O) failed = 1;
 #pragma omp for schedule(static)
     for (long it = 0; it < items; ++it) {
@@ -317,41 +377,35 @@ extern "C" int ts_flash_fwd(float* out, float* lse, const float* q, const float*
       ks_side.pack(s, k + b * ks[0] + h * ks[1], v + b * vs[0] + h * vs[1], ks, vs, false);
       const long i0 = qb * BQ, nq = std::min<long>(BQ, s.Lq - i0);
       pack_rows(Q, q + b * qs[0] + h * qs[1] + i0 * qs[2], nq, s.D, s.Dp, qs[2], qs[3], scale);
-      std::memset(O, 0, sizeof(float) * BQ * s.Dp);
-      for (int i = 0; i < BQ; ++i) { mrow[i] = NEG_INF; lrow[i] = 0.0f; }
+      if (s.nkb == 0) std::memset(O, 0, sizeof(float) * BQ * s.Dp);
+      for (int i = 0; i < BQ; ++i) { mrow[i] = mnew[i] = NEG_INF; lrow[i] = rsum[i] = 0.0f; }
       const long kb_end = causal ? std::min(s.nkb, (i0 + nq - 1) / BK + 1) : s.nkb;
       for (long kb = 0; kb < kb_end; ++kb) {
         const long j0 = kb * BK, nk = std::min<long>(BK, s.Lk - j0), nkp = round_up(nk, VL);
         const long off = diag_off(causal, i0, j0, nk);
-        gemm<false, N_END>(nq, nkp, s.Dp, Q, s.Dp, 1, ks_side.KT + kb * s.Dp * BK, BK, S, BK, off);
+        gemm<SET, N_END>(nq, nkp, s.Dp, Q, s.Dp, 1, ks_side.KT + kb * s.Dp * BK, BK, S, BK, off);
+        const bool full = nkp == BK;
         for (long i = 0; i < nq; ++i) {
           float* srow = S + i * BK;
           apply_mask(srow, nk, m, b, h, i0 + i, j0);
-          const vf lim = splat((float)row_limit(causal, i0, i, j0, nk));
-          vf mx = splat(NEG_INF);
-          for (long t = 0; t < nkp; t += VL) {
-            vf x = vload(srow + t);
-            x = (iota() + (float)t) < lim ? x : splat(NEG_INF);
-            vstore(srow + t, x);
-            mx = vmax(mx, x);
-          }
-          const float mold = mrow[i], mnew = std::max(mold, hmax(mx));
-          const float msafe = mnew == NEG_INF ? 0.0f : mnew;
-          vf sum{};
-          for (long t = 0; t < nkp; t += VL) {
-            vf p = vexp(vload(srow + t) - msafe);
-            vstore(srow + t, p);
-            sum += p;
-          }
-          const float alpha = std::exp(mold - msafe);
-          lrow[i] = lrow[i] * alpha + hsum(sum);
-          mrow[i] = mnew;
-          if (alpha != 1.0f) {
-            float* o = O + i * s.Dp;
-            for (long d = 0; d < s.Dp; d += VL) vstore(o + d, vload(o + d) * alpha);
-          }
+          const int lim = row_limit(causal, i0, i, j0, nk);
+          if (full)
+            online_row<BK / VL>(srow, BK / VL, lim, mrow[i], mnew[i], rsum[i]);
+          else
+            online_row<0>(srow, nkp / VL, lim, mrow[i], mnew[i], rsum[i]);
         }
-        gemm<true, K_END>(nq, s.Dp, nk, S, BK, 1, ks_side.V + j0 * s.Dp, s.Dp, O, s.Dp, off);
+        for (long i = 0; i < nq; i += VL) {  // rescale factors of the running sums and outputs
+          const vf mn = vload(mnew + i);
+          const vf alpha = vexp(vload(mrow + i) - (mn == NEG_INF ? vf{} : mn));
+          vstore(arow + i, alpha);
+          vstore(lrow + i, vload(lrow + i) * alpha + vload(rsum + i));
+          vstore(mrow + i, mn);
+        }
+        if (kb == 0)
+          gemm<SET, K_END>(nq, s.Dp, nk, S, BK, 1, ks_side.V + j0 * s.Dp, s.Dp, O, s.Dp, off);
+        else
+          gemm<SCALE_ADD, K_END>(nq, s.Dp, nk, S, BK, 1, ks_side.V + j0 * s.Dp, s.Dp, O, s.Dp, off,
+                                 arow);
       }
       float* orow = out + (bh * s.Lq + i0) * s.D;
       float* lrow_out = lse + bh * s.Lq + i0;
@@ -410,8 +464,8 @@ void tile_p_ds(const Shape& s, const QuerySide& qd, const KeySide& kd, const Mas
                long b, long h, long i0, long nq, long kb, float* P, float* dS) {
   const long j0 = kb * BK, nk = std::min<long>(BK, s.Lk - j0), nkp = round_up(nk, VL);
   const long off = diag_off(causal, i0, j0, nk);
-  gemm<false, N_END>(nq, nkp, s.Dp, qd.Q + i0 * s.Dp, s.Dp, 1, kd.KT + kb * s.Dp * BK, BK, P, BK, off);
-  gemm<false, N_END>(nq, nkp, s.Dp, qd.dO + i0 * s.Dp, s.Dp, 1, kd.VT + kb * s.Dp * BK, BK, dS, BK,
+  gemm<SET, N_END>(nq, nkp, s.Dp, qd.Q + i0 * s.Dp, s.Dp, 1, kd.KT + kb * s.Dp * BK, BK, P, BK, off);
+  gemm<SET, N_END>(nq, nkp, s.Dp, qd.dO + i0 * s.Dp, s.Dp, 1, kd.VT + kb * s.Dp * BK, BK, dS, BK,
                      off);
   for (long i = 0; i < nq; ++i) {
     float* prow = P + i * BK;
@@ -470,10 +524,10 @@ extern "C" int ts_flash_bwd(float* dq, float* dk, float* dv, const float* go, co
           const long i0 = qb * BQ, nq = std::min<long>(BQ, s.Lq - i0);
           const long off = diag_off(causal, i0, j0, nk);
           tile_p_ds(s, qd, kd, m, causal, b, h, i0, nq, kb, P, dS);
-          gemm<true, K_BEG>(nk, s.Dp, nq, P, 1, BK, qd.dO + i0 * s.Dp, s.Dp, dV, s.Dp, off);
-          gemm<true, K_BEG>(nk, s.Dp, nq, dS, 1, BK, qd.Q + i0 * s.Dp, s.Dp, dK, s.Dp, off);
+          gemm<ADD, K_BEG>(nk, s.Dp, nq, P, 1, BK, qd.dO + i0 * s.Dp, s.Dp, dV, s.Dp, off);
+          gemm<ADD, K_BEG>(nk, s.Dp, nq, dS, 1, BK, qd.Q + i0 * s.Dp, s.Dp, dK, s.Dp, off);
           if (fused)
-            gemm<true, K_END>(nq, s.Dp, nk, dS, BK, 1, kd.K + j0 * s.Dp, s.Dp, dQ + i0 * s.Dp, s.Dp,
+            gemm<ADD, K_END>(nq, s.Dp, nk, dS, BK, 1, kd.K + j0 * s.Dp, s.Dp, dQ + i0 * s.Dp, s.Dp,
                               off);
         }
         for (long j = 0; j < nk; ++j) {
@@ -513,7 +567,7 @@ extern "C" int ts_flash_bwd(float* dq, float* dk, float* dv, const float* go, co
         for (long kb = 0; kb < kb_end; ++kb) {
           const long j0 = kb * BK, nk = std::min<long>(BK, s.Lk - j0);
           tile_p_ds(s, qd, kd, m, causal, b, h, i0, nq, kb, P, dS);
-          gemm<true, K_END>(nq, s.Dp, nk, dS, BK, 1, kd.K + j0 * s.Dp, s.Dp, dQ, s.Dp,
+          gemm<ADD, K_END>(nq, s.Dp, nk, dS, BK, 1, kd.K + j0 * s.Dp, s.Dp, dQ, s.Dp,
                             diag_off(causal, i0, j0, nk));
         }
         for (long i = 0; i < nq; ++i) {
