@@ -42,7 +42,9 @@ it is there from then on) + outside references. The count measured right after c
 1 + PRESERVED (else the graph is not replayed: something unknown holds it); before each replay a
 count above that means "held", and that call runs the ordinary way with fresh outputs. Handing out
 the private tensor itself would make this blind: outside holders of the same tensor object add no
-storage use.
+storage use. Outputs of at most COPY_OUT_BYTES (a loss) are handed out as copies instead, so that
+`loss = model(x)` in a loop, which holds the last loss through the next call, does not make every
+other call ordinary.
 
 Not covered (nothing in the storage counts them): work the caller queued on another stream that
 reads an output it has already dropped (record_stream), and raw pointers kept outside PyTorch.
@@ -67,6 +69,9 @@ from ..codegen.triton.build import interpreting
 from ..log import log
 
 MAX_CAPTURES = 3  # captures per graph (argument addresses that keep changing): then stay ordinary
+# Outputs of at most this many bytes (a loss) are handed out as copies: `loss = model(x)` in a loop
+# holds the last loss through the next call, which would otherwise run ordinary every other step.
+COPY_OUT_BYTES = 1024
 
 # ATen ops (the middle part of "aten.<name>.<overload>", underscores stripped) that draw random
 # numbers, besides any name with one of _RANDOM_WORDS in it.
@@ -190,14 +195,16 @@ class StaticOutputs:
     objects over it and tells whether any handed out earlier is still referenced (module docstring:
     the liveness rule)."""
 
-    def __init__(self, outputs: list[torch.Tensor]):
+    def __init__(self, outputs: list[torch.Tensor], copy_out_bytes: int | None = None):
+        copy_out_bytes = COPY_OUT_BYTES if copy_out_bytes is None else copy_out_bytes
         self.storages: list[torch.Tensor] = []  # one private uint8 tensor per distinct storage
         self.refs: list[StorageWeakRef] = []
-        self.layout: list[tuple] = []  # per output: (storage index or None, dtype, device, size, stride, offset)
+        # per output: (storage index or None, dtype, device, size, stride, offset, handed out as a copy)
+        self.layout: list[tuple] = []
         index: dict[int, int] = {}
         for t in outputs:
             if t.numel() == 0:  # no memory to share: a fresh empty tensor each call
-                self.layout.append((None, t.dtype, t.device, t.size(), t.stride(), 0))
+                self.layout.append((None, t.dtype, t.device, t.size(), t.stride(), 0, False))
                 continue
             storage = t.untyped_storage()
             key = storage.data_ptr()
@@ -205,7 +212,8 @@ class StaticOutputs:
                 index[key] = len(self.storages)
                 self.storages.append(torch.empty(0, dtype=torch.uint8, device=t.device).set_(storage))
                 self.refs.append(StorageWeakRef(storage))
-            self.layout.append((index[key], t.dtype, t.device, t.size(), t.stride(), t.storage_offset()))
+            small = t.numel() * t.element_size() <= copy_out_bytes
+            self.layout.append((index[key], t.dtype, t.device, t.size(), t.stride(), t.storage_offset(), small))
         self.expected = 1 + PRESERVED
         self.baseline: list[int] = []
 
@@ -225,12 +233,13 @@ class StaticOutputs:
 
     def hand_out(self) -> list[torch.Tensor]:
         result = []
-        for i, dtype, device, size, stride, offset in self.layout:
+        for i, dtype, device, size, stride, offset, copy in self.layout:
             if i is None:
                 result.append(torch.empty_strided(size, stride, dtype=dtype, device=device))
-            else:
-                result.append(torch.empty(0, dtype=dtype, device=device).set_(
-                    self.storages[i].untyped_storage(), offset, size, stride))
+                continue
+            t = torch.empty(0, dtype=dtype, device=device).set_(self.storages[i].untyped_storage(), offset,
+                                                                size, stride)
+            result.append(t.clone() if copy else t)
         return result
 
 

@@ -131,7 +131,7 @@ def test_compiled_graphs_record_why_they_are_not_replayed(monkeypatch):
 # -- the liveness rule ---------------------------------------------------------------------------
 def test_handed_out_outputs_are_held_until_every_reference_is_gone():
     base = torch.arange(12.0).reshape(3, 4)
-    static = StaticOutputs([base, base.t(), torch.empty(0, 4), torch.ones(5)])
+    static = StaticOutputs([base, base.t(), torch.empty(0, 4), torch.ones(5)], copy_out_bytes=0)
     del base
     assert static.seal() is None
     assert len(static.storages) == 2  # the transposed view shares the first output's storage
@@ -158,8 +158,22 @@ def test_handed_out_outputs_are_held_until_every_reference_is_gone():
     assert pointers and not static.held()
 
 
+def test_small_outputs_are_handed_out_as_copies_and_never_hold():
+    big, small = torch.arange(300.0), torch.tensor(2.5)
+    static = StaticOutputs([big, small], copy_out_bytes=1024)
+    del big, small
+    assert static.seal() is None
+    loss = static.hand_out()[1]
+    assert loss.item() == 2.5 and not static.held()  # a kept loss is a copy
+    static.storages[1].fill_(0)  # the next replay rewrites the static memory
+    assert loss.item() == 2.5
+    kept = static.hand_out()[0]
+    assert static.held()
+    del kept
+
+
 def test_a_gradient_stolen_into_param_grad_holds_the_outputs():
-    static = StaticOutputs([torch.zeros(3)])
+    static = StaticOutputs([torch.zeros(3)], copy_out_bytes=0)
     assert static.seal() is None
     param = torch.zeros(3, requires_grad=True)
     param.grad = static.hand_out()[0]  # AccumulateGrad's steal of an incoming gradient
@@ -170,7 +184,7 @@ def test_a_gradient_stolen_into_param_grad_holds_the_outputs():
 
 def test_seal_refuses_outputs_still_referenced_at_capture():
     out = torch.ones(4)
-    static = StaticOutputs([out])
+    static = StaticOutputs([out], copy_out_bytes=0)
     problem = static.seal()  # `out` is still ours here: the baseline would hide it
     assert problem and "references" in problem
 
@@ -201,6 +215,7 @@ def _simulated_capture(self, static):
 def simulated(monkeypatch):
     _interpreted(monkeypatch)
     monkeypatch.setattr(CudaGraphRunner, "_capture_graph", _simulated_capture)
+    monkeypatch.setattr(cuda_graphs, "COPY_OUT_BYTES", 0)  # every output aliased (the shapes are tiny)
 
     def build(text):
         from tensorsmith.runtime.codegen import generate_code
@@ -257,6 +272,21 @@ def test_runner_captures_replays_and_never_rewrites_held_outputs(simulated):
     assert runner.captures == 2
     torch.testing.assert_close(compiled([x, moved]), _expect(x, moved))
     assert runner.replays == 3
+
+
+def test_runner_replays_while_a_small_output_is_kept(simulated, monkeypatch):
+    monkeypatch.setattr(cuda_graphs, "COPY_OUT_BYTES", 48)  # SCALE's f32[4,3] outputs: copies
+    compiled, attach = simulated(SCALE)
+    w = torch.randn(4, 3)
+    attach([torch.randn(4, 3), w])
+    runner = compiled.cuda_graph
+    kept = []
+    for _ in range(4):
+        x = torch.randn(4, 3)
+        kept.append((compiled([x, w]), _expect(x, w)))
+    assert runner.replays == 3 and not runner.ordinary
+    for actual, expected in kept:
+        torch.testing.assert_close(actual, expected)
 
 
 def test_runner_stops_after_too_many_captures(simulated, monkeypatch):
