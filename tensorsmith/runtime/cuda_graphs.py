@@ -362,6 +362,7 @@ class CudaGraphRunner:
         """This call ordinary on the side stream (its result returned), then the capture."""
         owner = self.owner
         layout = _layout(tensors)
+        self.misplaced = 0
         with self._device():
             result = self._warm_up(tensors)
         with torch.no_grad(), self._device():
