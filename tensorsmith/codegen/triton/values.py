@@ -43,7 +43,7 @@ computes in float32 and rounds its result to the half type:
 
 The round to bfloat16 is `_ts_round_bf16` of the kernel module's prelude (emit.py): the native
 conversion on a GPU; under TRITON_INTERPRET=1 an integer round-to-nearest-even on the float32 bits,
-because Triton's interpreter (3.9) truncates float32 -> bfloat16 instead of rounding. float16 uses
+because Triton's interpreter (3.9 here) truncates float32 -> bfloat16 instead of rounding. float16 uses
 the native conversion everywhere (the interpreter's numpy float16 rounds to nearest even).
 """
 from __future__ import annotations
@@ -57,7 +57,7 @@ from ...ir.types import BF16, BOOL, F16, F32, F64, I8, I16, I32, I64, U8, DType
 from ..index import Affine, FloorDiv, Indirect, Mod, Var
 from ..kernel import Const, IndexValue, Load, Local, Op
 
-# Element types of buffers; values of the half types are float32 tiles in registers (COMPUTE).
+# Element types of buffers; values of the half types are float32 in registers (compute_type).
 TL_TYPES = {F32: "tl.float32", F64: "tl.float64", I8: "tl.int8", I16: "tl.int16", I32: "tl.int32",
             I64: "tl.int64", U8: "tl.uint8", BOOL: "tl.int1", F16: "tl.float16", BF16: "tl.bfloat16"}
 HALF = (F16, BF16)
