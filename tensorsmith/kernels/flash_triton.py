@@ -293,8 +293,8 @@ def forward(q, k, v, mask, is_causal: bool, scale: float):
             *out.stride()[:3], H, Lq, Lk, D, scale * LOG2E)
     with device_guard(q):
         launch(kernels._forward_kernel, lambda bm, bn: (triton.cdiv(Lq, bm), B * H), args,
-               lambda bm, bn: dict(MASK_KIND=mask_kind, CAUSAL=bool(is_causal), EVEN_N=Lk % bn == 0,
-                                   PRECISION=precision(q.dtype), BLOCK_D=block_d),
+               lambda bm, bn: {"MASK_KIND": mask_kind, "CAUSAL": bool(is_causal), "EVEN_N": Lk % bn == 0,
+                                 "PRECISION": precision(q.dtype), "BLOCK_D": block_d},
                configs, ("forward", block_d, q.dtype))
     return out, lse
 

@@ -16,8 +16,16 @@ import triton
 import triton.language as tl
 from triton import knobs
 
-from .flash_triton import (LOG2E, device_guard, head_block, interpreting, kernel_module, launch,
-                           mask_args, precision)
+from .flash_triton import (
+    LOG2E,
+    device_guard,
+    head_block,
+    interpreting,
+    kernel_module,
+    launch,
+    mask_args,
+    precision,
+)
 
 _INTERPRETED = knobs.runtime.interpret  # how this copy's kernels were decorated
 _forward = kernel_module("tensorsmith.kernels.flash_triton", _INTERPRETED)  # same mode as this copy
@@ -98,8 +106,10 @@ def _dkdv_kernel(Q, K, V, M, DO, LSE, DELTA, DK, DV,
     dv = tl.full([BLOCK_N, BLOCK_D], 0.0, dtype=tl.float32)
     if CAUSAL:
         # Queries before start_n see none of these keys; those in the key block's own rows need the
-        # j <= i test (BLOCK_N is a multiple of BLOCK_M); those after see every key.
-        for start_m in range(start_n, tl.minimum(start_n + BLOCK_N, Lq), BLOCK_M):
+        # j <= i test (BLOCK_N is a multiple of BLOCK_M); those after see every key. This short loop
+        # is not software-pipelined: pipelined, Triton 3.6 on an H100 got dK wrong by 4-13% for 16-bit
+        # inputs at 2-3 stages (tensorsmith.bench.attention_gpu caught it; 1 stage is right).
+        for start_m in tl.range(start_n, tl.minimum(start_n + BLOCK_N, Lq), BLOCK_M, num_stages=1):
             dk, dv = _dkdv_block(dk, dv, kt, vt, Q, DO, LSE, DELTA, M, start_m, offs_n, offs_d, sqm,
                                  sqd, sdm, sdd, smm, smn, Lq, Lk, D, qk_scale, MASK_KIND, True,
                                  EVEN_N, PRECISION, BLOCK_M)
@@ -211,8 +221,8 @@ def backward(grad_out, q, k, v, out, lse, mask, is_causal: bool, scale: float):
             BLOCK_D=block_d)
 
         def constexprs(bm, bn):
-            return dict(MASK_KIND=mask_kind, CAUSAL=bool(is_causal), EVEN_N=Lk % bn == 0,
-                        PRECISION=prec, BLOCK_D=block_d)
+            return {"MASK_KIND": mask_kind, "CAUSAL": bool(is_causal), "EVEN_N": Lk % bn == 0,
+                    "PRECISION": prec, "BLOCK_D": block_d}
 
         configs = _configs(block_d, q.element_size(), queries_outer=False)
         launch(kernels._dkdv_kernel, lambda bm, bn: (triton.cdiv(Lk, bn), B * H),
