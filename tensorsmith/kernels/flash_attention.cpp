@@ -361,8 +361,10 @@ extern "C" int ts_flash_fwd(float* out, float* lse, const float* q, const float*
   const int64_t *qs = sz + 5, *ks = sz + 9, *vs = sz + 13, *ms = sz + 17;
   const Mask m{mask, (long)ms[0], (long)ms[1], (long)ms[2], (long)ms[3], mask_kind};
   const long items = s.B * s.H * s.nqb;
+  const int threads = std::max(1, nthreads);
+  const long chunk = s.B * s.H >= 4 * threads ? std::max(1L, s.nqb) : 1;
   int failed = 0;
-#pragma omp parallel num_threads(std::max(1, nthreads)) reduction(| : failed)
+#pragma omp parallel num_threads(threads) reduction(| : failed)
   {
     KeySide ks_side;
     float* Q = alloc(BQ * s.Dp);
@@ -370,10 +372,13 @@ extern "C" int ts_flash_fwd(float* out, float* lse, const float* q, const float*
     float* O = alloc(BQ * s.Dp);
     alignas(64) float mrow[BQ], lrow[BQ], mnew[BQ], rsum[BQ], arow[BQ];
     if (!ks_side.ok(false, s) || !Q || !S || !O) failed = 1;
-#pragma omp for schedule(static)
+    // Causal query blocks differ in work: dynamic, the longest of each (batch, head) first; whole
+    // (batch, head)s at a time when there are enough of them (K/V packed once).
+#pragma omp for schedule(dynamic, chunk)
     for (long it = 0; it < items; ++it) {
       if (failed) continue;
-      const long bh = it / s.nqb, qb = it % s.nqb, b = bh / s.H, h = bh % s.H;
+      const long bh = it / s.nqb, qb = causal ? s.nqb - 1 - it % s.nqb : it % s.nqb;
+      const long b = bh / s.H, h = bh % s.H;
       ks_side.pack(s, k + b * ks[0] + h * ks[1], v + b * vs[0] + h * vs[1], ks, vs, false);
       const long i0 = qb * BQ, nq = std::min<long>(BQ, s.Lq - i0);
       pack_rows(Q, q + b * qs[0] + h * qs[1] + i0 * qs[2], nq, s.D, s.Dp, qs[2], qs[3], scale);
@@ -552,13 +557,14 @@ extern "C" int ts_flash_bwd(float* dq, float* dk, float* dv, const float* go, co
       for (long bh = 0; bh < BH; ++bh)
         if (!failed) key_pass(bh, 0, s.nkb);
     } else {
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
       for (long it = 0; it < BH * s.nkb; ++it)
         if (!failed) key_pass(it / s.nkb, it % s.nkb, it % s.nkb + 1);
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
       for (long it = 0; it < BH * s.nqb; ++it) {
         if (failed) continue;
-        const long bh = it / s.nqb, qb = it % s.nqb, b = bh / s.H, h = bh % s.H;
+        const long bh = it / s.nqb, qb = causal ? s.nqb - 1 - it % s.nqb : it % s.nqb;
+        const long b = bh / s.H, h = bh % s.H;
         qd.pack(s, bh, q, qs, go, gs, out, lse, scale);
         kd.pack(s, k + b * ks[0] + h * ks[1], v + b * vs[0] + h * vs[1], ks, vs, true);
         const long i0 = qb * BQ, nq = std::min<long>(BQ, s.Lq - i0);
