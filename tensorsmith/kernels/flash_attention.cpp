@@ -227,11 +227,55 @@ void pack_rows(float* dst, const float* src, long L, long D, long Dp, long rs, l
   }
 }
 
+#if defined(__AVX512F__)
+// d[c * ld + r] = s[r * rs + c] for a 16 x 16 block, in registers.
+inline void transpose16(const float* s, long rs, float* d, long ld) {
+  __m512 a[16], b[16];
+  for (int i = 0; i < 16; ++i) a[i] = _mm512_loadu_ps(s + i * rs);
+  for (int i = 0; i < 16; i += 2) {
+    b[i] = _mm512_unpacklo_ps(a[i], a[i + 1]);
+    b[i + 1] = _mm512_unpackhi_ps(a[i], a[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    a[i] = _mm512_shuffle_ps(b[i], b[i + 2], 0x44);
+    a[i + 1] = _mm512_shuffle_ps(b[i], b[i + 2], 0xEE);
+    a[i + 2] = _mm512_shuffle_ps(b[i + 1], b[i + 3], 0x44);
+    a[i + 3] = _mm512_shuffle_ps(b[i + 1], b[i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; ++i) {
+    b[i] = _mm512_shuffle_f32x4(a[i], a[i + 4], 0x88);
+    b[i + 4] = _mm512_shuffle_f32x4(a[i], a[i + 4], 0xDD);
+    b[i + 8] = _mm512_shuffle_f32x4(a[i + 8], a[i + 12], 0x88);
+    b[i + 12] = _mm512_shuffle_f32x4(a[i + 8], a[i + 12], 0xDD);
+  }
+  for (int i = 0; i < 4; ++i) {
+    a[i] = _mm512_shuffle_f32x4(b[i], b[i + 8], 0x88);
+    a[i + 8] = _mm512_shuffle_f32x4(b[i], b[i + 8], 0xDD);
+    a[i + 4] = _mm512_shuffle_f32x4(b[i + 4], b[i + 12], 0x88);
+    a[i + 12] = _mm512_shuffle_f32x4(b[i + 4], b[i + 12], 0xDD);
+  }
+  for (int i = 0; i < 16; ++i) _mm512_storeu_ps(d + i * ld, a[i]);
+}
+#endif
+
 // Transposed blocks: dst[blk][d][jj] = src row blk*BK + jj, element d; the rest zero.
 void pack_tblocks(float* dst, const float* src, long L, long D, long Dp, long rs, long cs) {
   long nb = (L + BK - 1) / BK;
   std::memset(dst, 0, sizeof(float) * nb * Dp * BK);
-  for (long j = 0; j < L; ++j) {
+  long j = 0;
+#if defined(__AVX512F__)
+  if (cs == 1) {  // 16 rows at a time (BK is a multiple of 16: they share one block)
+    for (; j + VL <= L; j += VL) {
+      float* d = dst + (j / BK) * Dp * BK + (j % BK);
+      const float* s = src + j * rs;
+      long e = 0;
+      for (; e + VL <= D; e += VL) transpose16(s + e, rs, d + e * BK, BK);
+      for (; e < D; ++e)
+        for (int r = 0; r < VL; ++r) d[e * BK + r] = s[r * rs + e];
+    }
+  }
+#endif
+  for (; j < L; ++j) {
     float* d = dst + (j / BK) * Dp * BK + (j % BK);
     const float* s = src + j * rs;
     for (long e = 0; e < D; ++e) d[e * BK] = s[e * cs];
