@@ -116,7 +116,7 @@ def main(argv=None) -> int:
                 torch.set_num_threads(threads)
                 result = measure(shape, threads, args.rounds)
                 B, H, L, D, causal = shape
-                print(f"{str((B, H, L, D)):<22}{str(causal):<8}{threads:>7}  " + "  ".join(
+                print(f"{(B, H, L, D)!s:<22}{causal!s:<8}{threads:>7}  " + "  ".join(
                     f"{result[name][0]:>16.2f}{result[name][1]:>16.2f}" for name in IMPLEMENTATIONS),
                     flush=True)
     finally:

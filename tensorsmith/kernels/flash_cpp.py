@@ -72,7 +72,7 @@ def _check(q, k, v, mask) -> None:
 
 
 def _mask_args(mask, shape):
-    """(kind, tensor kept alive, pointer, strides) of the mask seen as `shape`."""
+    """(kind, mask as passed to the kernel, pointer, strides) of the mask seen as `shape`."""
     if mask is None:
         return _MASK_NONE, None, None, [0, 0, 0, 0]
     mask = mask.expand(shape)
@@ -100,14 +100,13 @@ def forward(q, k, v, mask, is_causal, scale):
     lse = torch.empty((B, H, Lq), dtype=torch.float32)
     if B * H * Lq == 0:
         return out, lse
-    kind, mask_t, mask_ptr, mask_strides = _mask_args(mask, (B, H, Lq, Lk))
+    kind, mask, mask_ptr, mask_strides = _mask_args(mask, (B, H, Lq, Lk))
     sizes = _sizes(B, H, Lq, Lk, D, *q.stride(), *k.stride(), *v.stride(), *mask_strides)
     code = _library().ts_flash_fwd(out.data_ptr(), lse.data_ptr(), q.data_ptr(), k.data_ptr(),
                                    v.data_ptr(), mask_ptr, sizes, kind, int(bool(is_causal)),
                                    float(scale), torch.get_num_threads())
     if code:
         raise FlashKernelError("the C++ flash attention forward ran out of memory")
-    del mask_t
     return out, lse
 
 
@@ -130,7 +129,7 @@ def backward(grad_out, q, k, v, out, lse, mask, is_causal, scale):
     grad_out = grad_out.to(torch.float32)
     out = out.to(torch.float32).contiguous()
     lse = lse.to(torch.float32).contiguous()
-    kind, mask_t, mask_ptr, mask_strides = _mask_args(mask, (B, H, Lq, Lk))
+    kind, mask, mask_ptr, mask_strides = _mask_args(mask, (B, H, Lq, Lk))
     sizes = _sizes(B, H, Lq, Lk, D, *grad_out.stride(), *q.stride(), *k.stride(), *v.stride(),
                    *mask_strides)
     threads = torch.get_num_threads()
@@ -140,5 +139,4 @@ def backward(grad_out, q, k, v, out, lse, mask, is_causal, scale):
                                    float(scale), threads, int(_use_fused(B * H, threads)))
     if code:
         raise FlashKernelError("the C++ flash attention backward ran out of memory")
-    del mask_t
     return dq, dk, dv

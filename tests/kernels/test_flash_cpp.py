@@ -173,7 +173,7 @@ def test_fully_masked_rows(kind, backward_mode):
     keep[..., 30:, :] = False      # nor do the last queries (a whole tile tail)
     mask = keep if kind == "bool" else torch.zeros(keep.shape).masked_fill(~keep, float("-inf"))
     mask = mask.expand(B, H, Lq, Lk)
-    (out, lse, dq, dk, dv), _ = check(rand(B, H, Lq, D), rand(B, H, Lk, D), rand(B, H, Lk, D), mask)
+    (out, lse, dq, _dk, _dv), _ = check(rand(B, H, Lq, D), rand(B, H, Lk, D), rand(B, H, Lk, D), mask)
     dead = ~keep[0, 0].any(-1)
     assert torch.equal(out[:, :, dead], torch.zeros_like(out[:, :, dead]))
     assert torch.isneginf(lse[:, :, dead]).all() and torch.isfinite(lse[:, :, ~dead]).all()
@@ -213,7 +213,7 @@ def test_empty_keys():
     q, k, v = rand(1, 2, 5, 32), rand(1, 2, 0, 32), rand(1, 2, 0, 32)
     out, lse = flash_cpp.forward(q, k, v, None, False, 0.5)
     assert torch.equal(out, torch.zeros_like(out)) and torch.isneginf(lse).all()
-    dq, dk, dv = flash_cpp.backward(torch.ones_like(out), q, k, v, out, lse, None, False, 0.5)
+    dq, dk, _dv = flash_cpp.backward(torch.ones_like(out), q, k, v, out, lse, None, False, 0.5)
     assert torch.equal(dq, torch.zeros_like(dq)) and dk.shape == k.shape
 
 
