@@ -117,7 +117,9 @@ def _parity(name, make, batches, loss_fn) -> None:
 
     vs_eager, vs_off, off_eager = worst(on, eager), worst(on, off), worst(off, eager)
     replays = on[3]["replays"]
-    ok = vs_eager < 1e-4 and vs_off < 1e-5 and replays > 0 and off[3]["replays"] == 0
+    # Graphs must add no error of their own (on vs off); vs eager, the compiler's own fp32 error
+    # (off vs eager: 3.9e-4 for the tiny nanoGPT's smallest gradients on an H100).
+    ok = vs_eager < 1e-3 and vs_off < 1e-5 and replays > 0 and off[3]["replays"] == 0
     _row(f"{name} train parity", ok,
          f"max rel err on-vs-eager {vs_eager:.1e}, on-vs-off {vs_off:.1e}, off-vs-eager {off_eager:.1e}; "
          f"{dict(on[3])}; {on[4]}")
