@@ -50,6 +50,10 @@ events_runs: bool = os.environ.get("TENSORSMITH_EVENTS_RUNS", "0") == "1"
 # the tests check the Triton backend without a GPU) or "interpreter" (the reference interpreter).
 executor: str = os.environ.get("TENSORSMITH_EXECUTOR", "cpp")
 
+# float16/bfloat16 values (autocast) computed in generated Triton kernels, rounded at every op as
+# eager rounds them; off, they run op by op through PyTorch. The C++ backend always does the latter.
+half_kernels: bool = os.environ.get("TENSORSMITH_HALF_KERNELS", "1") != "0"
+
 # Threads compiling Triton kernels in the background while tracing goes on (0: each kernel compiles
 # at its first launch instead).
 compile_threads: int = _int_env("TENSORSMITH_COMPILE_THREADS", min(8, os.cpu_count() or 1))

@@ -15,8 +15,7 @@
    eager vs tensorsmith with half values kept out of kernels (op-by-op through PyTorch, as before)
    vs in kernels.
 
-Fusion admits half values where `tensorsmith.codegen.exprs.KERNEL_DTYPES` lists them; each row
-runs with them added (and the "half off" rows with them removed), whatever the default then is.
+Each row runs with tensorsmith.config.half_kernels on (the "half off" rows with it off).
 Every row runs inside try/except, so one failure still prints the rest.
 """
 from __future__ import annotations
@@ -32,9 +31,7 @@ import torch.nn.functional as F
 import tensorsmith  # noqa: F401 - registers the backend
 from tensorsmith.bench.models.nanogpt import GPTConfig, NanoGPT, make_batch
 from tensorsmith.bench.models.small import MLP, TINY_GPT
-from tensorsmith.codegen import exprs
 from tensorsmith.frontend import report
-from tensorsmith.ir.types import BF16, F16
 
 TIMED_GPT = GPTConfig(vocab=50304, width=768, layers=4, heads=12, seq=256)
 
@@ -42,12 +39,12 @@ TIMED_GPT = GPTConfig(vocab=50304, width=768, layers=4, heads=12, seq=256)
 @contextlib.contextmanager
 def half_fusion(on: bool):
     """Half values in generated kernels (on) or through PyTorch op by op (off), meanwhile."""
-    saved = exprs.KERNEL_DTYPES
-    exprs.KERNEL_DTYPES = (saved | {F16, BF16}) if on else (saved - {F16, BF16})
+    saved = tensorsmith.config.half_kernels
+    tensorsmith.config.half_kernels = on
     try:
         yield
     finally:
-        exprs.KERNEL_DTYPES = saved
+        tensorsmith.config.half_kernels = saved
 
 
 def _ordered(t: torch.Tensor) -> torch.Tensor:

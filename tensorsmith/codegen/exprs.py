@@ -2,14 +2,31 @@
 views become index maps; materialized values are loaded from their buffers."""
 from __future__ import annotations
 
+import contextlib
+import contextvars
+
 from ..ir.graph import Node
 from ..ir.ops import FLOAT_BINARY, FLOAT_UNARY, LOGICAL_BINARY, LOGICAL_UNARY, NUMERIC_BINARY, NUMERIC_UNARY
-from ..ir.types import BOOL, F32, F64, I8, I16, I32, I64, U8
+from ..ir.types import BF16, BOOL, F16, F32, F64, I8, I16, I32, I64, U8
 from .index import Affine, Indirect, linearize, reshape_index
 from .kernel import Const, Expr, IndexValue, Load, Op
 
 # Element types the generated code handles; other values go through library calls.
 KERNEL_DTYPES = {F32, F64, I8, I16, I32, I64, U8, BOOL}
+# Also handled by the Triton emitter alone (rounded at every op as eager does: triton/values.py).
+HALF_DTYPES = {F16, BF16}
+_HALF_KERNELS = contextvars.ContextVar("tensorsmith_half_kernels", default=False)
+
+
+@contextlib.contextmanager
+def half_kernels(enabled: bool = True):
+    """Let float16/bfloat16 nodes into kernels meanwhile (Triton's code generation turns it on;
+    the C++ emitter has no half types)."""
+    token = _HALF_KERNELS.set(enabled)
+    try:
+        yield
+    finally:
+        _HALF_KERNELS.reset(token)
 ELEMENTWISE = (set(FLOAT_UNARY) - {"erfinv"}) | set(NUMERIC_UNARY) | set(LOGICAL_UNARY) | \
     set(FLOAT_BINARY) | set(NUMERIC_BINARY) | set(LOGICAL_BINARY) | {"compare", "select", "convert",
                                                                       "is_finite"}
@@ -22,7 +39,8 @@ REDUCTIONS = {"reduce", "argmax", "argmin"}
 def kernelizable(node: Node) -> bool:
     """Whether generated code computes this node (else a library call does)."""
     types = [node.type, *(i.type for i in node.inputs)]
-    if any(getattr(t, "dtype", None) not in KERNEL_DTYPES for t in types):
+    dtypes = KERNEL_DTYPES | HALF_DTYPES if _HALF_KERNELS.get() else KERNEL_DTYPES
+    if any(getattr(t, "dtype", None) not in dtypes for t in types):
         return False
     if node.op in INTEGER_TRAPS and not node.type.dtype.is_float:
         return False

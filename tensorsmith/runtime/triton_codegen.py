@@ -10,6 +10,7 @@ import torch
 from torch._subclasses.fake_tensor import unset_fake_temporarily
 
 from .. import config
+from ..codegen.exprs import half_kernels
 from ..codegen.schedule import KernelStep
 from ..codegen.triton.build import interpreting, load_module
 from ..codegen.triton.emit import emit_kernel, emit_module
@@ -44,7 +45,8 @@ def generate_triton_code(graph, record=None) -> TritonGraph:
     """Compile `graph` to Triton kernels and library calls; stats go to `record`."""
     record = record or GraphRecord(graph.name, graph.name)
     start = time.perf_counter()
-    plan = schedule(graph)
+    with half_kernels(config.half_kernels):
+        plan = schedule(graph)
     dtypes = {name: b.type.dtype for name, b in plan.buffers.items() if hasattr(b.type, "dtype")}
     kernels = [emit_kernel(step.kernel, dtypes) for step in plan.steps if isinstance(step, KernelStep)]
     source = emit_module([k for k in kernels if k is not None], interpreted=interpreting())
