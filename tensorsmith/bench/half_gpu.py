@@ -169,7 +169,7 @@ def model_parity(dev) -> list[tuple]:
     gpt = NanoGPT(TINY_GPT).to(dev)
     idx, targets = (t.to(dev) for t in make_batch(TINY_GPT, 2))
     models = {
-        "bf16 autocast MLP train step": (mlp, lambda m: F.cross_entropy(m(x), y)),
+        "bf16 autocast MLP train step": (mlp, lambda m: F.cross_entropy(m(x.to(next(m.parameters()).dtype)), y)),
         "bf16 autocast tiny nanoGPT train step": (gpt, lambda m: m(idx, targets)),
     }
     for name, (module, loss_of) in models.items():

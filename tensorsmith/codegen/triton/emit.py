@@ -54,19 +54,27 @@ def _ts_min(a, b):
     return tl.minimum(a, b)
 
 
-# A float32 value rounded to bfloat16 (to nearest even), as float32.
+# A float32 value rounded to bfloat16 / float16 (to nearest even), as float32.
 @triton.jit
 def _ts_round_bf16(x):
-ROUND_BF16
-'''
-# On a GPU: the native conversion (cvt.rn.bf16.f32) and back.
-_ROUND_BF16_NATIVE = """    return x.to(tl.bfloat16).to(tl.float32)
-"""
-# Under TRITON_INTERPRET=1: Triton's interpreter truncates float32 -> bfloat16, so round the bits
-# (add half an ulp, less one unless the kept last bit is odd; NaN kept; overflow carries into inf).
-_ROUND_BF16_INTERPRETED = """    bits = x.to(tl.uint32, bitcast=True)
+    bits = x.to(tl.uint32, bitcast=True)
     rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
     return tl.where(x != x, x, rounded.to(tl.float32, bitcast=True))
+
+
+@triton.jit
+def _ts_round_f16(x):
+ROUND_F16
+'''
+# bfloat16 is rounded on the bits (add half an ulp, less one unless the kept last bit is odd; NaN
+# kept; overflow carries into inf): on a GPU Triton folded `x.to(tl.bfloat16).to(tl.float32)` away
+# (no rounding at all: seen on an H100, Triton 3.6), and its interpreter truncates instead.
+# float16 goes through one opaque PTX conversion on a GPU for the same reason; the interpreter's
+# numpy float16 conversion rounds to nearest even.
+_ROUND_F16_NATIVE = """    return tl.inline_asm_elementwise("cvt.rn.f16.f32 $0, $1;", "=h,r", [x], dtype=tl.float16,
+                                     is_pure=True, pack=1).to(tl.float32)
+"""
+_ROUND_F16_INTERPRETED = """    return x.to(tl.float16).to(tl.float32)
 """
 INT32_LIMIT = 2**31 - 1
 
@@ -415,7 +423,7 @@ def emit_module(kernels: list[TritonKernel], interpreted: bool = False) -> str:
     """One module holding each distinct kernel function once; `interpreted`: for TRITON_INTERPRET=1
     (math through PyTorch instead of libdevice)."""
     prelude = PRELUDE.replace("MATH", "interpreted_math" if interpreted else "device_math")
-    prelude = prelude.replace("ROUND_BF16\n", _ROUND_BF16_INTERPRETED if interpreted else _ROUND_BF16_NATIVE)
+    prelude = prelude.replace("ROUND_F16\n", _ROUND_F16_INTERPRETED if interpreted else _ROUND_F16_NATIVE)
     seen, parts = set(), [prelude]
     for k in kernels:
         if k.name not in seen:

@@ -41,10 +41,10 @@ computes in float32 and rounds its result to the half type:
   once; max/min/argmax/argmin compare the float32 values (exact).
 - NaN and +-inf pass through unchanged; NaN stays NaN through rounding (its payload may differ).
 
-The round to bfloat16 is `_ts_round_bf16` of the kernel module's prelude (emit.py): the native
-conversion on a GPU; under TRITON_INTERPRET=1 an integer round-to-nearest-even on the float32 bits,
-because Triton's interpreter (3.9 here) truncates float32 -> bfloat16 instead of rounding. float16 uses
-the native conversion everywhere (the interpreter's numpy float16 rounds to nearest even).
+The rounds are `_ts_round_bf16` / `_ts_round_f16` of the kernel module's prelude (emit.py): bfloat16
+by an integer round-to-nearest-even on the float32 bits, float16 by one opaque PTX conversion on a
+GPU: Triton folds a plain `x.to(tl.bfloat16).to(tl.float32)` away there (no rounding at all, seen on
+an H100 with Triton 3.6), and its interpreter truncates float32 -> bfloat16.
 """
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ from ..kernel import Const, IndexValue, Load, Local, Op
 TL_TYPES = {F32: "tl.float32", F64: "tl.float64", I8: "tl.int8", I16: "tl.int16", I32: "tl.int32",
             I64: "tl.int64", U8: "tl.uint8", BOOL: "tl.int1", F16: "tl.float16", BF16: "tl.bfloat16"}
 HALF = (F16, BF16)
-_ROUND = {BF16: "_ts_round_bf16({})", F16: "({}).to(tl.float16).to(tl.float32)"}
+_ROUND = {BF16: "_ts_round_bf16({})", F16: "_ts_round_f16({})"}
 # Ops whose half result is exactly an argument's value, or an integer or sign of one: no rounding.
 _EXACT = {"max", "min", "neg", "abs", "sign", "floor", "ceil", "round", "trunc", "select",
           "guarded_select"}
