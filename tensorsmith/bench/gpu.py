@@ -198,9 +198,13 @@ def print_kernel_profile(step, top: int = 15) -> None:
 
 # -- benchmark ----------------------------------------------------------------------------------
 def _free():
+    """Drop the compiled graphs, then what they held: each backend's peak is its own."""
+    torch._dynamo.reset()
     gc.collect()
     torch.cuda.empty_cache()
-    torch._dynamo.reset()
+    left = torch.cuda.memory_allocated() / 1e9
+    if left > 0.1:
+        print(f"   note: {left:.2f} GB still allocated after freeing the last run", flush=True)
 
 
 # Variants of tensorsmith benchmarked side by side: "tensorsmith:unfused+nographs" runs with these

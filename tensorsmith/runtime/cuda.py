@@ -58,15 +58,18 @@ class _SharedArena:
                 self.tensor = torch.empty(nbytes, dtype=torch.uint8, device=self.device)
 
 
-_ARENAS: dict[torch.device, _SharedArena] = {}
+# Held weakly: the graphs on a device hold its arena, so it is freed with the last of them (after
+# torch._dynamo.reset(), or when the compiled model goes) instead of living as long as the process.
+_ARENAS: weakref.WeakValueDictionary[torch.device, _SharedArena] = weakref.WeakValueDictionary()
 _ARENAS_LOCK = threading.Lock()
 
 
 def shared_arena(device: torch.device) -> _SharedArena:
     with _ARENAS_LOCK:
-        if device not in _ARENAS:
-            _ARENAS[device] = _SharedArena(device)
-        return _ARENAS[device]
+        arena = _ARENAS.get(device)
+        if arena is None:
+            arena = _ARENAS[device] = _SharedArena(device)
+        return arena
 
 
 class TritonGraph:
