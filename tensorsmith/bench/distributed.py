@@ -141,10 +141,11 @@ def _gather(value):
 
 
 def _free(device):
+    """Drop the compiled graphs first, then what they held: each run's peak memory is its own."""
+    torch._dynamo.reset()
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
-    torch._dynamo.reset()
 
 
 def benchmark(wrappers, backends, cfg, batch, steps, device) -> dict:
