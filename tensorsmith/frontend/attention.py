@@ -270,7 +270,7 @@ def _rewrite(graph: torch.fx.Graph, softmax: torch.fx.Node, learned: set) -> Att
     if score_meta is None or kt_meta is None or kt_meta.dim() < 3:
         return None
     if score_meta.numel() * score_meta.element_size() < config.fuse_attention_min_mb * 2**20:
-        return None  # small scores: little memory to save, and the unfused kernels are faster
+        return None  # below the configured size (config.fuse_attention_min_mb; 0 by default)
     terms = []  # (kind, node): "keep" (bool, True = attend), "hide" (bool, True = masked), "bias"
     for how, m in scores.keep:
         if not _mask_ok(m, score_meta.dtype, score_meta.shape) or _tensor_meta(m).dtype != torch.bool:
