@@ -28,8 +28,6 @@ def _module(name: str) -> ModuleType | None:
     """A kernel module, or None where its compiler is missing (Triton not installed)."""
     if name == "flash_triton" and importlib.util.find_spec("triton") is None:
         return None
-    if importlib.util.find_spec(f"{__package__}.{name}") is None:
-        return None
     return importlib.import_module(f"{__package__}.{name}")
 
 
