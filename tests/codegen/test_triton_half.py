@@ -21,7 +21,6 @@ from codegen_cases import graph as _graph
 
 pytest.importorskip("triton")
 
-import tensorsmith
 from tensorsmith.codegen.schedule import KernelStep
 from tensorsmith.codegen.triton import blocks
 from tensorsmith.frontend import report
@@ -32,13 +31,7 @@ from tensorsmith.runtime.cuda import TritonGraph
 HALF = {"bf16": torch.bfloat16, "f16": torch.float16}
 
 
-@pytest.fixture(autouse=True)
-def _interpreted_triton(monkeypatch):
-    monkeypatch.setenv("TRITON_INTERPRET", "1")
-    monkeypatch.setattr(tensorsmith.config, "executor", "triton")
-    report.reset()
-    torch.manual_seed(torch.seed() % 2**31)  # fresh inputs each run, but reproducible in a log
-    yield
+pytestmark = pytest.mark.usefixtures("interpreted_triton")
 
 
 @pytest.fixture
@@ -345,7 +338,7 @@ def test_mlp_under_bf16_autocast_forward_and_backward_match_eager():
     for c, e, r in zip(compiled, eager, exact):
         assert c.dtype == e.dtype
         # As close to float64 as eager's bf16 is (whole-tensor errors).
-        error = lambda t: ((t.double() - r).norm() / r.norm()).item()
-        assert error(c) <= 2 * error(e) + 5e-3, (error(c), error(e))
+        ours, eagers = (((t.double() - r).norm() / r.norm()).item() for t in (c, e))
+        assert ours <= 2 * eagers + 5e-3, (ours, eagers)
     _records_ran_kernels()
     assert sum(r.library_calls for r in report.RECORDS) <= 12  # the matmuls, no op-by-op fallback

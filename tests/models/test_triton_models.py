@@ -10,18 +10,10 @@ from helpers import check_against_eager, check_training
 
 pytest.importorskip("triton")
 
-import tensorsmith
 from tensorsmith.bench.models.small import MLP, tiny_nanogpt
 from tensorsmith.frontend import report
 
-
-@pytest.fixture(autouse=True)
-def _interpreted_triton(monkeypatch):
-    monkeypatch.setenv("TRITON_INTERPRET", "1")
-    monkeypatch.setattr(tensorsmith.config, "executor", "triton")
-    report.reset()
-    torch.manual_seed(torch.seed() % 2**31)  # fresh inputs each run, but reproducible in a log
-    yield
+pytestmark = pytest.mark.usefixtures("interpreted_triton")
 
 
 def _assert_ran_triton_kernels():
