@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 import tensorsmith
+from tensorsmith.bench.kernel_profile import print_kernel_profile
 from tensorsmith.bench.models.nanogpt import GPTConfig, NanoGPT, make_batch
 from tensorsmith.bench.models.small import MLP, TINY_GPT
 from tensorsmith.frontend import attention, report
@@ -164,38 +165,6 @@ def copy_bandwidth(dev) -> float:
     return 2 * a.numel() * 4 / statistics.median(times) / 1e9
 
 
-# -- kernel profile ------------------------------------------------------------------------------
-def print_kernel_profile(step, top: int = 15) -> None:
-    """The step's most expensive device kernels; for generated ones, the bandwidth over the bytes
-    of the buffers they read and write (an upper bound on the bytes moved: broadcast reads count
-    whole)."""
-    from torch.profiler import ProfilerActivity, profile
-
-    from tensorsmith.runtime.cuda import LIVE
-
-    moved = {}
-    for graph in list(LIVE):
-        moved.update(graph.kernel_bytes())
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        step()
-        torch.cuda.synchronize()
-    events = [e for e in prof.key_averages() if getattr(e, "device_time_total", 0) > 0]
-    events.sort(key=lambda e: -e.device_time_total)
-    total = sum(e.device_time_total for e in events)
-    generated = [e for e in events if e.key in moved]
-    gen_time = sum(e.device_time_total for e in generated)
-    gen_bytes = sum(moved[e.key] * e.count for e in generated)
-    copies = sum(e.device_time_total for e in events if "Memcpy" in e.key or "Memset" in e.key)
-    print(f"   kernel profile of one step: {total / 1e3:.2f} ms of device time; generated kernels "
-          f"{gen_time / 1e3:.2f} ms ({sum(e.count for e in generated)} launches, "
-          f"{gen_bytes / max(gen_time, 1) / 1e3:.0f} GB/s over the buffers they touch), "
-          f"copies/memsets {copies / 1e3:.2f} ms, library kernels {(total - gen_time - copies) / 1e3:.2f} ms")
-    for e in events[:top]:
-        avg_us = e.device_time_total / max(e.count, 1)
-        gbs = f"{moved[e.key] / (avg_us * 1e3):7.0f} GB/s" if e.key in moved else ""
-        print(f"   {e.device_time_total / 1e3:8.2f} ms {e.count:4d}x {avg_us:8.1f} us {gbs:>12s}  {e.key[:70]}")
-
-
 # -- benchmark ----------------------------------------------------------------------------------
 def _free():
     """Drop the compiled graphs, then what they held: each backend's peak is its own."""
@@ -281,9 +250,9 @@ def _bench(backend: str, mode: str, cfg: GPTConfig, batch: int, steps: int, refe
         torch.cuda.synchronize()
         times.append(start.elapsed_time(end))
     median = statistics.median(times)
-    if profile and backend == "tensorsmith":
+    if profile and backend != "eager":
         try:
-            print_kernel_profile(step)
+            print_kernel_profile(step, backend)
         except Exception:  # noqa: BLE001 - a report, not the measurement
             traceback.print_exc(limit=-2)
     result = {"median_ms": median, "host_ms": statistics.median(host), "compile_s": max(first_s - median / 1e3, 0.0) if backend != "eager" else None,
@@ -342,7 +311,7 @@ def main(argv=None):
     parser.add_argument("--skip-parity", action="store_true")
     parser.add_argument("--skip-bench", action="store_true")
     parser.add_argument("--profile", action="store_true",
-                        help="tensorsmith's top kernels per step, with bandwidth over the buffers they touch")
+                        help="each compiled backend's device time per kind of kernel, and its top kernels")
     args = parser.parse_args(argv)
     import triton
 
