@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 import weakref
 
 import torch
@@ -105,8 +106,10 @@ class TritonGraph:
                 if self.cuda_graph is not None:  # captures on the next call, then replays
                     return self.cuda_graph(tensors)
                 return self._run(*tensors)
+            began = time.perf_counter()
             for future in self.compiling:  # a failed one fails again, with its message, below
                 future.exception()
+            waited = time.perf_counter() - began
             try:  # the first call compiles every kernel not compiled in the background
                 result = self._run(*tensors)
             except IndexOutOfRange:
@@ -120,6 +123,8 @@ class TritonGraph:
                 self._run = lambda *ts: Interpreter().run(graph, list(ts))
                 return self._run(*tensors)
             self._verified = True
+            log(1, f"{self.record.graph_id}: first call waited {waited * 1e3:.0f} ms for kernels compiling in "
+                   f"the background, then ran in {(time.perf_counter() - began - waited) * 1e3:.0f} ms")
             self.cuda_graph = cuda_graphs.attach(self, tensors)
             return result
 
