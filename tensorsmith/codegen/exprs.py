@@ -48,7 +48,19 @@ def kernelizable(node: Node) -> bool:
         return not isinstance(node.attrs["value"], list)
     if node.op == "reduce" and node.attrs["kind"] == "prod" and not node.type.dtype.is_float:
         return False
+    if node.op == "scatter":
+        return one_per_row_scatter(node)
     return node.op in ELEMENTWISE or node.op in VIEWS or node.op in REDUCTIONS
+
+
+def one_per_row_scatter(node: Node) -> bool:
+    """A torch.scatter whose index holds one position per row along `dim` (one-hot targets: the
+    cross-entropy backward): no two writes collide, so each element is a select, fusable with its
+    neighbours instead of a zero-filled buffer written twice."""
+    x, idx, _ = node.inputs
+    dim = node.attrs["dim"]
+    return idx.type.shape[dim] == 1 and all(
+        n == m for d, (n, m) in enumerate(zip(idx.type.shape, x.type.shape)) if d != dim)
 
 
 def is_pointwise(node: Node) -> bool:
@@ -172,6 +184,17 @@ class ExprBuilder:
         position = self.value(idx, index[dim:dim + rank])
         source = [*index[:dim], Affine.of(Indirect(position, x.type.shape[dim])), *index[dim + rank:]]
         return self.value(x, source)
+
+    def _scatter(self, node: Node, index):
+        """out[.., j, ..] = src[.., 0, ..] where j == index[.., 0, ..], else x[.., j, ..]; the index
+        is checked as a gather's is (an out-of-range one raises IndexOutOfRange, as eager raises)."""
+        x, idx, src = node.inputs
+        dim = node.attrs["dim"]
+        row = list(index)
+        row[dim] = Affine()
+        target = IndexValue(Affine.of(Indirect(self.value(idx, row), x.type.shape[dim])), I64)
+        hit = Op("compare", (IndexValue(index[dim], I64), target), BOOL, "EQ")
+        return Op("select", (hit, self.value(src, row), self.value(x, index)), node.type.dtype)
 
     def _gather(self, node: Node, index):
         x, idx = node.inputs

@@ -3,7 +3,8 @@
 Pointwise ops and views are inlined into their consumers (views become index maps). A value is
 materialized in a buffer when it is a graph output, feeds a library call (matmul, convolution,
 fallback ...), is a reduction, or is computed (not just viewed) and used more than once — so no
-kernel recomputes work another kernel already did. Each materialized value then joins the most
+kernel recomputes work another kernel already did — unless it is a few exact ops over one large
+buffer, which each consumer redoes more cheaply than a store and reload. Each materialized value then joins the most
 recent kernel whose loops fit it (same row domain: softmax's max, sum and normalize run as three
 stages over one row), provided everything it reads is ready there; else it starts a new kernel.
 Stores nobody outside the kernel reads are dropped at the end.
@@ -91,6 +92,38 @@ def output_view(node: Node) -> tuple[Node, list[Node]]:
     return _view_suffix(node, chain[::-1])
 
 
+# Arithmetic cheap enough to redo in each consumer rather than store and reload, and exact, so a
+# recomputed value is the very value a stored one would be (no transcendental: vector and scalar
+# code of one emitter may evaluate those differently).
+_RECOMPUTABLE = {"add", "sub", "mul", "neg", "abs", "max", "min", "select", "compare", "convert",
+                 "and", "or", "not", "scatter"}
+_RECOMPUTE_MAX_OPS = 4
+
+
+def _cheap_to_recompute(node: Node, materialized: set[Node]) -> bool:
+    """Whether each consumer of `node` may compute it again: a few exact ops over at most one
+    buffer as large as it (the others broadcast smaller ones: row maxima, scalars). Redoing it
+    then reads what storing it would have read, and saves its write and every reload — e.g. the
+    logits minus their row maximum that log-softmax and the target gather of cross-entropy share
+    would otherwise be a 1.6 GB buffer for GPT-2's vocabulary."""
+    ops, large, stack, seen = 0, set(), [node], set()
+    while stack:
+        n = stack.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        if n is not node and (n in materialized or n.op == "param"):
+            if n.type.numel * 4 >= node.type.numel:
+                large.add(n)
+            continue
+        if n.op not in _FREE:
+            if n.op not in _RECOMPUTABLE:
+                return False
+            ops += 1
+        stack.extend(n.inputs)
+    return ops <= _RECOMPUTE_MAX_OPS and len(large) <= 1
+
+
 def _materialized(graph: Graph, outputs: set[Node], chain_of) -> set[Node]:
     """The nodes that get a buffer; `outputs` the buffers outputs view, `chain_of(input)` a
     library input's (base, views)."""
@@ -102,7 +135,7 @@ def _materialized(graph: Graph, outputs: set[Node], chain_of) -> set[Node]:
             result.update(chain_of(i)[0] for i in node.inputs)
         elif node.op in REDUCTIONS:
             result.add(node)
-        elif node.op not in _FREE and len(users[node]) > 1:
+        elif node.op not in _FREE and len(users[node]) > 1 and not _cheap_to_recompute(node, result):
             result.add(node)
     return result
 
@@ -175,6 +208,7 @@ class _Scheduler:
                 x = node.inputs[0]
                 dims = tuple(node.attrs["dims"]) if node.op == "reduce" else (node.attrs["dim"],)
                 if x.type.shape != k.domain_shape or tuple(sorted(dims)) != k.reduced:
+                    k.nodes.discard(node)  # else this kernel would take it for computed here
                     return False
                 name = f"r{len(k.locals)}"
                 kind = node.attrs["kind"] if node.op == "reduce" else node.op

@@ -54,3 +54,40 @@ EMBEDDING = """\
       return %1
     }
 """
+
+# Cross-entropy's forward as the frontend lowers it: the shifted logits %2 feed both the
+# log-sum-exp and the gather of each row's target; the backward's one-hot target is a scatter
+# of one value per row into zeros.
+CROSS_ENTROPY = """\
+    graph @cross_entropy(%x: f32[6,37]@cpu, %t: i64[6,1]@cpu) {
+      %0 = reduce(%x) {kind="max", dims=[1]} : f32[6]@cpu
+      %1 = broadcast_in_dim(%0) {shape=[6,37], dims=[0]} : f32[6,37]@cpu
+      %2 = sub(%x, %1) : f32[6,37]@cpu
+      %3 = exp(%2) : f32[6,37]@cpu
+      %4 = reduce(%3) {kind="sum", dims=[1]} : f32[6]@cpu
+      %5 = log(%4) : f32[6]@cpu
+      %6 = gather(%2, %t) {dim=1} : f32[6,1]@cpu
+      %7 = reshape(%6) {shape=[6]} : f32[6]@cpu
+      %8 = sub(%5, %7) : f32[6]@cpu
+      %9 = reduce(%8) {kind="sum", dims=[0]} : f32[]@cpu
+      return %9
+    }
+"""
+ONE_HOT = """\
+    graph @one_hot(%t: i64[6,1]@cpu, %g: f32[6,1]@cpu, %x: f32[6,37]@cpu) {
+      %0 = constant() {value=0.0, shape=[6,37], dtype=f32, device="cpu"} : f32[6,37]@cpu
+      %1 = scatter(%0, %t, %g) {dim=1} : f32[6,37]@cpu
+      %2 = reduce(%1) {kind="sum", dims=[1]} : f32[6]@cpu
+      %3 = broadcast_in_dim(%2) {shape=[6,37], dims=[0]} : f32[6,37]@cpu
+      %4 = mul(%x, %3) : f32[6,37]@cpu
+      %5 = sub(%1, %4) : f32[6,37]@cpu
+      return %5
+    }
+"""
+
+
+def targets(rows: int = 6, classes: int = 37, out_of_range: bool = False) -> torch.Tensor:
+    t = torch.randint(0, classes, (rows, 1))
+    if out_of_range:
+        t[rows // 2, 0] = classes
+    return t

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from codegen_cases import EMBEDDING, SHIFTED
+from codegen_cases import CROSS_ENTROPY, EMBEDDING, ONE_HOT, SHIFTED, targets
 from codegen_cases import compare as _compare
 from codegen_cases import graph as _graph
 from hypothesis import HealthCheck, given, settings
@@ -77,6 +77,24 @@ def test_expensive_value_used_by_two_kernels_is_computed_once():
     readers = [k for k in _kernels(graph) if exp_buffer in k.inputs]
     assert len(writers) == 1 and readers, "exp is stored once and loaded by the other reduction"
     _compare(graph)
+
+
+def test_cheap_value_shared_with_another_kernel_is_recomputed_not_stored():
+    graph = _graph(CROSS_ENTROPY)
+    shifted = schedule(graph).node_buffer.get(graph.nodes[2])
+    assert shifted is None or not any(shifted in k.outputs for k in _kernels(graph)), \
+        "logits minus the row max are recomputed where the target is gathered, not stored"
+    x = torch.randn(6, 37)
+    _compare(graph, [x, targets()])
+
+
+def test_one_per_row_scatter_is_fused_and_checks_its_index():
+    graph = _graph(ONE_HOT)
+    s = schedule(graph)
+    assert not any(isinstance(st, LibraryStep) for st in s.steps), "no zero-filled buffer, no library scatter"
+    _compare(graph, [targets(), torch.randn(6, 1), torch.randn(6, 37)])
+    with pytest.raises(IndexOutOfRange, match="out of range"):
+        generate_code(graph)([targets(out_of_range=True), torch.randn(6, 1), torch.randn(6, 37)])
 
 
 def test_reduction_over_leading_dims_vectorizes_across_the_last():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from codegen_cases import EMBEDDING, SHIFTED, compare
+from codegen_cases import CROSS_ENTROPY, EMBEDDING, ONE_HOT, SHIFTED, compare, targets
 from codegen_cases import graph as _graph
 from hypothesis import HealthCheck, given, settings
 from ir.ir_builders import random_graphs
@@ -105,6 +105,20 @@ def test_reduction_over_leading_dims_and_full_reduction(small_blocks):
     _compare(graph, tol=1e-4)
 
 
+def test_column_reductions_over_many_rows_run_split_in_two_kernels():
+    graph = _graph("""\
+        graph @bias_grad(%g: f32[2,1024,12]@cpu, %h: f32[2,1024,12]@cpu) {
+          %0 = mul(%g, %h) : f32[2,1024,12]@cpu
+          %1 = reduce(%0) {kind="sum", dims=[0,1]} : f32[12]@cpu
+          %2 = reduce(%g) {kind="max", dims=[0,1]} : f32[12]@cpu
+          return %1, %2
+        }
+    """)
+    compiled = _compare(graph, tol=1e-4)
+    reductions = [s.kernel for s in compiled.schedule.steps if isinstance(s, KernelStep)]
+    assert len(reductions) == 2, "partial sums and maxima in one kernel, their totals in a second"
+
+
 @pytest.mark.parametrize("cols", [20, 150], ids=["persistent", "looped"])
 def test_argmax_argmin_take_the_first_nan_or_extreme(cols, small_blocks):
     graph = _graph(f"""\
@@ -172,6 +186,15 @@ def test_math_functions_and_nan_propagating_maximum():
 
 def test_pad_and_concat_never_read_outside_and_floor_negative_offsets():
     _compare(_graph(SHIFTED))
+
+
+def test_cross_entropy_and_one_hot_scatter_looped_over_long_rows(small_blocks):
+    """Rows of 37 > 32 loop: the recomputed shifted logits and the fused one-hot scatter."""
+    _compare(_graph(CROSS_ENTROPY), [torch.randn(6, 37), targets()])
+    graph = _graph(ONE_HOT)
+    _compare(graph, [targets(), torch.randn(6, 1), torch.randn(6, 37)])
+    with pytest.raises(IndexOutOfRange, match="out of range"):
+        generate_code(graph)([targets(out_of_range=True), torch.randn(6, 1), torch.randn(6, 37)])
 
 
 def test_embedding_lookup_out_of_range_raises_instead_of_reading_outside():
