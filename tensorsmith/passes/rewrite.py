@@ -1,7 +1,7 @@
 """Shared machinery of rewriting passes: substitute values, and run rules to a fixed point.
 
 A rule looks at one node and returns None (no match), an existing node that computes the same value,
-or a new node (built with `new_node`) to insert in its place. Replaced nodes are left for DCE.
+or a new node (built with `new_node`, possibly on other new nodes) to insert in its place. Replaced nodes are left for DCE.
 Replacements are applied in one walk per round (each node's operands looked up as it is reached),
 so a pass stays linear in the graph's size.
 """
@@ -32,6 +32,17 @@ def substitute_outputs(graph: Graph, mapping: dict[Node, Node]) -> None:
 Rule = Callable[[Node], "Node | None"]
 
 
+def _insert_before_last(node: Node, result: list[Node], present: set[Node]) -> None:
+    """Put `node`, and the new nodes it is built on, right before the node it replaces (the last
+    one of `result`), operands first."""
+    if node in present:
+        return
+    for operand in node.inputs:
+        _insert_before_last(operand, result, present)
+    result.insert(len(result) - 1, node)
+    present.add(node)
+
+
 def apply_rules(graph: Graph, rules: list[Rule], max_rounds: int = 10) -> bool:
     """Apply `rules` to every node, in order, until nothing changes."""
     changed_any = False
@@ -49,9 +60,7 @@ def apply_rules(graph: Graph, rules: list[Rule], max_rounds: int = 10) -> bool:
                     continue
                 if replacement.type != node.type:
                     raise AssertionError(f"rule {rule.__name__} changed the type of {node}")
-                if replacement not in present:
-                    result.insert(len(result) - 1, replacement)  # right before the node it replaces
-                    present.add(replacement)
+                _insert_before_last(replacement, result, present)
                 mapping[node] = replacement
                 break
         substitute_outputs(graph, mapping)
