@@ -2,10 +2,12 @@
 process that installs nothing:
 
 1. parity: forward (out, lse) and backward (dq, dk, dv) against float64 attention computed with plain
-   torch ops and autograd, relative Frobenius errors, over causal / bool padding mask / float bias,
-   head dims 32 to 256, float32 with TF32 off and on, bfloat16 and float16;
+   torch ops and autograd, relative Frobenius errors, over causal / bool padding mask / float bias /
+   causal and sliding-window bool masks, head dims 32 to 256, float32 with TF32 off and on, bfloat16
+   and float16;
 2. timings (triton.testing.do_bench, median ms) at B=8, H=12, L=1024, D=64, causal, in float32 with
-   TF32 on and in bfloat16: ours forward and forward+backward vs scaled_dot_product_attention with the
+   TF32 on and in bfloat16: ours forward and forward+backward (also with causality given as a
+   broadcast bool mask, as nanoGPT writes it) vs scaled_dot_product_attention with the
    memory-efficient kernel (and the flash kernel for bfloat16) vs the math version (matmul +
    masked_fill + softmax + matmul). TFLOP/s counts the causal half only: forward 2 * 2 * B*H*L*L*D / 2,
    backward 2.5 times that (five matmuls to the forward's two).
@@ -72,6 +74,10 @@ def _mask(kind: str | None, B, H, Lq, Lk, dev):
         lengths = torch.randint(Lk // 2, Lk + 1, (B,), device=dev)
         keep = torch.arange(Lk, device=dev)[None, :] < lengths[:, None]
         return keep[:, None, None, :].expand(B, H, Lq, Lk)
+    if kind in ("tril", "window"):  # causal written as a mask (nanoGPT's buffer), stride 0 over B, H
+        i, j = torch.arange(Lq, device=dev)[:, None], torch.arange(Lk, device=dev)[None, :]
+        keep = (j <= i) & ((j > i - 64) if kind == "window" else True)
+        return keep[None, None].expand(B, H, Lq, Lk)
     if kind == "bias":  # ALiBi-like, broadcast over the batch
         slopes = 2.0 ** -torch.arange(1, H + 1, device=dev, dtype=torch.float32)
         dist = (torch.arange(Lk, device=dev)[None, :] - torch.arange(Lq, device=dev)[:, None]).abs()
@@ -92,6 +98,10 @@ CASES = [
     ("bf16 D96 bias causal", (2, 4, 300, 300, 96), True, "bias", torch.bfloat16, False),
     ("bf16 D256 causal", (1, 2, 200, 200, 256), True, None, torch.bfloat16, False),
     ("f16 D64 bool pad", (2, 4, 300, 300, 64), True, "bool", torch.float16, False),
+    ("f32 D64 tril mask", (2, 4, 300, 300, 64), False, "tril", torch.float32, True),
+    ("f32 D64 window mask", (2, 4, 333, 333, 64), False, "window", torch.float32, False),
+    ("bf16 D64 tril mask", (2, 4, 300, 300, 64), False, "tril", torch.bfloat16, False),
+    ("f16 D128 window mask", (2, 4, 333, 333, 128), False, "window", torch.float16, False),
 ]
 QUICK_CASES = [0, 1, 3, 6, 7]
 
@@ -145,16 +155,21 @@ def _sdpa(backend):
 
 
 def _time(fn, q, k, v, grad, causal, scale) -> tuple[float, float]:
-    """Median ms of the forward and of forward + backward; fn None: ours, called directly."""
+    """Median ms of the forward and of forward + backward; fn None or a mask kind: ours, called
+    directly (with that mask, causal off)."""
     import triton.testing
 
-    if fn is None:
+    if fn is None or isinstance(fn, str):
+        B, H, L, _ = q.shape
+        mask = _mask(fn, B, H, L, L, q.device) if fn else None
+        causal = causal and mask is None
+
         def fwd():
-            return flash_triton.forward(q, k, v, None, causal, scale)
+            return flash_triton.forward(q, k, v, mask, causal, scale)
 
         def fwd_bwd():
-            out, lse = flash_triton.forward(q, k, v, None, causal, scale)
-            return flash_triton.backward(grad, q, k, v, out, lse, None, causal, scale)
+            out, lse = flash_triton.forward(q, k, v, mask, causal, scale)
+            return flash_triton.backward(grad, q, k, v, out, lse, mask, causal, scale)
         leaves = None
     else:
         leaves = [t.detach().requires_grad_() for t in (q, k, v)]
@@ -184,7 +199,8 @@ def timings(quick: bool) -> None:
     print(f"{'dtype':<10}{'implementation':<26}{'fwd ms':>9}{'TFLOP/s':>9}{'fwd+bwd ms':>12}{'TFLOP/s':>9}")
     dev = torch.device("cuda")
     for dtype, label in ((torch.float32, "f32 tf32"), (torch.bfloat16, "bf16")):
-        impls = [("ours (Triton)", None), ("sdpa efficient", _sdpa(SDPBackend.EFFICIENT_ATTENTION))]
+        impls = [("ours (Triton)", None), ("ours, tril as a mask", "tril"),
+                 ("sdpa efficient", _sdpa(SDPBackend.EFFICIENT_ATTENTION))]
         if dtype == torch.bfloat16:
             impls.append(("sdpa flash", _sdpa(SDPBackend.FLASH_ATTENTION)))
         impls.append(("math (matmul+softmax)", _math_attention))
