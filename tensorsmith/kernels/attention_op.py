@@ -47,6 +47,16 @@ def _full_mask(mask: Tensor | None, q: Tensor, k: Tensor) -> Tensor | None:
     return mask.expand(*q.shape[:-1], k.shape[-2])
 
 
+def precompile(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, is_causal: bool) -> None:
+    """Compile, without running anything, the kernels a call with inputs like these (fake tensors
+    do) would launch, forward and backward, where the kernel module can (Triton: at graph compile
+    time in the background, instead of at the first step on the calling thread)."""
+    mask = _full_mask(mask, q, k)
+    module = kernels_for(q, k, v, mask)
+    if module is not None and hasattr(module, "precompile"):
+        module.precompile(q, k, v, mask, is_causal)
+
+
 def _run(q, k, v, mask):
     return kernels_for(q, k, v, mask) or attention_reference
 

@@ -7,14 +7,17 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import torch
-from torch._subclasses.fake_tensor import unset_fake_temporarily
+from torch._subclasses.fake_tensor import FakeTensorMode, unset_fake_temporarily
 
 from .. import config
 from ..codegen.exprs import half_kernels
-from ..codegen.schedule import KernelStep
+from ..codegen.schedule import KernelStep, LibraryStep
 from ..codegen.triton.build import interpreting, load_module
 from ..codegen.triton.emit import emit_kernel, emit_module
 from ..frontend.report import GraphRecord
+from ..ir.aten import from_attr
+from ..ir.interpret import Interpreter
+from ..kernels import attention_op
 from ..log import log
 from ..passes import split_reduction
 from ..passes.fuse import schedule
@@ -54,6 +57,34 @@ def _precompile(module, kernels, plan, device: str) -> list[Future]:
     return futures
 
 
+_ATTENTION = "tensorsmith.attention.default"
+
+
+def _precompile_attention(plan, device: str) -> list[Future]:
+    """Compile the kernels of the graph's attention library steps (forward and backward) in the
+    background too: Triton would compile them at their first launch, on the calling thread, a few
+    seconds for GPT-2's four. Fake tensors with the steps' shapes, strides and device stand in."""
+    if interpreting() or config.compile_threads <= 0 or not str(device).startswith("cuda"):
+        return []
+    futures = []
+    for step in plan.steps:
+        if isinstance(step, LibraryStep) and step.node.op == "fallback" and \
+                step.node.attrs["target"] == _ATTENTION:
+            q, k, v, mask, is_causal, _ = _fake_arguments(plan, step, device)
+            futures.append(_COMPILES.submit(attention_op.precompile, q, k, v, mask, is_causal))
+    return futures
+
+
+def _fake_arguments(plan, step: LibraryStep, device: str) -> list:
+    """The call arguments of a library step, its tensors fake (shapes, strides, device only)."""
+    with unset_fake_temporarily(), FakeTensorMode():
+        views = step.views or [[]] * len(step.inputs)
+        inputs = [Interpreter().apply_views(torch.empty(plan.buffers[b].type.shape, device=device,
+                                                        dtype=plan.buffers[b].type.dtype.torch_dtype), chain)
+                  for b, chain in zip(step.inputs, views)]
+        return from_attr(step.node.attrs["args"], inputs, lambda dtype: dtype.torch_dtype)
+
+
 def generate_triton_code(graph, record=None) -> TritonGraph:
     """Compile `graph` to Triton kernels and library calls; stats go to `record`."""
     record = record or GraphRecord(graph.name, graph.name)
@@ -71,7 +102,7 @@ def generate_triton_code(graph, record=None) -> TritonGraph:
     device = graph_device(graph)
     with unset_fake_temporarily():  # the arena and constants are real memory
         compiled = TritonGraph(plan, kernels, module, record, device,
-                               _precompile(module, kernels, plan, device))
+                               _precompile(module, kernels, plan, device) + _precompile_attention(plan, device))
     record.kernels = len(kernels)
     record.library_calls = len(plan.steps) - len(kernels)
     record.peak_bytes = compiled.plan.peak_bytes
