@@ -13,6 +13,9 @@
 // Softmax is online (running max and sum per row); exp is a vectorised range reduction + polynomial.
 // Causal tiles above the diagonal are skipped; on diagonal tiles the microkernel calls stop at the
 // last 16-column vector (or the last key / first query) that a row group can see.
+// A mask is first summarized per tile (MaskTiles): tiles it hides entirely are skipped, which is
+// exact (they add zero probability), and it is applied only on tiles it does not leave wholly
+// visible, so a causal mask costs about what is_causal does.
 
 #include <algorithm>
 #include <cmath>
@@ -324,6 +327,82 @@ struct Shape {
         nqb((sz[2] + BQ - 1) / BQ), nkb((sz[3] + BK - 1) / BK), Lqp(nqb * BQ), Lkp(nkb * BK) {}
 };
 
+// What the mask does to one (query block, key block) tile: hides every score, leaves every score
+// as it is (bool all true, float all exactly 0), or anything else.
+enum TileState : uint8_t { EMPTY, PARTIAL, FULL };
+enum : uint8_t { SEEN = 1, DIRTY = 2 };  // a score survives / a score is changed
+
+// SEEN | DIRTY bits of n consecutive mask entries (a float NaN counts as neither -inf nor 0).
+inline uint8_t mask_bits(const Mask& m, long base, long n) {
+  int alive = 0, same = 0;
+  if (m.kind == 1) {
+    const uint8_t* p = (const uint8_t*)m.ptr + base;
+    if (m.sj == 1) {
+#pragma omp simd reduction(+ : alive)
+      for (long j = 0; j < n; ++j) alive += p[j] != 0;
+    } else {
+      for (long j = 0; j < n; ++j) alive += p[j * m.sj] != 0;
+    }
+    same = alive;
+  } else {
+    const float* p = (const float*)m.ptr + base;
+    if (m.sj == 1) {
+#pragma omp simd reduction(+ : alive, same)
+      for (long j = 0; j < n; ++j) { alive += p[j] != NEG_INF; same += p[j] == 0.0f; }
+    } else {
+      for (long j = 0; j < n; ++j) {
+        alive += p[j * m.sj] != NEG_INF;
+        same += p[j * m.sj] == 0.0f;
+      }
+    }
+  }
+  return (alive > 0 ? SEEN : 0) | (same < n ? DIRTY : 0);
+}
+
+// The TileState of every tile, for each distinct (batch, head) of the mask. A dimension the mask
+// broadcasts (stride 0) has extent 1 and table stride 0 here, so it is summarized once.
+struct MaskTiles {
+  uint8_t* t = nullptr;  // null: no mask, every tile FULL
+  long nb = 1, nh = 1, nq = 1, nk = 1, rows = 0;  // rows: (batch, head, query block)s to fill
+  long tb = 0, th = 0, tq = 0, tk = 0;
+
+  bool init(const Mask& m, const Shape& s) {
+    if (m.kind == 0 || s.nqb == 0 || s.nkb == 0) return true;  // (no tile to look at)
+    nb = m.sb ? s.B : 1; nh = m.sh ? s.H : 1; nq = m.si ? s.nqb : 1; nk = m.sj ? s.nkb : 1;
+    tk = nk > 1; tq = nq > 1 ? nk : 0; th = nh > 1 ? nq * nk : 0; tb = nb > 1 ? nh * nq * nk : 0;
+    rows = nb * nh * nq;
+    t = (uint8_t*)std::malloc(rows * nk);
+    return t != nullptr;
+  }
+  ~MaskTiles() { std::free(t); }
+
+  TileState at(long b, long h, long qb, long kb) const {
+    return t ? (TileState)t[b * tb + h * th + qb * tq + kb * tk] : FULL;
+  }
+
+  // Fills the key blocks of row e of the table. Reads the mask rows of the query block in order,
+  // each once (streaming; per tile it would jump a row length every 64 entries), skipping key
+  // blocks already known PARTIAL.
+  void fill(long e, const Mask& m, const Shape& s) {
+    const long qb = e % nq, h = e / nq % nh, b = e / (nq * nh);
+    const long i0 = qb * BQ, i1 = m.si ? std::min(s.Lq, i0 + BQ) : 1;
+    uint8_t* bits = t + e * nk;
+    std::memset(bits, 0, nk);
+    for (long i = i0, open = nk; i < i1 && open; ++i) {
+      const long base = b * m.sb + h * m.sh + i * m.si;
+      open = 0;
+      for (long kb = 0; kb < nk; ++kb) {
+        if (bits[kb] == (SEEN | DIRTY)) continue;
+        const long j0 = kb * BK, n = m.sj ? std::min(s.Lk, j0 + BK) - j0 : 1;
+        bits[kb] |= mask_bits(m, base + j0 * m.sj, n);
+        open += bits[kb] != (SEEN | DIRTY);
+      }
+    }
+    for (long kb = 0; kb < nk; ++kb)
+      bits[kb] = !(bits[kb] & SEEN) ? EMPTY : (bits[kb] & DIRTY) ? PARTIAL : FULL;
+  }
+};
+
 // Key side of one (batch, head), packed once per thread and reused while the k/v data are the same
 // (the expanded heads of grouped-query attention share them).
 struct KeySide {
@@ -404,12 +483,17 @@ extern "C" int ts_flash_fwd(float* out, float* lse, const float* q, const float*
   const Shape s(sz);
   const int64_t *qs = sz + 5, *ks = sz + 9, *vs = sz + 13, *ms = sz + 17;
   const Mask m{mask, (long)ms[0], (long)ms[1], (long)ms[2], (long)ms[3], mask_kind};
+  MaskTiles tiles;
+  if (!tiles.init(m, s)) return 1;
   const long items = s.B * s.H * s.nqb;
   const int threads = std::max(1, nthreads);
   const long chunk = s.B * s.H >= 4 * threads ? std::max(1L, s.nqb) : 1;
+  const bool last_first = causal || mask_kind;  // (a causal mask also makes later blocks longer)
   int failed = 0;
 #pragma omp parallel num_threads(threads) reduction(| : failed)
   {
+#pragma omp for schedule(static)
+    for (long e = 0; e < tiles.rows; ++e) tiles.fill(e, m, s);
     KeySide ks_side;
     float* Q = alloc(BQ * s.Dp);
     float* S = alloc(BQ * BK);
@@ -421,22 +505,24 @@ extern "C" int ts_flash_fwd(float* out, float* lse, const float* q, const float*
 #pragma omp for schedule(dynamic, chunk)
     for (long it = 0; it < items; ++it) {
       if (failed) continue;
-      const long bh = it / s.nqb, qb = causal ? s.nqb - 1 - it % s.nqb : it % s.nqb;
+      const long bh = it / s.nqb, qb = last_first ? s.nqb - 1 - it % s.nqb : it % s.nqb;
       const long b = bh / s.H, h = bh % s.H;
       ks_side.pack(s, k + b * ks[0] + h * ks[1], v + b * vs[0] + h * vs[1], ks, vs, false);
       const long i0 = qb * BQ, nq = std::min<long>(BQ, s.Lq - i0);
       pack_rows(Q, q + b * qs[0] + h * qs[1] + i0 * qs[2], nq, s.D, s.Dp, qs[2], qs[3], scale);
-      if (s.nkb == 0) std::memset(O, 0, sizeof(float) * BQ * s.Dp);
       for (int i = 0; i < BQ; ++i) { mrow[i] = mnew[i] = NEG_INF; lrow[i] = rsum[i] = 0.0f; }
       const long kb_end = causal ? std::min(s.nkb, (i0 + nq - 1) / BK + 1) : s.nkb;
+      bool first = true;  // no tile visited yet: O is set, not rescaled and added to
       for (long kb = 0; kb < kb_end; ++kb) {
+        const TileState tile = tiles.at(b, h, qb, kb);
+        if (tile == EMPTY) continue;
         const long j0 = kb * BK, nk = std::min<long>(BK, s.Lk - j0), nkp = round_up(nk, VL);
         const long off = diag_off(causal, i0, j0, nk);
         gemm<SET, N_END>(nq, nkp, s.Dp, Q, s.Dp, 1, ks_side.KT + kb * s.Dp * BK, BK, S, BK, off);
         const bool full = nkp == BK;
         for (long i = 0; i < nq; ++i) {
           float* srow = S + i * BK;
-          apply_mask(srow, nk, m, b, h, i0 + i, j0);
+          if (tile == PARTIAL) apply_mask(srow, nk, m, b, h, i0 + i, j0);
           const int lim = row_limit(causal, i0, i, j0, nk);
           if (full)
             online_row<BK / VL>(srow, BK / VL, lim, mrow[i], mnew[i], rsum[i]);
@@ -450,12 +536,14 @@ extern "C" int ts_flash_fwd(float* out, float* lse, const float* q, const float*
           vstore(lrow + i, vload(lrow + i) * alpha + vload(rsum + i));
           vstore(mrow + i, mn);
         }
-        if (kb == 0)
+        if (first)
           gemm<SET, K_END>(nq, s.Dp, nk, S, BK, 1, ks_side.V + j0 * s.Dp, s.Dp, O, s.Dp, off);
         else
           gemm<SCALE_ADD, K_END>(nq, s.Dp, nk, S, BK, 1, ks_side.V + j0 * s.Dp, s.Dp, O, s.Dp, off,
                                  arow);
+        first = false;
       }
+      if (first) std::memset(O, 0, sizeof(float) * BQ * s.Dp);  // no key seen: out 0, lse -inf
       float* orow = out + (bh * s.Lq + i0) * s.D;
       float* lrow_out = lse + bh * s.Lq + i0;
       for (long i = 0; i < nq; ++i) {
@@ -508,9 +596,9 @@ struct QuerySide {
 };
 
 // P = exp(s - lse) and dS = P (dP - delta) of the tile (query block at i0, key block kb) into P and
-// dS (BQ x BK each).
-void tile_p_ds(const Shape& s, const QuerySide& qd, const KeySide& kd, const Mask& m, bool causal,
-               long b, long h, long i0, long nq, long kb, float* P, float* dS) {
+// dS (BQ x BK each). The mask is applied only when `masked` (the tile is PARTIAL).
+void tile_p_ds(const Shape& s, const QuerySide& qd, const KeySide& kd, const Mask& m, bool masked,
+               bool causal, long b, long h, long i0, long nq, long kb, float* P, float* dS) {
   const long j0 = kb * BK, nk = std::min<long>(BK, s.Lk - j0), nkp = round_up(nk, VL);
   const long off = diag_off(causal, i0, j0, nk);
   gemm<SET, N_END>(nq, nkp, s.Dp, qd.Q + i0 * s.Dp, s.Dp, 1, kd.KT + kb * s.Dp * BK, BK, P, BK, off);
@@ -519,7 +607,7 @@ void tile_p_ds(const Shape& s, const QuerySide& qd, const KeySide& kd, const Mas
   for (long i = 0; i < nq; ++i) {
     float* prow = P + i * BK;
     float* drow = dS + i * BK;
-    apply_mask(prow, nk, m, b, h, i0 + i, j0);
+    if (masked) apply_mask(prow, nk, m, b, h, i0 + i, j0);
     const vf lim = splat((float)row_limit(causal, i0, i, j0, nk));
     const float l = qd.lse[i0 + i], dl = qd.delta[i0 + i];
     for (long t = 0; t < nkp; t += VL) {
@@ -547,9 +635,14 @@ extern "C" int ts_flash_bwd(float* dq, float* dk, float* dv, const float* go, co
   const int64_t *gs = sz + 5, *qs = sz + 9, *ks = sz + 13, *vs = sz + 17, *ms = sz + 21;
   const Mask m{mask, (long)ms[0], (long)ms[1], (long)ms[2], (long)ms[3], mask_kind};
   const long BH = s.B * s.H;
+  MaskTiles tiles;
+  if (!tiles.init(m, s)) return 1;
+  const bool last_first = causal || mask_kind;
   int failed = 0;
 #pragma omp parallel num_threads(std::max(1, nthreads)) reduction(| : failed)
   {
+#pragma omp for schedule(static)
+    for (long e = 0; e < tiles.rows; ++e) tiles.fill(e, m, s);
     QuerySide qd;
     KeySide kd;
     float* P = alloc(BQ * BK);
@@ -570,9 +663,11 @@ extern "C" int ts_flash_bwd(float* dq, float* dk, float* dv, const float* go, co
         std::memset(dK, 0, sizeof(float) * BK * s.Dp);
         std::memset(dV, 0, sizeof(float) * BK * s.Dp);
         for (long qb = causal ? j0 / BQ : 0; qb < s.nqb; ++qb) {
+          const TileState tile = tiles.at(b, h, qb, kb);
+          if (tile == EMPTY) continue;  // P = dS = 0: adds nothing (keys nobody sees get 0)
           const long i0 = qb * BQ, nq = std::min<long>(BQ, s.Lq - i0);
           const long off = diag_off(causal, i0, j0, nk);
-          tile_p_ds(s, qd, kd, m, causal, b, h, i0, nq, kb, P, dS);
+          tile_p_ds(s, qd, kd, m, tile == PARTIAL, causal, b, h, i0, nq, kb, P, dS);
           gemm<ADD, K_BEG>(nk, s.Dp, nq, P, 1, BK, qd.dO + i0 * s.Dp, s.Dp, dV, s.Dp, off);
           gemm<ADD, K_BEG>(nk, s.Dp, nq, dS, 1, BK, qd.Q + i0 * s.Dp, s.Dp, dK, s.Dp, off);
           if (fused)
@@ -607,7 +702,7 @@ extern "C" int ts_flash_bwd(float* dq, float* dk, float* dv, const float* go, co
 #pragma omp for schedule(dynamic, 1)
       for (long it = 0; it < BH * s.nqb; ++it) {
         if (failed) continue;
-        const long bh = it / s.nqb, qb = causal ? s.nqb - 1 - it % s.nqb : it % s.nqb;
+        const long bh = it / s.nqb, qb = last_first ? s.nqb - 1 - it % s.nqb : it % s.nqb;
         const long b = bh / s.H, h = bh % s.H;
         qd.pack(s, bh, q, qs, go, gs, out, lse, scale);
         kd.pack(s, k + b * ks[0] + h * ks[1], v + b * vs[0] + h * vs[1], ks, vs, true);
@@ -615,8 +710,10 @@ extern "C" int ts_flash_bwd(float* dq, float* dk, float* dv, const float* go, co
         std::memset(dQ, 0, sizeof(float) * BQ * s.Dp);
         const long kb_end = causal ? std::min(s.nkb, (i0 + nq - 1) / BK + 1) : s.nkb;
         for (long kb = 0; kb < kb_end; ++kb) {
+          const TileState tile = tiles.at(b, h, qb, kb);
+          if (tile == EMPTY) continue;
           const long j0 = kb * BK, nk = std::min<long>(BK, s.Lk - j0);
-          tile_p_ds(s, qd, kd, m, causal, b, h, i0, nq, kb, P, dS);
+          tile_p_ds(s, qd, kd, m, tile == PARTIAL, causal, b, h, i0, nq, kb, P, dS);
           gemm<ADD, K_END>(nq, s.Dp, nk, dS, BK, 1, kd.K + j0 * s.Dp, s.Dp, dQ, s.Dp,
                             diag_off(causal, i0, j0, nk));
         }

@@ -1,6 +1,7 @@
 """Flash attention for float32 on the CPU: a tiled C++ kernel (flash_attention.cpp, OpenMP over
 (batch*head, block), online softmax, no L x L matrix), built once per process through the compile
-cache and called with ctypes. The contract is the one in kernels/__init__.py.
+cache and called with ctypes. The contract is the one in kernels/__init__.py. A mask is summarized
+per 64 x 64 tile first, so tiles it hides are skipped: a causal mask costs about what is_causal does.
 """
 from __future__ import annotations
 

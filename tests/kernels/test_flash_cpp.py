@@ -189,6 +189,100 @@ def test_all_keys_masked_for_a_batch():
         assert torch.equal(g[1], torch.zeros_like(g[1]))
 
 
+# Masks and the kernel's per-tile mask summary (64 x 64 tiles): tiles the mask hides entirely are
+# skipped, tiles it leaves wholly visible are not masked, the rest are masked row by row.
+
+def tril(Lq, Lk):
+    """(1, 1, Lq, Lk) bool: query i sees keys j <= i (top-left aligned, as is_causal)."""
+    return torch.ones(Lq, Lk, dtype=torch.bool).tril()[None, None]
+
+
+def as_kind(keep, kind):
+    """The bool mask `keep`, or the same as an additive float mask (0 where kept, -inf elsewhere)."""
+    return keep if kind == "bool" else torch.zeros(keep.shape).masked_fill(~keep, float("-inf"))
+
+
+@pytest.mark.parametrize("kind", ["bool", "float"])
+@pytest.mark.parametrize("is_causal", [False, True])
+@pytest.mark.parametrize("Lq, Lk", [(130, 130), (45, 19), (19, 45), (64, 150)])
+def test_causal_mask_broadcast(Lq, Lk, is_causal, kind, backward_mode):
+    """nanoGPT's masked_fill(bias[:, :, :T, :T] == 0, -inf): one (1, 1, L, L) tril, stride 0 over
+    batch and heads. 130 x 130 has empty, full and partial tiles, and a short last block."""
+    B, H, D = 2, 3, 32
+    mask = as_kind(tril(Lq, Lk), kind).expand(B, H, Lq, Lk)
+    assert mask.stride()[:2] == (0, 0)
+    check(rand(B, H, Lq, D), rand(B, H, Lk, D), rand(B, H, Lk, D), mask, is_causal)
+
+
+@pytest.mark.parametrize("lo, hi", [(-39, 0), (0, 39), (-1000, -10)])
+@pytest.mark.parametrize("Lq, Lk", [(200, 200), (45, 19), (19, 45)])
+def test_band_masks(lo, hi, Lq, Lk, backward_mode):
+    """Query i sees keys j with lo <= j - i <= hi: a sliding window, a look-ahead window, a causal
+    mask lagged by 10 (the first queries see nothing). At 200: empty tiles on both sides of the
+    band, and tiles whose first row is all visible or all hidden while later rows are not."""
+    B, H, D = 1, 2, 32
+    i, j = torch.arange(Lq)[:, None], torch.arange(Lk)[None, :]
+    keep = (j - i >= lo) & (j - i <= hi)
+    check(rand(B, H, Lq, D), rand(B, H, Lk, D), rand(B, H, Lk, D), keep.expand(B, H, Lq, Lk))
+
+
+def test_key_padding_mask_expanded(backward_mode):
+    """(B, 1, 1, Lk) padding: lengths on a block boundary (64) and 0 (a batch that sees nothing)."""
+    B, H, Lq, Lk, D = 3, 2, 70, 150, 32
+    keep = torch.arange(Lk)[None, :] < torch.tensor([150, 64, 0])[:, None]
+    mask = keep[:, None, None, :].expand(B, H, Lq, Lk)
+    (out, lse, dq, dk, dv), _ = check(rand(B, H, Lq, D), rand(B, H, Lk, D), rand(B, H, Lk, D), mask)
+    assert torch.equal(out[2], torch.zeros_like(out[2])) and torch.isneginf(lse[2]).all()
+    for g in (dq[2], dk[2], dv[2], dk[1, :, 64:], dv[1, :, 64:]):
+        assert torch.equal(g, torch.zeros_like(g))
+
+
+@pytest.mark.parametrize("kind", ["bool", "float"])
+def test_masked_out_query_and_key_blocks(kind, backward_mode):
+    """Whole query blocks that see no key and key blocks that no query sees: out 0, lse -inf and
+    zero gradients there, as when they were computed."""
+    B, H, Lq, Lk, D = 1, 2, 200, 150, 32
+    keep = torch.rand(Lq, Lk) > 0.3
+    keep[:64, :64] = True               # a full tile
+    keep[64:128] = False                # a query block that sees nothing
+    keep[190:] = False                  # and the tail of the last one
+    keep[:, 64:128] = False             # a key block nobody sees
+    keep[:, 140:] = False               # and the tail of the last one
+    mask = as_kind(keep, kind)[None, None].expand(B, H, Lq, Lk)
+    (out, lse, dq, dk, dv), _ = check(rand(B, H, Lq, D), rand(B, H, Lk, D), rand(B, H, Lk, D), mask)
+    dead, unseen = ~keep.any(1), ~keep.any(0)
+    assert torch.equal(out[:, :, dead], torch.zeros_like(out[:, :, dead]))
+    assert torch.isneginf(lse[:, :, dead]).all() and torch.isfinite(lse[:, :, ~dead]).all()
+    for g in (dq[:, :, dead], dk[:, :, unseen], dv[:, :, unseen]):
+        assert torch.equal(g, torch.zeros_like(g))
+
+
+@pytest.mark.parametrize("kind", ["bool", "float"])
+def test_all_visible_mask_equals_no_mask(kind, backward_mode):
+    """A mask that hides nothing (all True; all exactly 0.0) gives the no-mask result bit for bit."""
+    B, H, Lq, Lk, D = 2, 2, 100, 130, 32
+    q, k, v, grad_out = rand(B, H, Lq, D), rand(B, H, Lk, D), rand(B, H, Lk, D), rand(B, H, Lq, D)
+    mask = as_kind(torch.ones(B, H, Lq, Lk, dtype=torch.bool), kind)
+    results = []
+    for m in (mask, None):
+        out, lse = flash_cpp.forward(q, k, v, m, False, 0.125)
+        results.append((out, lse, *flash_cpp.backward(grad_out, q, k, v, out, lse, m, False, 0.125)))
+    for name, a, b in zip(("out", "lse", "dq", "dk", "dv"), *results):
+        assert torch.equal(a, b), name
+
+
+def test_masks_two_threads(backward_mode):
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        B, H, L, D = 2, 3, 150, 32
+        i, j = torch.arange(L)[:, None], torch.arange(L)[None, :]
+        for keep in (tril(L, L), ((j <= i) & (j > i - 40))[None, None]):
+            check(rand(B, H, L, D), rand(B, H, L, D), rand(B, H, L, D), keep.expand(B, H, L, L))
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("is_causal", [False, True])
 def test_gqa_expanded_kv(is_causal, backward_mode):
     B, H, L, D = 2, 4, 37, 64
