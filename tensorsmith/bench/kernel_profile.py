@@ -62,8 +62,8 @@ def print_kernel_profile(step, label: str, top: int = 20) -> dict[str, float]:
     ours = [e for e in events if e.key in moved]
     if ours:
         seconds = sum(e.device_time_total for e in ours) / 1e6
-        print(f"   generated kernels move at most {sum(moved[e.key] * e.count for e in ours) / seconds / 1e9:.0f} GB/s "
-              "over the buffers they touch")
+        touched = sum(moved[e.key] * e.count for e in ours)
+        print(f"   generated kernels move at most {touched / seconds / 1e9:.0f} GB/s over the buffers they touch")
     for e in events[:top]:
         avg_us = e.device_time_total / max(e.count, 1)
         gbs = f"{moved[e.key] / (avg_us * 1e3):7.0f} GB/s" if e.key in moved else ""

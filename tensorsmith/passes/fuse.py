@@ -4,9 +4,10 @@ Pointwise ops and views are inlined into their consumers (views become index map
 materialized in a buffer when it is a graph output, feeds a library call (matmul, convolution,
 fallback ...), is a reduction, or is computed (not just viewed) and used more than once — so no
 kernel recomputes work another kernel already did — unless it is a few exact ops over one large
-buffer, which each consumer redoes more cheaply than a store and reload. Each materialized value then joins the most
-recent kernel whose loops fit it (same row domain: softmax's max, sum and normalize run as three
-stages over one row), provided everything it reads is ready there; else it starts a new kernel.
+buffer, which each consumer redoes more cheaply than a store and reload. Each materialized value
+then joins the most recent kernel whose loops fit it (same row domain: softmax's max, sum and
+normalize run as three stages over one row), provided everything it reads is ready there; else it
+starts a new kernel.
 Stores nobody outside the kernel reads are dropped at the end.
 """
 from __future__ import annotations

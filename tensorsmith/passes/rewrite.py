@@ -1,8 +1,8 @@
 """Shared machinery of rewriting passes: substitute values, and run rules to a fixed point.
 
 A rule looks at one node and returns None (no match), an existing node that computes the same value,
-or a new node (built with `new_node`, possibly on other new nodes) to insert in its place. Replaced nodes are left for DCE.
-Replacements are applied in one walk per round (each node's operands looked up as it is reached),
+or a new node (built with `new_node`, possibly on other new nodes) to insert in its place. Replaced
+nodes are left for DCE. Replacements are applied in one walk per round (each node's operands looked up as it is reached),
 so a pass stays linear in the graph's size.
 """
 from __future__ import annotations

@@ -123,8 +123,8 @@ class TritonGraph:
                 self._run = lambda *ts: Interpreter().run(graph, list(ts))
                 return self._run(*tensors)
             self._verified = True
-            log(1, f"{self.record.graph_id}: first call waited {waited * 1e3:.0f} ms for kernels compiling in "
-                   f"the background, then ran in {(time.perf_counter() - began - waited) * 1e3:.0f} ms")
+            log(1, f"{self.record.graph_id}: first call waited {waited * 1e3:.0f} ms for kernels compiling "
+                   f"in the background, then ran in {(time.perf_counter() - began - waited) * 1e3:.0f} ms")
             self.cuda_graph = cuda_graphs.attach(self, tensors)
             return result
 

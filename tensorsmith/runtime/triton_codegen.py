@@ -101,8 +101,8 @@ def generate_triton_code(graph, record=None) -> TritonGraph:
     module, record.cache_hit = load_module(source)
     device = graph_device(graph)
     with unset_fake_temporarily():  # the arena and constants are real memory
-        compiled = TritonGraph(plan, kernels, module, record, device,
-                               _precompile(module, kernels, plan, device) + _precompile_attention(plan, device))
+        compiling = _precompile(module, kernels, plan, device) + _precompile_attention(plan, device)
+        compiled = TritonGraph(plan, kernels, module, record, device, compiling)
     record.kernels = len(kernels)
     record.library_calls = len(plan.steps) - len(kernels)
     record.peak_bytes = compiled.plan.peak_bytes
