@@ -4,9 +4,14 @@ on the CPU under TRITON_INTERPRET=1, which is how the tests run it).
 Forward: one program per (query block, batch * head) walks the key blocks with an online softmax in
 float32 (running max m, running sum l, accumulator rescaled when m grows), so the Lq x Lk scores are
 never in memory; scores are kept in log2 units (log2(e) folded into the scale) so that each
-exponential is one exp2. Causal attention visits only the key blocks at or left of the diagonal and
-applies the elementwise j <= i test on the diagonal blocks alone. The backward is in
-flash_triton_backward.py.
+exponential is one exp2. Each program visits only the key blocks [lo, hi) that some of its queries
+may see, and of those the run [full_lo, full_hi) that all of them see in full without any masking
+(`_tile_bounds`): computed from the block indices when attention is causal without a mask, read from
+a pre-pass over the mask otherwise (tile_ranges.py), so that a causal mask handed over as a tensor
+costs what is_causal does. The backward is in flash_triton_backward.py.
+
+Every launch is built as data (`Launch`) by one function per direction, which also picks the
+configs, so that `precompile` compiles exactly what a later call launches.
 
 @triton.jit reads TRITON_INTERPRET when it decorates, and tests set it after this module is imported:
 the kernels come from `kernel_module`, which loads a second copy of the file for the other mode.
@@ -19,12 +24,15 @@ import importlib
 import importlib.util
 import os
 import sys
+from typing import Any, NamedTuple
 
 import torch
 import triton
 import triton.language as tl
 from triton import knobs
 from triton.runtime.errors import OutOfResources
+
+from .tile_ranges import Job, Ranges, prepass
 
 _INTERPRETED = knobs.runtime.interpret  # how this copy's kernels were decorated
 _DTYPES = (torch.float32, torch.bfloat16, torch.float16)
@@ -106,9 +114,43 @@ def _attend_block(acc, m_i, l_i, q, K, V, M, start_n, offs_m, offs_d, skn, skd, 
 
 
 @triton.jit
-def _forward_kernel(Q, K, V, M, O, LSE,
+def _tile_bounds(R, b, h, srb, srh, block, L_inner, RANGES: tl.constexpr, CAUSAL: tl.constexpr,
+                 QUERIES_OUTER: tl.constexpr, BLOCK_OUTER: tl.constexpr, BLOCK_INNER: tl.constexpr):
+    """[lo, full_lo, full_hi, hi), in inner blocks, for outer block `block` (a query block when
+    QUERIES_OUTER, else a key block): blocks outside [lo, hi) are all masked, those in
+    [full_lo, full_hi) need no masking at all. From the mask's pre-pass when RANGES, else from the
+    causal diagonal, else everything."""
+    n = (L_inner + BLOCK_INNER - 1) // BLOCK_INNER
+    if RANGES:
+        at = R + b * srb + h * srh + block * 4
+        lo = tl.load(at)
+        full_lo = tl.load(at + 1)
+        full_hi = tl.load(at + 2)
+        hi = tl.load(at + 3)
+    elif CAUSAL:  # query i sees key j <= i
+        start = block * BLOCK_OUTER
+        if QUERIES_OUTER:  # key blocks up to the last query; in full, those up to the first
+            lo = 0
+            full_lo = 0
+            hi = tl.minimum((start + BLOCK_OUTER + BLOCK_INNER - 1) // BLOCK_INNER, n)
+            full_hi = tl.minimum((start + 1) // BLOCK_INNER, hi)
+        else:  # query blocks from the first key on; in full, those from the last key on
+            hi = n
+            full_hi = n
+            lo = tl.minimum(start // BLOCK_INNER, n)
+            full_lo = tl.minimum((start + BLOCK_OUTER + BLOCK_INNER - 2) // BLOCK_INNER, n)
+    else:
+        lo = 0
+        full_lo = 0
+        full_hi = n
+        hi = n
+    return lo, full_lo, full_hi, hi
+
+
+@triton.jit
+def _forward_kernel(Q, K, V, M, R, O, LSE,
                     sqb, sqh, sqm, sqd, skb, skh, skn, skd, svb, svh, svn, svd,
-                    smb, smh, smm, smn, sob, soh, som,
+                    smb, smh, smm, smn, srb, srh, sob, soh, som,
                     H, Lq, Lk, D, qk_scale,
                     MASK_KIND: tl.constexpr, CAUSAL: tl.constexpr, EVEN_N: tl.constexpr,
                     PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
@@ -127,20 +169,24 @@ def _forward_kernel(Q, K, V, M, O, LSE,
     acc = tl.full([BLOCK_M, BLOCK_D], 0.0, dtype=tl.float32)
     m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
     l_i = tl.full([BLOCK_M], 0.0, dtype=tl.float32)
-    # Key blocks wholly visible to every query of the block (all of them unless causal; BLOCK_M is
-    # a multiple of BLOCK_N, so the causal ones end where this query block starts).
-    hi = Lk
-    if CAUSAL:
-        hi = tl.minimum(start_m, Lk)
-    for start_n in range(0, hi, BLOCK_N):
-        acc, m_i, l_i = _attend_block(acc, m_i, l_i, q, K, V, M, start_n, offs_m, offs_d, skn, skd,
-                                      svn, svd, smm, smn, Lq, Lk, D, qk_scale, MASK_KIND, False,
-                                      EVEN_N, PRECISION, BLOCK_N)
-    if CAUSAL:  # the diagonal blocks; those right of them are skipped
-        for start_n in range(start_m, tl.minimum(start_m + BLOCK_M, Lk), BLOCK_N):
+    lo, full_lo, full_hi, hi = _tile_bounds(R, b, h, srb, srh, tl.program_id(0), Lk, MASK_KIND != 0,
+                                            CAUSAL, True, BLOCK_M, BLOCK_N)
+    # Three runs of key blocks in order (so the sums are as without skipping): masked, in full
+    # (no mask load, no causal test), masked. Blocks outside [lo, hi) would add nothing.
+    if MASK_KIND != 0 or CAUSAL:
+        for start_n in range(lo * BLOCK_N, full_lo * BLOCK_N, BLOCK_N):
             acc, m_i, l_i = _attend_block(acc, m_i, l_i, q, K, V, M, start_n, offs_m, offs_d, skn,
                                           skd, svn, svd, smm, smn, Lq, Lk, D, qk_scale, MASK_KIND,
-                                          True, EVEN_N, PRECISION, BLOCK_N)
+                                          CAUSAL, EVEN_N, PRECISION, BLOCK_N)
+    for start_n in range(full_lo * BLOCK_N, full_hi * BLOCK_N, BLOCK_N):
+        acc, m_i, l_i = _attend_block(acc, m_i, l_i, q, K, V, M, start_n, offs_m, offs_d, skn, skd,
+                                      svn, svd, smm, smn, Lq, Lk, D, qk_scale, 0, False, EVEN_N,
+                                      PRECISION, BLOCK_N)
+    if MASK_KIND != 0 or CAUSAL:
+        for start_n in range(full_hi * BLOCK_N, hi * BLOCK_N, BLOCK_N):
+            acc, m_i, l_i = _attend_block(acc, m_i, l_i, q, K, V, M, start_n, offs_m, offs_d, skn,
+                                          skd, svn, svd, smm, smn, Lq, Lk, D, qk_scale, MASK_KIND,
+                                          CAUSAL, EVEN_N, PRECISION, BLOCK_N)
     empty = l_i == 0.0  # every key masked: out 0, lse -inf
     l_safe = tl.where(empty, 1.0, l_i)
     out = acc / l_safe[:, None]
@@ -225,8 +271,10 @@ def precision(dtype: torch.dtype) -> str:
     return "tf32"  # ignored for 16-bit inputs; the target's default
 
 
-def device_guard(t: torch.Tensor):
-    return torch.cuda.device(t.device) if t.device.type == "cuda" else contextlib.nullcontext()
+def device_guard(t: torch.Tensor | torch.device):
+    """The tensor's (or the device's) CUDA device made current, where Triton compiles and launches."""
+    device = t.device if isinstance(t, torch.Tensor) else t
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
 
 
 def mask_args(mask: torch.Tensor | None, q: torch.Tensor):
@@ -243,8 +291,9 @@ def _forward_configs(block_d: int, itemsize: int) -> list[tuple[int, int, int, i
     k/v tiles are pipelined num_stages deep: shared memory is roughly
     (BLOCK_M + 2 * num_stages * BLOCK_N) * D * itemsize, to keep well under the H100's 227 KiB
     (Triton also stages layout conversions there). Smaller fallbacks follow in case a GPU has less;
-    BLOCK_M must be a multiple of BLOCK_N (causal loop bounds). The interpreter gets small tiles:
-    its cost is per operation, and small tiles exercise the loops at test-sized lengths."""
+    block sizes are multiples of 16 (the mask pre-pass's tiles, tile_ranges.FINE). The interpreter
+    gets small tiles: its cost is per operation, and small tiles exercise the loops at test-sized
+    lengths."""
     if interpreting():
         return [(32, 16, 4, 1)]
     if block_d <= 64:
@@ -256,46 +305,106 @@ def _forward_configs(block_d: int, itemsize: int) -> list[tuple[int, int, int, i
     return first + [(64, 32, 4, 1), (32, 16, 4, 1), (16, 16, 4, 1)]
 
 
+class _Pointer:
+    """What Triton's warmup reads of a meta tensor argument: its dtype, and an address with the
+    alignment the real tensor will have (allocations are 16-byte aligned, plus its storage offset)."""
+
+    def __init__(self, t: torch.Tensor):
+        self.dtype = t.dtype
+        self.address = t.storage_offset() * t.element_size()
+
+    def data_ptr(self) -> int:
+        return self.address
+
+
+class Launch(NamedTuple):
+    """One kernel launch as data, so that running it and compiling it ahead read the same arguments."""
+    kernel: Any  # a @triton.jit function
+    grid: tuple
+    args: tuple  # tensors (real, or meta when only compiled) and scalars
+    options: dict  # constexprs, num_warps, num_stages
+
+    def run(self) -> None:
+        self.kernel[self.grid](*self.args, **self.options)
+
+    def compile(self) -> None:
+        """Compile without launching, then build and load the launcher and the GPU module, as the
+        first launch would; raises OutOfResources where the kernel does not fit the GPU."""
+        args = [_Pointer(a) if isinstance(a, torch.Tensor) and a.is_meta else a for a in self.args]
+        compiled = self.kernel.warmup(*args, grid=self.grid, **self.options)
+        load = getattr(compiled, "_init_handles", None)
+        if load is not None:
+            load()
+
+
 _FIRST_FIT: dict = {}
 
 
-def launch(kernel, grid, args: tuple, constexprs, configs, key) -> None:
-    """kernel[grid(bm, bn)](*args, **constexprs(bm, bn)) with the first config that fits the GPU (a
-    config past its shared memory raises OutOfResources at launch, before anything ran). The fit is
-    remembered per key."""
-    start = _FIRST_FIT.get(key, 0)
-    for i in range(start, len(configs)):
-        bm, bn, warps, stages = configs[i]
-        try:
-            kernel[grid(bm, bn)](*args, **constexprs(bm, bn), BLOCK_M=bm, BLOCK_N=bn, num_warps=warps,
-                                 num_stages=stages)
-        except OutOfResources:
-            if i == len(configs) - 1:
-                raise
-            continue
-        _FIRST_FIT[key] = i
-        return
+def first_fit(key, configs: list, probe):
+    """The first of `configs` whose kernel (the Launch probe(config)) fits the GPU, remembered per
+    key: one past its shared memory raises OutOfResources when compiled and loaded, before any
+    launch. Several threads may race to fill in a key; they write the same index."""
+    if interpreting():
+        return configs[0]
+    if key not in _FIRST_FIT:
+        for i, config in enumerate(configs):
+            try:
+                probe(config).compile()
+            except OutOfResources:
+                if i == len(configs) - 1:
+                    raise
+                continue
+            _FIRST_FIT[key] = i
+            break
+    return configs[_FIRST_FIT[key]]
 
 
-def forward(q, k, v, mask, is_causal: bool, scale: float):
-    """(out, lse) of the contract: out in q's dtype, contiguous; lse float32 (B, H, Lq)."""
+def mask_ranges(m, m_strides, mask_kind: int, is_causal: bool, B, H, Lq, Lk, jobs: list[Job]):
+    """([Launch] of the mask's pre-pass, [Ranges] per job) for the kernels' loop bounds (see
+    tile_ranges.py); without a mask no pre-pass, and the kernels bound their loops by the causal
+    diagonal alone (the Ranges then point anywhere and are never read)."""
+    if mask_kind == 0:
+        return [], [Ranges(m, 0, 0)] * len(jobs)
+    specs, ranges = prepass(kernel_module("tensorsmith.kernels.tile_ranges", interpreting()), m,
+                            m_strides, mask_kind, is_causal, B, H, Lq, Lk, jobs)
+    return [Launch(*spec) for spec in specs], ranges
+
+
+def _forward_plan(q, k, v, mask, is_causal: bool, scale: float):
+    """(out, lse, [Launch]) of the forward, for real tensors or meta ones (then only compiled): the
+    one place that picks its config and arguments, for `forward` and `precompile` alike."""
     B, H, Lq, D = q.shape
     Lk = k.shape[2]
     out = torch.empty((B, H, Lq, D), dtype=q.dtype, device=q.device)
     lse = torch.empty((B, H, Lq), dtype=torch.float32, device=q.device)
     if out.numel() == 0:
-        return out, lse
+        return out, lse, []
     kernels = kernel_module(__name__, interpreting())
     m, m_strides, mask_kind = mask_args(mask, q)
     block_d = head_block(D)
+    constexprs = {"MASK_KIND": mask_kind, "CAUSAL": bool(is_causal), "PRECISION": precision(q.dtype),
+                  "BLOCK_D": block_d}
+
+    def plan(config):
+        bm, bn, warps, stages = config
+        pre, (r,) = mask_ranges(m, m_strides, mask_kind, is_causal, B, H, Lq, Lk, [Job(True, bm, bn)])
+        args = (q, k, v, m, r.tensor, out, lse, *q.stride(), *k.stride(), *v.stride(), *m_strides,
+                r.batch_stride, r.head_stride, *out.stride()[:3], H, Lq, Lk, D, scale * LOG2E)
+        return pre + [Launch(kernels._forward_kernel, (triton.cdiv(Lq, bm), B * H), args,
+                             {**constexprs, "EVEN_N": Lk % bn == 0, "BLOCK_M": bm, "BLOCK_N": bn,
+                              "num_warps": warps, "num_stages": stages})]
+
     configs = _forward_configs(block_d, q.element_size())
-    args = (q, k, v, m, out, lse, *q.stride(), *k.stride(), *v.stride(), *m_strides,
-            *out.stride()[:3], H, Lq, Lk, D, scale * LOG2E)
+    key = ("forward", block_d, q.dtype, mask_kind, bool(is_causal))
+    return out, lse, plan(first_fit(key, configs, lambda c: plan(c)[-1]))
+
+
+def forward(q, k, v, mask, is_causal: bool, scale: float):
+    """(out, lse) of the contract: out in q's dtype, contiguous; lse float32 (B, H, Lq)."""
     with device_guard(q):
-        launch(kernels._forward_kernel, lambda bm, bn: (triton.cdiv(Lq, bm), B * H), args,
-               lambda bm, bn: {"MASK_KIND": mask_kind, "CAUSAL": bool(is_causal), "EVEN_N": Lk % bn == 0,
-                                 "PRECISION": precision(q.dtype), "BLOCK_D": block_d},
-               configs, ("forward", block_d, q.dtype))
+        out, lse, launches = _forward_plan(q, k, v, mask, is_causal, scale)
+        for launch in launches:
+            launch.run()
     return out, lse
 
 
@@ -304,3 +413,50 @@ def backward(grad_out, q, k, v, out, lse, mask, is_causal: bool, scale: float):
     from . import flash_triton_backward
 
     return flash_triton_backward.backward(grad_out, q, k, v, out, lse, mask, is_causal, scale)
+
+
+def _meta(t: torch.Tensor) -> torch.Tensor:
+    """A meta tensor with t's dtype, shape, strides and storage offset (t may be a FakeTensor)."""
+    extent = 1 + sum((n - 1) * s for n, s in zip(t.shape, t.stride())) if t.numel() else 0
+    storage = torch.empty(t.storage_offset() + extent, dtype=t.dtype, device="meta")
+    return storage.as_strided(t.shape, t.stride(), t.storage_offset())
+
+
+def planned_launches(q, k, v, mask, is_causal: bool) -> list[Launch]:
+    """The launches `forward` then `backward` will make for inputs like these, built on meta tensors
+    of the same dtype, shape, strides and storage offset (q, k, v, mask may be FakeTensors; mask as
+    the op takes it, broadcastable to (B, H, Lq, Lk)); grad_out, out and lse as contiguous as
+    `tensorsmith::attention_backward` passes them. Picking configs may compile (see first_fit)."""
+    from torch._subclasses.fake_tensor import unset_fake_temporarily
+
+    from . import flash_triton_backward
+
+    with unset_fake_temporarily():
+        q, k, v = (_meta(t) for t in (q, k, v))
+        if mask is not None:
+            mask = _meta(mask).expand(*q.shape[:-1], k.shape[-2])
+        out, lse, launches = _forward_plan(q, k, v, mask, is_causal, 1.0)
+        if out.numel() and k.shape[2]:
+            launches += flash_triton_backward.plan(torch.empty_like(out), q, k, v, out, lse, mask,
+                                                   is_causal, 1.0)[-1]
+    return launches
+
+
+def precompile(q, k, v, mask, is_causal: bool) -> None:
+    """Compile and load, without launching anything, every kernel that `forward` and `backward`
+    will launch for inputs like these (see `planned_launches`; FakeTensors do): the mask's
+    pre-passes, the forward, delta, dK/dV and dQ kernels, with the configs the calls will pick, so
+    that the first call finds them built. For a background thread: it touches only Triton's caches
+    and `_FIRST_FIT`. Compiled as torch.backends.cuda.matmul.allow_tf32 says now, for 16-byte aligned
+    allocations. Does nothing under the interpreter, for inputs the kernels do not take, or for
+    symbolic shapes (the kernels specialize on sizes and strides)."""
+    tensors = [t for t in (q, k, v, mask) if t is not None]
+    if interpreting() or not all(isinstance(n, int) for t in tensors
+                                 for n in (*t.shape, *t.stride(), t.storage_offset())):
+        return
+    if unsupported(q, k, v, None) is not None or q.device.type != "cuda" or (
+            mask is not None and (mask.dtype not in _MASK_DTYPES or mask.device != q.device)):
+        return
+    with device_guard(q.device):
+        for launch in planned_launches(q, k, v, mask, is_causal):
+            launch.compile()

@@ -6,8 +6,9 @@ writer, at the cost of recomputing the probabilities twice.
 3. one program per (query block, batch * head) walks the key blocks accumulating dQ.
 
 Both recompute p = exp(s - lse) from the saved lse, with dS = p * (dP - delta), dP = dO @ V^T, and
-skip the tiles that causal masking empties. A row whose keys were all masked (lse = -inf) takes
-lse = +inf here, so that its p, and so its gradients, are 0.
+visit only the tiles that the mask or causality leaves some element of, without the mask where they
+leave all of it (bounds from `_tile_bounds`, as the forward). A row whose keys were all masked
+(lse = -inf) takes lse = +inf here, so that its p, and so its gradients, are 0.
 """
 from __future__ import annotations
 
@@ -18,18 +19,22 @@ from triton import knobs
 
 from .flash_triton import (
     LOG2E,
+    Job,
+    Launch,
     device_guard,
+    first_fit,
     head_block,
     interpreting,
     kernel_module,
-    launch,
     mask_args,
+    mask_ranges,
     precision,
 )
 
 _INTERPRETED = knobs.runtime.interpret  # how this copy's kernels were decorated
 _forward = kernel_module("tensorsmith.kernels.flash_triton", _INTERPRETED)  # same mode as this copy
 _scores, _add, _dot = _forward._scores, _forward._add, _forward._dot
+_tile_bounds = _forward._tile_bounds
 
 
 @triton.jit
@@ -79,13 +84,13 @@ def _dkdv_block(dk, dv, kt, vt, Q, DO, LSE, DELTA, M, start_m, offs_n, offs_d, s
 
 
 @triton.jit
-def _dkdv_kernel(Q, K, V, M, DO, LSE, DELTA, DK, DV,
+def _dkdv_kernel(Q, K, V, M, R, DO, LSE, DELTA, DK, DV,
                  sqb, sqh, sqm, sqd, skb, skh, skn, skd, svb, svh, svn, svd,
-                 smb, smh, smm, smn, sdb, sdh, sdm, sdd, sgb, sgh, sgn,
+                 smb, smh, smm, smn, srb, srh, sdb, sdh, sdm, sdd, sgb, sgh, sgn,
                  H, Lq, Lk, D, qk_scale, scale,
                  MASK_KIND: tl.constexpr, CAUSAL: tl.constexpr, EVEN_N: tl.constexpr,
-                 PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-                 BLOCK_D: tl.constexpr):
+                 MASKED_STAGES: tl.constexpr, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
+                 BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
     start_n = tl.program_id(0) * BLOCK_N
     bh = tl.program_id(1)
     b = (bh // H).to(tl.int64)
@@ -104,22 +109,27 @@ def _dkdv_kernel(Q, K, V, M, DO, LSE, DELTA, DK, DV,
     DELTA += bh * Lq
     dk = tl.full([BLOCK_N, BLOCK_D], 0.0, dtype=tl.float32)
     dv = tl.full([BLOCK_N, BLOCK_D], 0.0, dtype=tl.float32)
-    if CAUSAL:
-        # Queries before start_n see none of these keys; those in the key block's own rows need the
-        # j <= i test (BLOCK_N is a multiple of BLOCK_M); those after see every key. This short loop
-        # is not software-pipelined: pipelined, Triton 3.6 on an H100 got dK wrong by 4-13% for 16-bit
-        # inputs at 2-3 stages (tensorsmith.bench.attention_gpu caught it; 1 stage is right).
-        for start_m in tl.range(start_n, tl.minimum(start_n + BLOCK_N, Lq), BLOCK_M, num_stages=1):
+    lo, full_lo, full_hi, hi = _tile_bounds(R, b, h, srb, srh, tl.program_id(0), Lq, MASK_KIND != 0,
+                                            CAUSAL, False, BLOCK_N, BLOCK_M)
+    # Query blocks in three runs: masked, in full (no mask load, no causal test), masked. The masked
+    # runs take MASKED_STAGES = 1 (not software-pipelined) for 16-bit inputs and on the causal
+    # diagonal: pipelined, Triton 3.6 on an H100 got dK wrong by 4-13% for 16-bit inputs at 2-3
+    # stages on the diagonal (tensorsmith.bench.attention_gpu caught it; 1 stage is right), and
+    # without knowing why, other masked loops of 16-bit inputs take the same care.
+    if MASK_KIND != 0 or CAUSAL:
+        for start_m in tl.range(lo * BLOCK_M, full_lo * BLOCK_M, BLOCK_M, num_stages=MASKED_STAGES):
             dk, dv = _dkdv_block(dk, dv, kt, vt, Q, DO, LSE, DELTA, M, start_m, offs_n, offs_d, sqm,
-                                 sqd, sdm, sdd, smm, smn, Lq, Lk, D, qk_scale, MASK_KIND, True,
+                                 sqd, sdm, sdd, smm, smn, Lq, Lk, D, qk_scale, MASK_KIND, CAUSAL,
                                  EVEN_N, PRECISION, BLOCK_M)
-        lo = start_n + BLOCK_N
-    else:
-        lo = 0
-    for start_m in range(lo, Lq, BLOCK_M):
+    for start_m in range(full_lo * BLOCK_M, full_hi * BLOCK_M, BLOCK_M):
         dk, dv = _dkdv_block(dk, dv, kt, vt, Q, DO, LSE, DELTA, M, start_m, offs_n, offs_d, sqm, sqd,
-                             sdm, sdd, smm, smn, Lq, Lk, D, qk_scale, MASK_KIND, False, EVEN_N,
-                             PRECISION, BLOCK_M)
+                             sdm, sdd, smm, smn, Lq, Lk, D, qk_scale, 0, False, EVEN_N, PRECISION,
+                             BLOCK_M)
+    if MASK_KIND != 0 or CAUSAL:
+        for start_m in tl.range(full_hi * BLOCK_M, hi * BLOCK_M, BLOCK_M, num_stages=MASKED_STAGES):
+            dk, dv = _dkdv_block(dk, dv, kt, vt, Q, DO, LSE, DELTA, M, start_m, offs_n, offs_d, sqm,
+                                 sqd, sdm, sdd, smm, smn, Lq, Lk, D, qk_scale, MASK_KIND, CAUSAL,
+                                 EVEN_N, PRECISION, BLOCK_M)
     inside = (offs_n[:, None] < Lk) & (offs_d[None, :] < D)
     rows = b * sgb + h * sgh + offs_n[:, None] * sgn + offs_d[None, :]
     tl.store(DK + rows, (dk * scale).to(DK.dtype.element_ty), mask=inside)
@@ -144,9 +154,9 @@ def _dq_block(dq, q, do, lse, delta, K, V, M, start_n, offs_m, offs_d, skn, skd,
 
 
 @triton.jit
-def _dq_kernel(Q, K, V, M, DO, LSE, DELTA, DQ,
+def _dq_kernel(Q, K, V, M, R, DO, LSE, DELTA, DQ,
                sqb, sqh, sqm, sqd, skb, skh, skn, skd, svb, svh, svn, svd,
-               smb, smh, smm, smn, sdb, sdh, sdm, sdd, sgb, sgh, sgm,
+               smb, smh, smm, smn, srb, srh, sdb, sdh, sdm, sdd, sgb, sgh, sgm,
                H, Lq, Lk, D, qk_scale, scale,
                MASK_KIND: tl.constexpr, CAUSAL: tl.constexpr, EVEN_N: tl.constexpr,
                PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
@@ -163,16 +173,21 @@ def _dq_kernel(Q, K, V, M, DO, LSE, DELTA, DQ,
     V += b * svb + h * svh
     M += b * smb + h * smh
     dq = tl.full([BLOCK_M, BLOCK_D], 0.0, dtype=tl.float32)
-    hi = Lk
-    if CAUSAL:  # as the forward: whole blocks left of the diagonal, then the diagonal ones
-        hi = tl.minimum(start_m, Lk)
-    for start_n in range(0, hi, BLOCK_N):
-        dq = _dq_block(dq, q, do, lse, delta, K, V, M, start_n, offs_m, offs_d, skn, skd, svn, svd,
-                       smm, smn, Lq, Lk, D, qk_scale, MASK_KIND, False, EVEN_N, PRECISION, BLOCK_N)
-    if CAUSAL:
-        for start_n in range(start_m, tl.minimum(start_m + BLOCK_M, Lk), BLOCK_N):
+    lo, full_lo, full_hi, hi = _tile_bounds(R, b, h, srb, srh, tl.program_id(0), Lk, MASK_KIND != 0,
+                                            CAUSAL, True, BLOCK_M, BLOCK_N)
+    # as the forward: masked, in full, masked
+    if MASK_KIND != 0 or CAUSAL:
+        for start_n in range(lo * BLOCK_N, full_lo * BLOCK_N, BLOCK_N):
             dq = _dq_block(dq, q, do, lse, delta, K, V, M, start_n, offs_m, offs_d, skn, skd, svn,
-                           svd, smm, smn, Lq, Lk, D, qk_scale, MASK_KIND, True, EVEN_N, PRECISION,
+                           svd, smm, smn, Lq, Lk, D, qk_scale, MASK_KIND, CAUSAL, EVEN_N, PRECISION,
+                           BLOCK_N)
+    for start_n in range(full_lo * BLOCK_N, full_hi * BLOCK_N, BLOCK_N):
+        dq = _dq_block(dq, q, do, lse, delta, K, V, M, start_n, offs_m, offs_d, skn, skd, svn, svd,
+                       smm, smn, Lq, Lk, D, qk_scale, 0, False, EVEN_N, PRECISION, BLOCK_N)
+    if MASK_KIND != 0 or CAUSAL:
+        for start_n in range(full_hi * BLOCK_N, hi * BLOCK_N, BLOCK_N):
+            dq = _dq_block(dq, q, do, lse, delta, K, V, M, start_n, offs_m, offs_d, skn, skd, svn,
+                           svd, smm, smn, Lq, Lk, D, qk_scale, MASK_KIND, CAUSAL, EVEN_N, PRECISION,
                            BLOCK_N)
     tl.store(DQ + b * sgb + h * sgh + offs_m[:, None] * sgm + offs_d[None, :],
              (dq * scale).to(DQ.dtype.element_ty), mask=(offs_m[:, None] < Lq) & (offs_d[None, :] < D))
@@ -197,39 +212,69 @@ def _configs(block_d: int, itemsize: int, queries_outer: bool) -> list[tuple[int
     return [(r, s, w, st) if queries_outer else (s, r, w, st) for r, s, w, st in pairs]
 
 
-def backward(grad_out, q, k, v, out, lse, mask, is_causal: bool, scale: float):
-    """(dq, dk, dv), each contiguous in its input's dtype; dk and dv per (B, H) even where k and v
-    are expanded views (their autograd sums over the expansion)."""
+def plan(grad_out, q, k, v, out, lse, mask, is_causal: bool, scale: float):
+    """(dq, dk, dv, [Launch]) of the backward (Lq, Lk and B * H positive), for real tensors or meta
+    ones (then only compiled): the one place that picks its configs and arguments, for `backward`
+    and flash_triton.precompile alike."""
     B, H, Lq, D = q.shape
     Lk = k.shape[2]
     dq = torch.empty((B, H, Lq, D), dtype=q.dtype, device=q.device)
     dk = torch.empty((B, H, Lk, D), dtype=k.dtype, device=q.device)
     dv = torch.empty((B, H, Lk, D), dtype=v.dtype, device=q.device)
-    if Lq == 0 or Lk == 0 or B * H == 0:
-        return dq.zero_(), dk.zero_(), dv.zero_()
     kernels = kernel_module(__name__, interpreting())
     m, m_strides, mask_kind = mask_args(mask, q)
     block_d = head_block(D)
-    prec = precision(q.dtype)
     lse = lse.contiguous()
     delta = torch.empty((B, H, Lq), dtype=torch.float32, device=q.device)
-    common = (*q.stride(), *k.stride(), *v.stride(), *m_strides, *grad_out.stride())
+    block = 16 if interpreting() else 64
+    delta_launch = Launch(kernels._delta_kernel, (triton.cdiv(Lq, block), B * H),
+                          (out, grad_out, delta, *out.stride(), *grad_out.stride(), H, Lq, D),
+                          {"BLOCK_M": block, "BLOCK_D": block_d})
+    common = (*q.stride(), *k.stride(), *v.stride(), *m_strides)
+    constexprs = {"MASK_KIND": mask_kind, "CAUSAL": bool(is_causal), "PRECISION": precision(q.dtype),
+                  "BLOCK_D": block_d}
+
+    def dkdv(config, r):
+        bm, bn, warps, stages = config
+        masked_stages = 1 if q.element_size() == 2 or is_causal else stages
+        args = (q, k, v, m, r.tensor, grad_out, lse, delta, dk, dv, *common, r.batch_stride,
+                r.head_stride, *grad_out.stride(), *dk.stride()[:3], H, Lq, Lk, D, scale * LOG2E, scale)
+        return Launch(kernels._dkdv_kernel, (triton.cdiv(Lk, bn), B * H), args,
+                      {**constexprs, "EVEN_N": Lk % bn == 0, "MASKED_STAGES": masked_stages,
+                       "BLOCK_M": bm, "BLOCK_N": bn, "num_warps": warps, "num_stages": stages})
+
+    def dq_(config, r):
+        bm, bn, warps, stages = config
+        args = (q, k, v, m, r.tensor, grad_out, lse, delta, dq, *common, r.batch_stride,
+                r.head_stride, *grad_out.stride(), *dq.stride()[:3], H, Lq, Lk, D, scale * LOG2E, scale)
+        return Launch(kernels._dq_kernel, (triton.cdiv(Lq, bm), B * H), args,
+                      {**constexprs, "EVEN_N": Lk % bn == 0, "BLOCK_M": bm, "BLOCK_N": bn,
+                       "num_warps": warps, "num_stages": stages})
+
+    def ranges(kv_config, q_config):  # one pre-pass for both kernels
+        jobs = [Job(False, kv_config[1], kv_config[0]), Job(True, q_config[0], q_config[1])]
+        return mask_ranges(m, m_strides, mask_kind, is_causal, B, H, Lq, Lk, jobs)
+
+    key = (block_d, q.dtype, mask_kind, bool(is_causal))
+    kv_configs = _configs(block_d, q.element_size(), queries_outer=False)
+    q_configs = _configs(block_d, q.element_size(), queries_outer=True)
+    kv = first_fit(("dkdv", *key), kv_configs, lambda c: dkdv(c, ranges(c, q_configs[0])[1][0]))
+    qc = first_fit(("dq", *key), q_configs, lambda c: dq_(c, ranges(kv, c)[1][1]))
+    pre, (r_kv, r_q) = ranges(kv, qc)
+    return dq, dk, dv, [delta_launch, *pre, dkdv(kv, r_kv), dq_(qc, r_q)]
+
+
+def backward(grad_out, q, k, v, out, lse, mask, is_causal: bool, scale: float):
+    """(dq, dk, dv), each contiguous in its input's dtype; dk and dv per (B, H) even where k and v
+    are expanded views (their autograd sums over the expansion)."""
+    B, H, Lq, D = q.shape
+    Lk = k.shape[2]
+    if Lq == 0 or Lk == 0 or B * H == 0:
+        return (torch.zeros((B, H, Lq, D), dtype=q.dtype, device=q.device),
+                torch.zeros((B, H, Lk, D), dtype=k.dtype, device=q.device),
+                torch.zeros((B, H, Lk, D), dtype=v.dtype, device=q.device))
     with device_guard(q):
-        block = 16 if interpreting() else 64
-        kernels._delta_kernel[(triton.cdiv(Lq, block), B * H)](
-            out, grad_out, delta, *out.stride(), *grad_out.stride(), H, Lq, D, BLOCK_M=block,
-            BLOCK_D=block_d)
-
-        def constexprs(bm, bn):
-            return {"MASK_KIND": mask_kind, "CAUSAL": bool(is_causal), "EVEN_N": Lk % bn == 0,
-                    "PRECISION": prec, "BLOCK_D": block_d}
-
-        configs = _configs(block_d, q.element_size(), queries_outer=False)
-        launch(kernels._dkdv_kernel, lambda bm, bn: (triton.cdiv(Lk, bn), B * H),
-               (q, k, v, m, grad_out, lse, delta, dk, dv, *common, *dk.stride()[:3], H, Lq, Lk, D,
-                scale * LOG2E, scale), constexprs, configs, ("dkdv", block_d, q.dtype))
-        configs = _configs(block_d, q.element_size(), queries_outer=True)
-        launch(kernels._dq_kernel, lambda bm, bn: (triton.cdiv(Lq, bm), B * H),
-               (q, k, v, m, grad_out, lse, delta, dq, *common, *dq.stride()[:3], H, Lq, Lk, D,
-                scale * LOG2E, scale), constexprs, configs, ("dq", block_d, q.dtype))
+        dq, dk, dv, launches = plan(grad_out, q, k, v, out, lse, mask, is_causal, scale)
+        for launch in launches:
+            launch.run()
     return dq, dk, dv

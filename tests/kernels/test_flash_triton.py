@@ -149,3 +149,133 @@ def test_unsupported():
     big = torch.empty(1, 1, 8, 257)
     assert "head dim" in flash_triton.unsupported(big, big, big, None)
     assert "mask dtype" in flash_triton.unsupported(q, k, v, torch.ones(1, 1, 8, 8, dtype=torch.int32))
+
+
+# ----------------------------------------------------------------------------------------------
+# masks whose tiles the kernels skip (empty) or visit without the mask (full): tile_ranges.py
+
+
+def _tril(Lq, Lk):
+    return torch.ones(Lq, Lk, dtype=torch.bool).tril()
+
+
+def _additive(keep):
+    return torch.zeros(keep.shape).masked_fill(~keep, -torch.inf)
+
+
+@pytest.mark.parametrize("Lq,Lk", [(37, 37), (45, 19), (19, 45)])
+@pytest.mark.parametrize("kind", ["bool", "float"])
+def test_tril_mask_broadcast(Lq, Lk, kind):
+    """nanoGPT's causal attention: a (1, 1, L, L) tril buffer, broadcast with stride 0."""
+    B, H = 2, 2
+    keep = _tril(Lq, Lk)
+    mask = (keep if kind == "bool" else _additive(keep))[None, None].expand(B, H, Lq, Lk)
+    assert mask.stride()[:2] == (0, 0)
+    _check(*_qkv(B, H, Lq, Lk, 32), mask)
+
+
+@pytest.mark.parametrize("Lq,Lk", [(37, 37), (45, 19), (19, 45)])
+def test_tril_mask_gives_the_bits_of_is_causal(Lq, Lk):
+    """A tril mask leaves the tiles is_causal visits, in the same order, masked where is_causal
+    tests j <= i: the same bits (and an all-visible mask those of no mask)."""
+    B, H, D = 1, 2, 32
+    q, k, v = _qkv(B, H, Lq, Lk, D)
+    grad_out = torch.randn(B, H, Lq, D)
+    scale = D ** -0.5
+    tril = _tril(Lq, Lk)[None, None].expand(B, H, Lq, Lk)
+    everything = torch.ones(1, 1, 1, 1, dtype=torch.bool).expand(B, H, Lq, Lk)
+    for mask, is_causal in ((tril, True), (everything, False)):
+        with_mask = flash_triton.forward(q, k, v, mask, False, scale)
+        without = flash_triton.forward(q, k, v, None, is_causal, scale)
+        assert all(torch.equal(a, b) for a, b in zip(with_mask, without))
+        grads = flash_triton.backward(grad_out, q, k, v, *with_mask, mask, False, scale)
+        want = flash_triton.backward(grad_out, q, k, v, *without, None, is_causal, scale)
+        assert all(torch.equal(a, b) for a, b in zip(grads, want))
+
+
+@pytest.mark.parametrize("kind,is_causal", [("bool", False), ("float", True)])
+def test_sliding_window_mask(kind, is_causal):
+    B, H, L, width = 1, 2, 70, 20
+    i, j = torch.arange(L)[:, None], torch.arange(L)[None, :]
+    keep = (j <= i) & (j > i - width)  # whole tiles left of the window are empty
+    mask = (keep if kind == "bool" else _additive(keep))[None, None].expand(B, H, L, L)
+    _check(*_qkv(B, H, L, L, 32), mask, is_causal)
+
+
+def test_key_padding_mask_skips_padded_tiles():
+    B, H, Lq, Lk = 3, 2, 23, 45
+    keep = torch.arange(Lk)[None, :] < torch.tensor([45, 5, 17])[:, None]  # (B, Lk)
+    mask = keep[:, None, None, :].expand(B, H, Lq, Lk)
+    _, _, (_, dk, dv) = _check(*_qkv(B, H, Lq, Lk, 32), mask)
+    assert (dk[1, :, 5:] == 0).all() and (dv[2, :, 17:] == 0).all()
+
+
+@pytest.mark.parametrize("kind", ["bool", "float"])
+@pytest.mark.parametrize("Lq,Lk", [(45, 19), (19, 45)])
+def test_dead_query_rows_and_unseen_keys(kind, Lq, Lk):
+    B, H = 2, 2
+    keep = torch.rand(1, H, Lq, Lk) > 0.3
+    keep[:, :, 13:32] = False  # rows no key is visible to: the query tile [16, 32) among them
+    keep[:, :, :, 16:] = False  # keys no query sees: whole key tiles
+    mask = (keep if kind == "bool" else _additive(keep)).expand(B, H, Lq, Lk)
+    out, lse, (dq, dk, dv) = _check(*_qkv(B, H, Lq, Lk, 32), mask)
+    assert (out[:, :, 13:32] == 0).all() and torch.isneginf(lse[:, :, 13:32]).all()
+    assert (dq[:, :, 13:32] == 0).all() and (dk[:, :, 16:] == 0).all() and (dv[:, :, 16:] == 0).all()
+
+
+def test_bfloat16_tril_and_window_masks():
+    B, H, L = 1, 2, 45
+    q, k, v = _qkv(B, H, L, L, 64, torch.bfloat16)
+    i, j = torch.arange(L)[:, None], torch.arange(L)[None, :]
+    _check(q, k, v, _tril(L, L)[None, None].expand(B, H, L, L), tol=BF16_TOL)
+    window = _additive((j <= i) & (j > i - 17)).to(torch.bfloat16)[None, None].expand(B, H, L, L)
+    _check(q, k, v, window, is_causal=True, tol=BF16_TOL)
+
+
+# ----------------------------------------------------------------------------------------------
+# precompile
+
+
+def _fake_cuda(*tensors):
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    mode = FakeTensorMode(allow_non_fake_inputs=True)
+    with mode:
+        return [torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device="cuda")
+                .as_strided(t.shape, t.stride(), t.storage_offset()) for t in tensors]
+
+
+def test_precompile_is_a_no_op_under_the_interpreter():
+    q, k, v = _qkv(2, 2, 19, 19, 32)
+    mask = _tril(19, 19)[None, None]
+    assert flash_triton.precompile(*_fake_cuda(q, k, v, mask), is_causal=False) is None
+    assert flash_triton.precompile(q, k, v, None, True) is None
+
+
+@pytest.mark.parametrize("mask_kind,is_causal", [(None, True), ("bool", False), ("float", True)])
+def test_planned_launches_are_the_launches(monkeypatch, mask_kind, is_causal):
+    """What precompile compiles (built from fake CUDA tensors) is what forward and backward launch:
+    the same kernels, grids, constexprs and argument types, alignments and values."""
+    B, L, H, D = 2, 37, 3, 40
+    qkv = torch.randn(B, L, 3 * H * D)  # nanoGPT's layout: views with storage offsets
+    q, k, v = (t.view(B, L, H, D).transpose(1, 2) for t in qkv.split(H * D, dim=2))
+    keep = _tril(L, L)[None, None]
+    mask = None if mask_kind is None else keep if mask_kind == "bool" else _additive(keep)
+
+    ran = []
+    run = flash_triton.Launch.run
+    monkeypatch.setattr(flash_triton.Launch, "run", lambda self: (ran.append(self), run(self)))
+    full = None if mask is None else mask.expand(B, H, L, L)
+    out, lse = flash_triton.forward(q, k, v, full, is_causal, 0.1)
+    flash_triton.backward(torch.randn(out.shape), q, k, v, out, lse, full, is_causal, 0.1)
+    fakes = _fake_cuda(*(t for t in (q, k, v, mask) if t is not None))
+    planned = flash_triton.planned_launches(*fakes[:3], fakes[3] if mask is not None else None,
+                                            is_causal)
+
+    def signature(launch):  # floats (the scale) are not specialized on: the plan's is a stand-in
+        args = tuple((a.dtype, a.storage_offset() * a.element_size() % 16) if isinstance(a, torch.Tensor)
+                     else float if isinstance(a, float) else a for a in launch.args)
+        return launch.kernel, launch.grid, args, launch.options
+
+    assert len(ran) == len(planned) == (4 if mask is None else 8)
+    assert [signature(a) for a in ran] == [signature(b) for b in planned]
