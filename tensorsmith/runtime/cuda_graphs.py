@@ -13,17 +13,20 @@ whose ATen op draws random numbers: rand*, *dropout*, bernoulli*, normal, ... , 
 dropout that is not a literal 0): a replay would repeat the captured draw; no CPU tensor argument
 (the host scalars of attention's RNG state): its value would be baked in. And, measured on the
 2nd call: not GPU-bound (launching took at least HOST_BOUND_SHARE of the GPU time the call ran):
-where the GPU hides the launches already, replay gains little and its pool costs memory.
+where the GPU hides the launches already, replay gains little and its pool costs memory; and at
+capture, copying the arguments that moved costs at most COPY_SHARE_MAX of that launch time.
 
-Calls: 1st ordinary (kernels compile, the wrapper is verified); 2nd ordinary on a side stream (the
-warm-up torch.cuda.graph asks for), then captured on that stream, after it waited for the current
-stream (torch.cuda.graph synchronizes the device as it starts), into the graph's own memory pool;
-3rd and later replayed on the current stream, so they are ordered with the caller's work as the
+Calls: 1st ordinary (kernels compile, the wrapper is verified); on CUDA a 2nd ordinary one, timed
+(launch time against GPU time, on the current stream whose memory the 1st call cached: timed on a
+fresh side stream, its first allocations made GPT-2 small look launch-bound); then one ordinary on a
+side stream (the warm-up torch.cuda.graph asks for), captured on that stream after it waited for the
+current stream (torch.cuda.graph synchronizes the device as it starts), into the graph's own memory
+pool; later calls replayed on the current stream, so they are ordered with the caller's work as the
 ordinary launches were. While another capture is under way on the current stream, calls run the
 ordinary way.
 
-Arguments. One whose address and strides were the same in the 2nd call as in the 1st (weights,
-optimizer-updated in place; saved activations that are a replayed forward's static outputs) is
+Arguments. One whose address and strides were the same in the capturing call as in the call before
+(weights, optimizer-updated in place; saved activations that are a replayed forward's static outputs) is
 captured in place: each replay first checks its address and strides are still those, else runs
 that call the ordinary way, and after two such calls in a row captures anew (at most
 MAX_CAPTURES times; then the graph stays ordinary and says why). Any other argument gets a static
@@ -82,6 +85,11 @@ COPY_OUT_BYTES = 1024
 # without (Inductor 59.4 ms, 13.6 GB); its backward's launches took 26% of its GPU time. A 4-layer,
 # 256-token model, launch-bound: 12.7 ms with graphs, 15.1 without.
 HOST_BOUND_SHARE = 0.6
+# Copying arguments into static buffers is GPU work each replay adds: refused when it would take
+# more than this share of the launch time replay saves (at COPY_BYTES_PER_MS, read + write, a
+# conservative H100 figure). GPT-2 small's backward would copy 177 saved activations, 4.7 ms a step.
+COPY_SHARE_MAX = 0.5
+COPY_BYTES_PER_MS = 2.5e9
 
 # ATen ops (the middle part of "aten.<name>.<overload>", underscores stripped) that draw random
 # numbers, besides any name with one of _RANDOM_WORDS in it.
@@ -269,14 +277,26 @@ def _no_check():
     return None
 
 
+@contextlib.contextmanager
+def _unchecked(owner):
+    """The wrapper's index check (a host read of a device flag, so a synchronization) left out
+    meanwhile: while timing launches, warming up or capturing; callers check afterwards."""
+    namespace = owner.namespace
+    check, namespace["_check"] = namespace["_check"], _no_check
+    try:
+        yield
+    finally:
+        namespace["_check"] = check
+
+
 def _layout(tensors) -> list[tuple]:
     return [(t.data_ptr(), t.stride()) for t in tensors]
 
 
 class CudaGraphRunner:
-    """`runner(tensors) -> outputs` for one TritonGraph: captures on its 2nd call (its 1st through
-    here), replays after. Counters: `replays`, `captures`, `ordinary` (calls run the ordinary way
-    since, by reason)."""
+    """`runner(tensors) -> outputs` for one TritonGraph: times its 1st call through here (on CUDA),
+    captures on the next, replays after. Counters: `replays`, `captures`, `ordinary` (calls run the
+    ordinary way since, by reason)."""
 
     def __init__(self, owner, tensors):
         self.owner = owner
@@ -290,6 +310,8 @@ class CudaGraphRunner:
         self.arena = None  # the arena tensor the capture ran over
         self.stopped: str | None = None
         self.replays = self.captures = 0
+        self.launch_ms: float | None = None  # host time of launching the call, measured on CUDA
+        self.measured = owner.device.type != "cuda"  # off CUDA there is nothing to time
         self.misplaced = 0  # calls in a row whose in-place arguments moved
         self.ordinary: Counter = Counter()
 
@@ -302,7 +324,7 @@ class CudaGraphRunner:
         if self.stopped is not None or self._capturing_elsewhere():
             return owner._run(*tensors)
         if self.graph is None:
-            return self._capture(tensors)
+            return self._capture(tensors) if self.measured else self._measure(tensors)
         for i, pointer, stride in self.in_place:
             t = tensors[i]
             if t.data_ptr() != pointer or t.stride() != stride:
@@ -368,36 +390,57 @@ class CudaGraphRunner:
         self.graph = self.cuda_graph = self.outputs = self.arena = None
         self.in_place, self.copied, self.argument_outputs = [], [], {}
 
+    def _measure(self, tensors):
+        """The runner's first call, the ordinary way on the current stream (whose memory the 1st call
+        cached): the time launching took, against the GPU time; a GPU-bound graph stops here."""
+        owner = self.owner
+        self.last = _layout(tensors)
+        self.measured = True
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        with self._device(), _unchecked(owner):
+            start.record()
+            began = time.perf_counter()
+            result = owner._run(*tensors)
+            self.launch_ms = (time.perf_counter() - began) * 1e3
+            end.record()
+        if owner.checks:
+            owner._check_flags()
+        end.synchronize()
+        share = self.launch_ms / max(start.elapsed_time(end), 1e-3)
+        if share < HOST_BOUND_SHARE:
+            self._stop(f"GPU-bound: launching took {share:.0%} of the GPU time (replay would save "
+                       f"little and keep its outputs' memory)")
+        return result
+
     def _capture(self, tensors):
         """This call ordinary on the side stream (its result returned), then the capture."""
         owner = self.owner
         layout = _layout(tensors)
         self.misplaced = 0
         with self._device():
-            result, launch_share = self._warm_up(tensors)
-        if launch_share is not None and launch_share < HOST_BOUND_SHARE:
-            self._stop(f"GPU-bound: launching took {launch_share:.0%} of the GPU time (replay would save "
-                       f"little and keep its outputs' memory)")
-            return result
+            result = self._warm_up(tensors)
         with torch.no_grad(), self._device():
             in_place = [i for i, (now, before) in enumerate(zip(layout, self.last)) if now == before]
             self.last = layout
+            moved = [i for i in range(len(tensors)) if i not in in_place]
+            too_costly = self._copies_cost_too_much([tensors[i] for i in moved])
+            if too_costly:
+                self._stop(too_costly)
+                return result
             static = list(tensors)
             copied = []
-            for i, t in enumerate(tensors):
-                if i not in in_place:
-                    static[i] = torch.empty_like(t).copy_(t)  # valid values, should anything read them
-                    copied.append((i, static[i]))
+            for i in moved:
+                # valid values, should anything read them
+                static[i] = torch.empty_like(tensors[i]).copy_(tensors[i])
+                copied.append((i, static[i]))
             self.captures += 1
-            namespace = owner.namespace
-            check, namespace["_check"] = namespace["_check"], _no_check
             try:
-                self.graph, outputs = self._capture_graph(static)
+                with _unchecked(owner):
+                    self.graph, outputs = self._capture_graph(static)
             except Exception as e:  # noqa: BLE001 - not capturable: the graph stays ordinary
                 self._stop(f"capture failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
                 return result
             finally:
-                namespace["_check"] = check
                 owner.flags.zero_()  # nothing the capture did may count as an index error
             params = owner.schedule.params
             self.argument_outputs = {i: params.index(name) for i, name in enumerate(owner.schedule.outputs)
@@ -417,34 +460,35 @@ class CudaGraphRunner:
                    f"{len(copied)} copied)")
         return result
 
+    def _copies_cost_too_much(self, moved: list[torch.Tensor]) -> str | None:
+        """A reason when copying these arguments each replay would cost more GPU time than a share of
+        the launch time replay saves (None off CUDA, where nothing was timed)."""
+        if self.launch_ms is None:
+            return None
+        nbytes = sum(t.numel() * t.element_size() for t in moved)
+        copy_ms = 2 * nbytes / COPY_BYTES_PER_MS
+        if copy_ms <= COPY_SHARE_MAX * self.launch_ms:
+            return None
+        return (f"copying {len(moved)} moved arguments ({nbytes / 2**20:.0f} MiB) each replay would take "
+                f"about {copy_ms:.1f} ms, against {self.launch_ms:.1f} ms of launches it saves")
+
     def _warm_up(self, tensors):
-        """(outputs, launch share): this call the ordinary way on the side stream, and the time it
-        took to launch over the GPU time it ran (index check after the timing; None off CUDA)."""
+        """This call the ordinary way on the side stream (the warm-up torch.cuda.graph asks for; index
+        check after it)."""
         owner = self.owner
         if owner.device.type != "cuda":
-            return owner._run(*tensors), None
+            return owner._run(*tensors)
         current, side = torch.cuda.current_stream(), _side_stream(owner.device)
         side.wait_stream(current)
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        namespace = owner.namespace
-        check, namespace["_check"] = namespace["_check"], _no_check
-        try:
-            with torch.cuda.stream(side):
-                start.record(side)
-                began = time.perf_counter()
-                result = owner._run(*tensors)
-                launched = time.perf_counter() - began
-                end.record(side)
-        finally:
-            namespace["_check"] = check
+        with torch.cuda.stream(side), _unchecked(owner):
+            result = owner._run(*tensors)
         current.wait_stream(side)
         for t in result:  # made on the side stream, used on the current one
             if isinstance(t, torch.Tensor) and t.is_cuda:
                 t.record_stream(current)
         if owner.checks:
-            check()
-        end.synchronize()
-        return result, launched * 1e3 / max(start.elapsed_time(end), 1e-3)
+            owner._check_flags()
+        return result
 
     def _capture_graph(self, static):
         """(replay, outputs): the wrapper over `static` captured (its index check is off meanwhile)

@@ -304,6 +304,19 @@ def test_runner_stops_after_too_many_captures(simulated, monkeypatch):
     assert runner.replays == 0
 
 
+def test_capture_is_refused_when_copying_moved_arguments_costs_more_than_launching(simulated):
+    compiled, attach = simulated(SCALE)
+    w = torch.randn(4, 3)
+    attach([torch.randn(4, 3), w])
+    runner = compiled.cuda_graph
+    runner.launch_ms = 1e-12  # as if timed on CUDA: launching took next to nothing
+    x = torch.randn(4, 3)  # moved since the call before: it would be copied at each replay
+    torch.testing.assert_close(compiled([x, w]), _expect(x, w))
+    assert runner.stopped and "copying 1 moved arguments" in runner.stopped and runner.captures == 0
+    torch.testing.assert_close(compiled([x, w]), _expect(x, w))
+    assert runner.replays == 0
+
+
 def test_index_check_runs_after_each_replay(simulated):
     from codegen_cases import EMBEDDING
 
