@@ -14,7 +14,8 @@ TRITON_INTERPRET=1 the same code runs on CPU tensors (how the tests check it wit
 
 Indices read from data (embedding ids, gather indices) are checked in the kernels: each such
 kernel owns one slot of an int32 flag tensor, and the graph raises IndexOutOfRange after its last
-step if a slot was set, which needs one synchronization per call of such a graph.
+step if a slot was set, which needs one synchronization per call of such a graph — except a
+training forward on CUDA, whose flags are read at the end of the next call (runtime/index_checks.py).
 
 Once shapes proved static (after two ordinary calls) a graph is replayed as a CUDA graph, unless it
 has random ops or host arguments or config.cuda_graphs is off (runtime/cuda_graphs.py).
@@ -37,7 +38,7 @@ from ..codegen.schedule import KernelStep, LibraryStep, Schedule
 from ..codegen.triton.emit import TritonKernel
 from ..ir.interpret import Interpreter, _constant
 from ..log import log
-from . import cuda_graphs
+from . import cuda_graphs, index_checks
 from .compiled import IndexOutOfRange, _library_call
 from .memory import MemoryPlan, plan_memory
 
@@ -99,6 +100,13 @@ class TritonGraph:
         LIVE.add(self)
 
     def __call__(self, tensors):
+        earlier = index_checks.pending(self.device)
+        result = self._call(tensors)
+        if earlier:  # read after this call's launches, so the GPU has work while the host waits
+            index_checks.resolve(self.device, earlier)
+        return result
+
+    def _call(self, tensors):
         with self.shared.lock:
             if self.arena is not self.shared.tensor:  # first call, or the arena grew since
                 self._bind_arena()
@@ -147,12 +155,20 @@ class TritonGraph:
             self.namespace[name] = raw.view(dtype).view(buffer.type.shape)
 
     def _check_flags(self):
+        if self.defers_checks:
+            index_checks.defer(self, self.flags)
+            return
         if not self.flags.any().item():
             return
-        bad = [k for k, flag in zip(self._checked, self.flags.tolist()) if flag]
+        flags = self.flags.tolist()
         self.flags.zero_()
+        self.raise_index_error(flags)
+
+    def raise_index_error(self, flags: list[int], deferred: bool = False):
+        bad = [k for k, flag in zip(self._checked, flags) if flag]
         where = "; ".join(s for k in bad for s in k.sources if s) or None
-        raise IndexOutOfRange("an index read from data is out of range",
+        when = f" (in the last call of {self.record.graph_id}, read after the next call)" if deferred else ""
+        raise IndexOutOfRange(f"an index read from data is out of range{when}",
                               f"generated {bad[0].name if bad else 'kernel'}", where)
 
     def _generate(self) -> str:
@@ -173,6 +189,8 @@ class TritonGraph:
             if dead_after.get(i):  # free library results (matmul outputs) once nothing reads them
                 lines.append(f"    del {', '.join(dead_after[i])}")
         self.checks = bool(self._checked and config.check_indices)  # the wrapper calls _check()
+        self.defers_checks = self.checks and self.device.type == "cuda" and not config.sync_index_checks \
+            and getattr(self.record, "kind", None) == "forward"
         if self.checks:
             lines.append("    _check()")
         returned = []

@@ -1,0 +1,72 @@
+"""Deferred index checks (runtime/index_checks.py): a training forward's out-of-range index is
+raised at the end of the next compiled call, naming the forward; other graphs raise in their own.
+Run on interpreted Triton graphs on the CPU, where a deferred check is read the same way without
+an event to wait for."""
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "codegen"))
+from codegen_cases import EMBEDDING  # noqa: E402
+from codegen_cases import graph as _graph  # noqa: E402
+
+import tensorsmith  # noqa: E402
+from tensorsmith.runtime import index_checks  # noqa: E402
+from tensorsmith.runtime.codegen import generate_code  # noqa: E402
+from tensorsmith.runtime.compiled import IndexOutOfRange  # noqa: E402
+from tensorsmith.runtime.cuda import TritonGraph  # noqa: E402
+
+SCALE = """\
+    graph @scale(%x: f32[4,3]@cpu) {
+      %0 = mul(%x, %x) : f32[4,3]@cpu
+      return %0
+    }
+"""
+
+
+@pytest.fixture
+def graphs(monkeypatch):
+    pytest.importorskip("triton")
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    monkeypatch.setattr(tensorsmith.config, "executor", "triton")
+    forward = generate_code(_graph(EMBEDDING))
+    later = generate_code(_graph(SCALE))
+    assert isinstance(forward, TritonGraph) and forward.checks
+    forward.defers_checks = True  # as for a training forward on CUDA
+    yield forward, later
+    index_checks._PENDING.clear()
+
+
+def test_a_deferred_check_raises_at_the_end_of_the_next_call_naming_the_forward(graphs):
+    forward, later = graphs
+    w = torch.randn(10, 4)
+    ids = torch.tensor([1, 9, 4])
+    torch.testing.assert_close(forward([w, ids])[0], w[ids] * w[ids])
+    later([torch.randn(4, 3)])  # a clean forward's deferred check passes quietly
+
+    forward([w, torch.tensor([1, 10, 4])])  # out of range: nothing raised yet
+    with pytest.raises(IndexOutOfRange, match="last call of .*read after the next call"):
+        later([torch.randn(4, 3)])
+    assert index_checks.pending(torch.device("cpu")) == 0
+    x = torch.randn(4, 3)
+    torch.testing.assert_close(later([x])[0], x * x)  # the flag was cleared: nothing left to raise
+
+
+def test_the_next_call_of_the_forward_itself_reads_its_previous_check(graphs):
+    forward, _ = graphs
+    w = torch.randn(10, 4)
+    forward([w, torch.tensor([0, 10, 2])])
+    with pytest.raises(IndexOutOfRange):
+        forward([w, torch.tensor([0, 1, 2])])
+
+
+def test_graphs_that_do_not_defer_raise_in_their_own_call(graphs):
+    forward, _ = graphs
+    forward.defers_checks = False
+    with pytest.raises(IndexOutOfRange, match="out of range"):
+        forward([torch.randn(10, 4), torch.tensor([0, 10, 2])])
+    assert index_checks.pending(torch.device("cpu")) == 0
