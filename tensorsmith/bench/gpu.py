@@ -142,10 +142,46 @@ def parity(dev) -> None:
         except Exception as e:  # noqa: BLE001 - keep going: report every case
             print(f"{name:28s} ERROR {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
             traceback.print_exc(limit=-3)
+    for check in (autocast_parity, index_check):
+        try:
+            check(dev)
+        except Exception:  # noqa: BLE001 - keep going
+            traceback.print_exc(limit=-3)
+
+
+def index_check(dev) -> None:
+    """An out-of-range token id must raise IndexOutOfRange: in a training step from loss.backward()
+    (the forward's check is read after the backward's launches: runtime/index_checks.py), before
+    the optimizer runs; in inference from the call itself."""
+    from tensorsmith.runtime.compiled import IndexOutOfRange
+
+    torch._dynamo.reset()
+    gpt = NanoGPT(TINY_GPT).to(dev)
+    run = torch.compile(gpt, backend="tensorsmith")
+    idx, targets = (t.to(dev) for t in make_batch(TINY_GPT, 2))
+    for _ in range(3):  # compiled, timed for CUDA graphs, captured
+        run(idx, targets).backward()
+    bad = idx.clone()
+    bad[0, 3] = TINY_GPT.vocab
+    where = "the forward call"
     try:
-        autocast_parity(dev)
-    except Exception:  # noqa: BLE001 - keep going
-        traceback.print_exc(limit=-3)
+        loss = run(bad, targets)
+        where = "loss.backward()"
+        loss.backward()
+        where = "not raised"
+    except IndexOutOfRange:
+        pass
+    with torch.no_grad():
+        infer = torch.compile(gpt.eval(), backend="tensorsmith")
+        infer(idx)
+        try:
+            infer(bad)
+            infer_where = "not raised"
+        except IndexOutOfRange:
+            infer_where = "the call"
+    ok = where == "loss.backward()" and infer_where == "the call"
+    print(f"{'index check (bad token id)':28s} train: raised at {where}; inference: raised at {infer_where}  "
+          f"{'ok' if ok else 'FAIL'}", flush=True)
 
 
 # -- bandwidth ----------------------------------------------------------------------------------
@@ -178,7 +214,8 @@ def _free():
 
 # Variants of tensorsmith benchmarked side by side: "tensorsmith:unfused+nographs" runs with these
 # knobs of tensorsmith.config set so.
-_VARIANTS = {"unfused": ("fuse_attention", False), "nographs": ("cuda_graphs", False)}
+_VARIANTS = {"unfused": ("fuse_attention", False), "nographs": ("cuda_graphs", False),
+             "nocheck": ("check_indices", False)}
 
 
 @contextlib.contextmanager
@@ -306,7 +343,8 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--backends", default="eager,inductor,tensorsmith",
-                        help="also variants: tensorsmith:unfused, tensorsmith:nographs, tensorsmith:unfused+nographs")
+                        help="also variants: tensorsmith:unfused, tensorsmith:nographs, tensorsmith:nocheck (no index "
+                             "check), combined with +: tensorsmith:unfused+nographs")
     parser.add_argument("--modes", default="train,infer")
     parser.add_argument("--skip-parity", action="store_true")
     parser.add_argument("--skip-bench", action="store_true")
