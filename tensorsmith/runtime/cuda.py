@@ -36,6 +36,7 @@ import torch
 from .. import config
 from ..codegen.schedule import KernelStep, LibraryStep, Schedule
 from ..codegen.triton.emit import TritonKernel
+from ..ir.types import BOOL
 from ..ir.interpret import Interpreter, _constant
 from ..log import log
 from . import cuda_graphs, index_checks
@@ -90,7 +91,8 @@ class TritonGraph:
         self.flags = torch.zeros(max(len(checked), 1), dtype=torch.int32, device=self.device)
         read_by_kernels = {b for st in schedule.steps if isinstance(st, KernelStep) for b in st.kernel.inputs}
         self.row_major_params = [p in read_by_kernels for p in schedule.params]
-        self.namespace: dict = {"torch": torch, "_check": self._check_flags}
+        self.namespace: dict = {"torch": torch, "_check": self._check_flags, "_settle": self._settle}
+        self._earlier = 0
         self.source = self._generate()
         exec(compile(self.source, f"<tensorsmith triton wrapper {schedule.graph.name}>", "exec"),  # noqa: S102
              self.namespace)
@@ -100,11 +102,18 @@ class TritonGraph:
         LIVE.add(self)
 
     def __call__(self, tensors):
-        earlier = index_checks.pending(self.device)
+        self._earlier = index_checks.pending(self.device)  # deferred checks of earlier calls
         result = self._call(tensors)
-        if earlier:  # read after this call's launches, so the GPU has work while the host waits
-            index_checks.resolve(self.device, earlier)
+        self._settle()  # after this call's launches, so the GPU has work while the host waits
         return result
+
+    def _settle(self):
+        """Read the deferred index checks of earlier calls (raising for a bad one): at the end of a
+        call, or before a library step reads index data (PyTorch's index kernels assert on the
+        device, which would poison the CUDA context, where the checked kernels only set a flag)."""
+        if self._earlier:
+            earlier, self._earlier = self._earlier, 0
+            index_checks.resolve(self.device, earlier)
 
     def _call(self, tensors):
         with self.shared.lock:
@@ -180,8 +189,12 @@ class TritonGraph:
         kernels = iter(self.kernels)
         self._checked = []
         dead_after = _library_results_dead_after(s)
+        self.settles = False  # the wrapper reads earlier calls' deferred index checks before a step
         for i, step in enumerate(s.steps):
             if isinstance(step, LibraryStep):
+                if not self.settles and any(_is_index(s.buffers[b].type) for b in step.inputs):
+                    lines.append("    _settle()")
+                    self.settles = True
                 ns[f"lib{i}"] = _library_call(step)
                 lines.append(f"    {step.output} = lib{i}({', '.join(step.inputs)})")
             else:
@@ -225,6 +238,11 @@ class TritonGraph:
             ns[flag] = self.flags
         ns[f"launch{i}"] = getattr(self.module, kernel.name)[kernel.grid]
         lines.append(f"    launch{i}({', '.join([*kernel.args, flag])}, num_warps={kernel.num_warps})")
+
+
+def _is_index(t) -> bool:
+    dtype = getattr(t, "dtype", None)
+    return dtype is not None and not dtype.is_float and dtype != BOOL
 
 
 def _library_results_dead_after(s: Schedule) -> dict[int, list[str]]:

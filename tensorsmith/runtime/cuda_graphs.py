@@ -279,14 +279,17 @@ def _no_check():
 
 @contextlib.contextmanager
 def _unchecked(owner):
-    """The wrapper's index check (a host read of a device flag, so a synchronization) left out
-    meanwhile: while timing launches, warming up or capturing; callers check afterwards."""
+    """The wrapper's index check (a host read of a device flag, so a synchronization) and its
+    reading of earlier calls' deferred checks left out meanwhile: while timing launches, warming up
+    or capturing; callers read the deferred ones before and check afterwards."""
+    owner._settle()
     namespace = owner.namespace
-    check, namespace["_check"] = namespace["_check"], _no_check
+    check, settle = namespace["_check"], namespace["_settle"]
+    namespace["_check"] = namespace["_settle"] = _no_check
     try:
         yield
     finally:
-        namespace["_check"] = check
+        namespace["_check"], namespace["_settle"] = check, settle
 
 
 def _layout(tensors) -> list[tuple]:
@@ -337,6 +340,8 @@ class CudaGraphRunner:
             return owner._run(*tensors)
         self.misplaced = 0
         with torch.no_grad(), self._device():
+            if owner.settles:  # the replay runs library steps that read index data
+                owner._settle()
             for i, buffer in self.copied:
                 buffer.copy_(tensors[i])
             self.graph()

@@ -9,7 +9,9 @@ So a training forward's flags are copied to pinned host memory behind its kernel
 at the end of the next compiled call on the device — normally its backward, by which time the GPU
 has long finished the forward, so nothing waits — after that call launched its own work. The error
 is then raised from loss.backward(), before an optimizer step could use what the bad index read
-(element 0 of the table). Inference and backward graphs, and every graph under
+(element 0 of the table). A call whose library steps read index data (the embedding gradient's
+index_add) reads the deferred checks before the first of them instead: PyTorch's index kernels
+assert on the device, and a device-side assert poisons the CUDA context for good (seen on the H100). Inference and backward graphs, and every graph under
 config.sync_index_checks, still read their flags at the end of their own call.
 """
 from __future__ import annotations

@@ -70,3 +70,27 @@ def test_graphs_that_do_not_defer_raise_in_their_own_call(graphs):
     with pytest.raises(IndexOutOfRange, match="out of range"):
         forward([torch.randn(10, 4), torch.tensor([0, 10, 2])])
     assert index_checks.pending(torch.device("cpu")) == 0
+
+
+SCATTER_ADD = """\
+    graph @embedding_grad(%g: f32[10,4]@cpu, %ids: i64[3,4]@cpu, %src: f32[3,4]@cpu) {
+      %0 = mul(%g, %g) : f32[10,4]@cpu
+      %1 = scatter_add(%0, %ids, %src) {dim=0} : f32[10,4]@cpu
+      return %1
+    }
+"""
+
+
+def test_a_library_step_reading_indices_waits_for_the_deferred_check_before_it(graphs):
+    """PyTorch's own index kernels assert on the GPU (poisoning the CUDA context), so a backward's
+    library step that reads index data runs only after the forward's deferred check was read."""
+    forward, _ = graphs
+    backward = generate_code(_graph(SCATTER_ADD))
+    assert backward.settles
+    w = torch.randn(10, 4)
+    forward([w, torch.tensor([1, 10, 4])])  # out of range: deferred
+    bad_ids = torch.full((3, 4), 10)  # would make scatter_add itself raise
+    with pytest.raises(IndexOutOfRange, match="last call of"):
+        backward([w, bad_ids, torch.randn(3, 4)])
+    g, ids, src = torch.randn(10, 4), torch.randint(0, 10, (3, 4)), torch.randn(3, 4)
+    torch.testing.assert_close(backward([g, ids, src])[0], (g * g).scatter_add(0, ids, src))
