@@ -316,6 +316,7 @@ class CudaGraphRunner:
         self.stopped: str | None = None
         self.replays = self.captures = 0
         self.launch_ms: float | None = None  # host time of launching the call, measured on CUDA
+        self.gpu_ms: float | None = None  # and the GPU time it ran
         self.measured = owner.device.type != "cuda"  # off CUDA there is nothing to time
         self.misplaced = 0  # calls in a row whose in-place arguments moved
         self.ordinary: Counter = Counter()
@@ -413,7 +414,8 @@ class CudaGraphRunner:
         if owner.checks:
             owner._check_flags()
         end.synchronize()
-        share = self.launch_ms / max(start.elapsed_time(end), 1e-3)
+        self.gpu_ms = start.elapsed_time(end)
+        share = self.launch_ms / max(self.gpu_ms, 1e-3)
         if share < HOST_BOUND_SHARE:
             self._stop(f"GPU-bound: launching took {share:.0%} of the GPU time (replay would save "
                        f"little and keep its outputs' memory)")
@@ -463,8 +465,10 @@ class CudaGraphRunner:
             self.in_place = [(i, layout[i][0], layout[i][1]) for i in in_place]
             self.copied = copied
             self.arena = owner.arena
+            timed = f"; launching took {self.launch_ms:.1f} ms, the GPU {self.gpu_ms:.1f} ms" \
+                if self.launch_ms is not None else ""
             log(1, f"{self.name}: captured as a CUDA graph ({len(in_place)} arguments in place, "
-                   f"{len(copied)} copied)")
+                   f"{len(copied)} copied{timed})")
         return result
 
     def _copies_cost_too_much(self, moved: list[torch.Tensor]) -> str | None:
