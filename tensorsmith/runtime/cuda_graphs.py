@@ -319,6 +319,7 @@ class CudaGraphRunner:
         self.gpu_ms: float | None = None  # and the GPU time it ran
         self.measured = owner.device.type != "cuda"  # off CUDA there is nothing to time
         self.misplaced = 0  # calls in a row whose in-place arguments moved
+        self.copy_refusals = 0  # captures put off because the moved arguments cost too much to copy
         self.ordinary: Counter = Counter()
 
     @property
@@ -433,8 +434,11 @@ class CudaGraphRunner:
             self.last = layout
             moved = [i for i in range(len(tensors)) if i not in in_place]
             too_costly = self._copies_cost_too_much([tensors[i] for i in moved])
-            if too_costly:
-                self._stop(too_costly)
+            if too_costly:  # addresses may settle (a forward captured meanwhile): try again later
+                self.copy_refusals += 1
+                log(2, f"{self.name}: not captured this call: {too_costly}")
+                if self.copy_refusals >= MAX_CAPTURES:
+                    self._stop(too_costly)
                 return result
             static = list(tensors)
             copied = []
@@ -466,7 +470,7 @@ class CudaGraphRunner:
             self.copied = copied
             self.arena = owner.arena
             timed = f"; launching took {self.launch_ms:.1f} ms, the GPU {self.gpu_ms:.1f} ms" \
-                if self.launch_ms is not None else ""
+                if self.launch_ms is not None and self.gpu_ms is not None else ""
             log(1, f"{self.name}: captured as a CUDA graph ({len(in_place)} arguments in place, "
                    f"{len(copied)} copied{timed})")
         return result

@@ -304,17 +304,34 @@ def test_runner_stops_after_too_many_captures(simulated, monkeypatch):
     assert runner.replays == 0
 
 
-def test_capture_is_refused_when_copying_moved_arguments_costs_more_than_launching(simulated):
+def test_capture_waits_while_copying_moved_arguments_costs_more_than_launching(simulated):
     compiled, attach = simulated(SCALE)
     w = torch.randn(4, 3)
     attach([torch.randn(4, 3), w])
     runner = compiled.cuda_graph
     runner.launch_ms = 1e-12  # as if timed on CUDA: launching took next to nothing
-    x = torch.randn(4, 3)  # moved since the call before: it would be copied at each replay
-    torch.testing.assert_close(compiled([x, w]), _expect(x, w))
+    for _ in range(cuda_graphs.MAX_CAPTURES):  # x moves every call: it would be copied at each replay
+        x = torch.randn(4, 3)
+        torch.testing.assert_close(compiled([x, w]), _expect(x, w))
     assert runner.stopped and "copying 1 moved arguments" in runner.stopped and runner.captures == 0
     torch.testing.assert_close(compiled([x, w]), _expect(x, w))
     assert runner.replays == 0
+
+
+def test_capture_put_off_for_copies_happens_once_the_addresses_settle(simulated):
+    """As the backward's saved activations settle once the forward is replayed from static outputs."""
+    compiled, attach = simulated(SCALE)
+    w = torch.randn(4, 3)
+    attach([torch.randn(4, 3), w])
+    runner = compiled.cuda_graph
+    runner.launch_ms = 1e-12
+    x = torch.randn(4, 3)
+    compiled([x, w])  # x moved since the call before: put off
+    assert runner.copy_refusals == 1 and runner.captures == 0 and runner.stopped is None
+    torch.testing.assert_close(compiled([x, w]), _expect(x, w))  # same addresses: captured in place
+    assert runner.captures == 1 and not runner.copied
+    torch.testing.assert_close(compiled([x, w]), _expect(x, w))
+    assert runner.replays == 1
 
 
 def test_index_check_runs_after_each_replay(simulated):
