@@ -9,6 +9,7 @@ bytes moved (broadcast reads count whole), set against the measured copy bandwid
 from __future__ import annotations
 
 import re
+from collections.abc import Container
 
 import torch
 
@@ -17,7 +18,7 @@ _ATTENTION = re.compile(r"^_(forward|delta|dkdv|dq)_kernel$|flash|fmha|attention
 KINDS = ("matmul", "attention", "generated", "copies", "other")
 
 
-def kernel_kind(name: str, ours: set[str]) -> str:
+def kernel_kind(name: str, ours: Container[str]) -> str:
     """The bucket of a device kernel named `name`; `ours` are tensorsmith's generated kernels."""
     if name in ours or name.startswith("triton_"):
         return "generated"
@@ -50,12 +51,12 @@ def print_kernel_profile(step, label: str, top: int = 20) -> dict[str, float]:
         torch.cuda.synchronize()
     events = [e for e in prof.key_averages() if getattr(e, "device_time_total", 0) > 0]
     events.sort(key=lambda e: -e.device_time_total)
+    kind = {e.key: kernel_kind(e.key, moved) for e in events}
     ms = dict.fromkeys(KINDS, 0.0)
     launches = dict.fromkeys(KINDS, 0)
     for e in events:
-        kind = kernel_kind(e.key, set(moved))
-        ms[kind] += e.device_time_total / 1e3
-        launches[kind] += e.count
+        ms[kind[e.key]] += e.device_time_total / 1e3
+        launches[kind[e.key]] += e.count
     ms["total"] = sum(ms[k] for k in KINDS)
     print(f"   {label}: {ms['total']:.2f} ms of device time per step: " +
           ", ".join(f"{k} {ms[k]:.2f} ms ({launches[k]}x)" for k in KINDS))
@@ -68,5 +69,5 @@ def print_kernel_profile(step, label: str, top: int = 20) -> dict[str, float]:
         avg_us = e.device_time_total / max(e.count, 1)
         gbs = f"{moved[e.key] / (avg_us * 1e3):7.0f} GB/s" if e.key in moved else ""
         print(f"   {e.device_time_total / 1e3:8.2f} ms {e.count:4d}x {avg_us:8.1f} us {gbs:>12s}  "
-              f"{kernel_kind(e.key, set(moved)):9s} {e.key[:80]}")
+              f"{kind[e.key]:9s} {e.key[:80]}")
     return ms
