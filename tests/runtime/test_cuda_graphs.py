@@ -304,12 +304,19 @@ def test_runner_stops_after_too_many_captures(simulated, monkeypatch):
     assert runner.replays == 0
 
 
-def test_capture_waits_while_copying_moved_arguments_costs_more_than_launching(simulated):
+def _runner_with_cheap_launches(simulated):
+    """SCALE compiled and attached, its runner as if timed on CUDA with launching next to free (so
+    any copy of a moved argument costs more than replay saves); returns (compiled, runner, w)."""
     compiled, attach = simulated(SCALE)
     w = torch.randn(4, 3)
     attach([torch.randn(4, 3), w])
     runner = compiled.cuda_graph
-    runner.launch_ms = 1e-12  # as if timed on CUDA: launching took next to nothing
+    runner.launch_ms = 1e-12
+    return compiled, runner, w
+
+
+def test_capture_waits_while_copying_moved_arguments_costs_more_than_launching(simulated):
+    compiled, runner, w = _runner_with_cheap_launches(simulated)
     for _ in range(cuda_graphs.MAX_CAPTURES):  # x moves every call: it would be copied at each replay
         x = torch.randn(4, 3)
         torch.testing.assert_close(compiled([x, w]), _expect(x, w))
@@ -320,11 +327,7 @@ def test_capture_waits_while_copying_moved_arguments_costs_more_than_launching(s
 
 def test_capture_put_off_for_copies_happens_once_the_addresses_settle(simulated):
     """As the backward's saved activations settle once the forward is replayed from static outputs."""
-    compiled, attach = simulated(SCALE)
-    w = torch.randn(4, 3)
-    attach([torch.randn(4, 3), w])
-    runner = compiled.cuda_graph
-    runner.launch_ms = 1e-12
+    compiled, runner, w = _runner_with_cheap_launches(simulated)
     x = torch.randn(4, 3)
     compiled([x, w])  # x moved since the call before: put off
     assert runner.copy_refusals == 1 and runner.captures == 0 and runner.stopped is None
