@@ -36,8 +36,8 @@ import torch
 from .. import config
 from ..codegen.schedule import KernelStep, LibraryStep, Schedule
 from ..codegen.triton.emit import TritonKernel
-from ..ir.types import BOOL
 from ..ir.interpret import Interpreter, _constant
+from ..ir.types import BOOL
 from ..log import log
 from . import cuda_graphs, index_checks
 from .compiled import IndexOutOfRange, _library_call

@@ -11,14 +11,14 @@ import pytest
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "codegen"))
-from codegen_cases import EMBEDDING  # noqa: E402
-from codegen_cases import graph as _graph  # noqa: E402
+from codegen_cases import EMBEDDING
+from codegen_cases import graph as _graph
 
-import tensorsmith  # noqa: E402
-from tensorsmith.runtime import index_checks  # noqa: E402
-from tensorsmith.runtime.codegen import generate_code  # noqa: E402
-from tensorsmith.runtime.compiled import IndexOutOfRange  # noqa: E402
-from tensorsmith.runtime.cuda import TritonGraph  # noqa: E402
+import tensorsmith
+from tensorsmith.runtime import index_checks
+from tensorsmith.runtime.codegen import generate_code
+from tensorsmith.runtime.compiled import IndexOutOfRange
+from tensorsmith.runtime.cuda import TritonGraph
 
 SCALE = """\
     graph @scale(%x: f32[4,3]@cpu) {
