@@ -74,16 +74,19 @@ from .. import config
 from ..codegen.triton.build import interpreting
 from ..log import log
 
-MAX_CAPTURES = 3  # captures per graph (argument addresses that keep changing): then stay ordinary
+# Captures per graph (argument addresses that keep changing), and captures put off by the copy rule
+# below: then the graph stays ordinary.
+MAX_CAPTURES = 3
 # Outputs of at most this many bytes (a loss) are handed out as copies: `loss = model(x)` in a loop
 # holds the last loss through the next call, which would otherwise run ordinary every other step.
 COPY_OUT_BYTES = 1024
-# A graph whose launches took less than this share of its GPU time in the warm-up call is not
+# A graph whose launches took less than this share of its GPU time in its timed call is not
 # captured: the GPU hides its launches already, so replay saves little, and each graph's pool keeps
 # its own peak of matmul results (pools are not shared between graphs), on top of the others'.
-# GPT-2 small training on an H100: 70.4 ms and 14.1 GB peak with graphs, 72.6 ms and 12.9 GB
-# without (Inductor 59.4 ms, 13.6 GB); its backward's launches took 26% of its GPU time. A 4-layer,
-# 256-token model, launch-bound: 12.7 ms with graphs, 15.1 without.
+# GPT-2 small training on an H100: its backward's launches took 49-55% of its GPU time; at 0.45
+# both graphs were replayed (no copies) and the step took 61.2 ms and 0.7 GB more, against 60.9 ms
+# with the backward ordinary. A 4-layer, 256-token model is launch-bound: 11.8 ms with graphs,
+# 23.1 without.
 HOST_BOUND_SHARE = 0.6
 # Copying arguments into static buffers is GPU work each replay adds: refused when it would take
 # more than this share of the launch time replay saves (at COPY_BYTES_PER_MS, read + write, a
