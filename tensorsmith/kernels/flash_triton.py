@@ -32,6 +32,7 @@ import triton.language as tl
 from triton import knobs
 from triton.runtime.errors import OutOfResources
 
+from ..codegen.triton.build import compile_and_load
 from .tile_ranges import Job, Ranges, prepass
 
 _INTERPRETED = knobs.runtime.interpret  # how this copy's kernels were decorated
@@ -331,10 +332,7 @@ class Launch(NamedTuple):
         """Compile without launching, then build and load the launcher and the GPU module, as the
         first launch would; raises OutOfResources where the kernel does not fit the GPU."""
         args = [_Pointer(a) if isinstance(a, torch.Tensor) and a.is_meta else a for a in self.args]
-        compiled = self.kernel.warmup(*args, grid=self.grid, **self.options)
-        load = getattr(compiled, "_init_handles", None)
-        if load is not None:
-            load()
+        compile_and_load(self.kernel, *args, grid=self.grid, **self.options)
 
 
 _FIRST_FIT: dict = {}

@@ -12,7 +12,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode, unset_fake_temporarily
 from .. import config
 from ..codegen.exprs import half_kernels
 from ..codegen.schedule import KernelStep, LibraryStep
-from ..codegen.triton.build import interpreting, load_module
+from ..codegen.triton.build import compile_and_load, interpreting, load_module
 from ..codegen.triton.emit import emit_kernel, emit_module
 from ..frontend.report import GraphRecord
 from ..ir.aten import from_attr
@@ -29,15 +29,10 @@ _COMPILES = ThreadPoolExecutor(max_workers=max(config.compile_threads, 1),
 
 
 def _compile_and_load(kernel, dtypes, device: str, **launch) -> None:
-    """Compile `kernel` for these argument types without launching it (Triton's warmup), then build
-    its launcher and load it on `device` — Triton otherwise does both at the first launch, on the
-    calling thread, and building a launcher runs a C compiler (a quarter second each, measured on
-    the H100 machine: GPT-2's first step spent ~4 s there)."""
+    """compile_and_load on `device`, from a background thread: building the launchers at first
+    launch instead (a quarter second each) took ~4 s of GPT-2's first step on the H100 machine."""
     with torch.cuda.device(device):
-        compiled = kernel.warmup(*dtypes, **launch)
-        load = getattr(compiled, "_init_handles", None)  # Triton 3.x; older ones load at launch
-        if load is not None:
-            load()
+        compile_and_load(kernel, *dtypes, **launch)
 
 
 def _precompile(module, kernels, plan, device: str) -> list[Future]:

@@ -18,6 +18,18 @@ def interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
+def compile_and_load(kernel, *args, **options):
+    """Compile the @triton.jit `kernel` for these arguments without launching it (Triton's warmup),
+    then build its launcher and load it on the current device, as its first launch would — Triton
+    otherwise does both there, on the calling thread, and building a launcher runs a C compiler.
+    Raises OutOfResources where the kernel does not fit the GPU."""
+    compiled = kernel.warmup(*args, **options)
+    load = getattr(compiled, "_init_handles", None)  # Triton 3.x; older ones load at launch
+    if load is not None:
+        load()
+    return compiled
+
+
 def load_module(source: str) -> tuple[object, bool]:
     """The module defined by `source` (from the cache when built before) and whether it was a hit."""
     key = content_key("triton", source, triton.__version__, torch.__version__, str(interpreting()))
