@@ -37,7 +37,6 @@ from .. import config
 from ..codegen.schedule import KernelStep, LibraryStep, Schedule
 from ..codegen.triton.emit import TritonKernel
 from ..ir.interpret import Interpreter, _constant
-from ..ir.types import BOOL
 from ..log import log
 from . import cuda_graphs, index_checks
 from .compiled import IndexOutOfRange, _library_call
@@ -241,8 +240,7 @@ class TritonGraph:
 
 
 def _is_index(t) -> bool:
-    dtype = getattr(t, "dtype", None)
-    return dtype is not None and not dtype.is_float and dtype != BOOL
+    return hasattr(t, "dtype") and t.dtype.is_integer
 
 
 def _library_results_dead_after(s: Schedule) -> dict[int, list[str]]:
