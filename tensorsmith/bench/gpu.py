@@ -31,6 +31,7 @@ import tensorsmith
 from tensorsmith.bench.kernel_profile import print_kernel_profile
 from tensorsmith.bench.models.nanogpt import GPTConfig, NanoGPT, make_batch
 from tensorsmith.bench.models.small import MLP, TINY_GPT
+from tensorsmith.bench.step_timeline import print_step_timeline
 from tensorsmith.frontend import attention, report
 
 GPT2_SMALL = GPTConfig(vocab=50304, width=768, layers=12, heads=12, seq=1024)
@@ -235,13 +236,16 @@ def _variant(backend: str):
 
 
 def bench(backend: str, mode: str, cfg: GPTConfig, batch: int, steps: int, reference: dict,
-          profile: bool = False) -> dict:
+          reports: tuple[str, ...] = ()) -> dict:
     with _variant(backend) as name:
-        return _bench(name, mode, cfg, batch, steps, reference, profile)
+        return _bench(name, mode, cfg, batch, steps, reference, reports)
+
+
+_REPORTS = {"profile": print_kernel_profile, "timeline": print_step_timeline}
 
 
 def _bench(backend: str, mode: str, cfg: GPTConfig, batch: int, steps: int, reference: dict,
-           profile: bool) -> dict:
+           reports: tuple[str, ...]) -> dict:
     torch.manual_seed(0)
     model = NanoGPT(cfg).cuda()
     if mode == "infer":
@@ -287,9 +291,9 @@ def _bench(backend: str, mode: str, cfg: GPTConfig, batch: int, steps: int, refe
         torch.cuda.synchronize()
         times.append(start.elapsed_time(end))
     median = statistics.median(times)
-    if profile and backend != "eager":
+    for report_name in reports:
         try:
-            print_kernel_profile(step, backend)
+            _REPORTS[report_name](step, backend)
         except Exception:  # noqa: BLE001 - a report, not the measurement
             traceback.print_exc(limit=-2)
     result = {"median_ms": median, "host_ms": statistics.median(host), "compile_s": max(first_s - median / 1e3, 0.0) if backend != "eager" else None,
@@ -299,7 +303,7 @@ def _bench(backend: str, mode: str, cfg: GPTConfig, batch: int, steps: int, refe
 
 
 def benchmark(cfg: GPTConfig, batch: int, steps: int, backends: list[str], modes: list[str],
-              profile: bool = False) -> list:
+              reports: tuple[str, ...] = ()) -> list:
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
     rows, reference = [], {}
@@ -307,7 +311,7 @@ def benchmark(cfg: GPTConfig, batch: int, steps: int, backends: list[str], modes
         for backend in backends:
             print(f"-- {mode} {backend} ...", flush=True)
             try:
-                r = bench(backend, mode, cfg, batch, steps, reference, profile)
+                r = bench(backend, mode, cfg, batch, steps, reference, reports)
                 rows.append((mode, backend, r))
                 print(f"   {r}", flush=True)
                 _free()
@@ -349,7 +353,9 @@ def main(argv=None):
     parser.add_argument("--skip-parity", action="store_true")
     parser.add_argument("--skip-bench", action="store_true")
     parser.add_argument("--profile", action="store_true",
-                        help="each compiled backend's device time per kind of kernel, and its top kernels")
+                        help="each backend's device time per kind of kernel, and its top kernels")
+    parser.add_argument("--timeline", action="store_true",
+                        help="each backend's idle GPU time in one step, and what the host did meanwhile")
     args = parser.parse_args(argv)
     import triton
 
@@ -363,8 +369,8 @@ def main(argv=None):
     if args.skip_bench:
         return
     cfg = QUICK if args.quick else GPT2_SMALL
-    rows = benchmark(cfg, args.batch, args.steps, args.backends.split(","), args.modes.split(","),
-                     args.profile)
+    reports = tuple(name for name in _REPORTS if getattr(args, name))
+    rows = benchmark(cfg, args.batch, args.steps, args.backends.split(","), args.modes.split(","), reports)
     print_table(rows, cfg, args.batch, bandwidth)
 
 

@@ -1,0 +1,95 @@
+"""Where one step leaves the GPU idle, and what the host was doing meanwhile (bench/gpu.py --timeline).
+
+Device time per kind of kernel (kernel_profile.py) says how long the kernels take; the step's wall
+time can still be longer, when the GPU waits for the host: a synchronization, or launches slower
+than the kernels they queue. This profiles one step with CPU and CUDA activities (Python frames
+included), finds the idle stretches between kernels, and names the innermost host call that covers
+each one with the Python frames around it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Gap:
+    start: float  # microseconds, profiler clock
+    end: float
+    before: str  # the kernel that ran last before the gap
+    after: str  # the kernel that ran first after it
+
+    @property
+    def us(self) -> float:
+        return self.end - self.start
+
+
+def idle_gaps(kernels: list[tuple[float, float, str]], min_us: float = 10.0) -> tuple[float, float, list[Gap]]:
+    """(window, busy, gaps): the span from the first kernel's start to the last one's end, the time
+    at least one kernel ran in it, and the idle stretches of at least `min_us` between kernels,
+    longest first. `kernels` are (start, end, name), in any order, overlapping or not."""
+    if not kernels:
+        return 0.0, 0.0, []
+    ordered = sorted(kernels)
+    busy, gaps = 0.0, []
+    run_start, run_end, last = ordered[0][0], ordered[0][1], ordered[0][2]
+    for start, end, name in ordered[1:]:
+        if start > run_end:
+            busy += run_end - run_start
+            if start - run_end >= min_us:
+                gaps.append(Gap(run_end, start, last, name))
+            run_start = start
+        if end >= run_end:
+            run_end, last = end, name
+    busy += run_end - run_start
+    return run_end - ordered[0][0], busy, sorted(gaps, key=lambda g: -g.us)
+
+
+def host_cause(cpu_events, gap: Gap, depth: int = 7) -> str:
+    """The innermost host event covering most of the gap, then the frames around it (innermost
+    first): what the host was busy with while the GPU had nothing queued. Without one, the host
+    events that overlap the gap longest."""
+    def overlap(e) -> float:
+        return min(e.time_range.end, gap.end) - max(e.time_range.start, gap.start)
+
+    covering = [e for e in cpu_events if overlap(e) >= 0.8 * gap.us]
+    if not covering:  # the host went through several calls: the longest parts of the gap
+        parts = sorted((e for e in cpu_events if overlap(e) > 0), key=overlap, reverse=True)[:4]
+        return "; ".join(f"{e.name[-50:]} {overlap(e):.0f} us" for e in parts) or "(no host event in it)"
+    event = min(covering, key=lambda e: e.time_range.end - e.time_range.start)
+    chain = []
+    while event is not None and len(chain) < depth:
+        chain.append(event.name[-70:])
+        event = event.cpu_parent
+    return " < ".join(chain)
+
+
+def print_step_timeline(step, label: str, top: int = 12, min_us: float = 10.0) -> dict[str, float]:
+    """Profile one call of `step` and print how long the GPU sat idle in it, and the `top` longest
+    idle stretches with their host cause. Returns window, busy and idle milliseconds."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA], with_stack=True) as prof:
+        step()
+        torch.cuda.synchronize()
+    events = prof.events()
+    kernels = [(e.time_range.start, e.time_range.end, e.name) for e in events
+               if e.device_type == DeviceType.CUDA and e.time_range.end > e.time_range.start]
+    cpu = [e for e in events if e.device_type == DeviceType.CPU]
+    window, busy, gaps = idle_gaps(kernels, min_us)
+    idle = window - busy
+    print(f"   {label}: step window {window / 1e3:.2f} ms, GPU busy {busy / 1e3:.2f} ms, idle {idle / 1e3:.2f} ms "
+          f"({len(gaps)} gaps of >= {min_us:.0f} us holding {sum(g.us for g in gaps) / 1e3:.2f} ms)")
+    causes = {gap: host_cause(cpu, gap) for gap in gaps}
+    for gap in gaps[:top]:
+        print(f"   {gap.us:8.0f} us idle  after {gap.before[:40]!r} before {gap.after[:40]!r}\n"
+              f"              host: {causes[gap]}")
+    by_cause: dict[str, list[float]] = {}
+    for gap, cause in causes.items():  # the innermost two host events name a cause
+        by_cause.setdefault(" < ".join(cause.split(" < ")[:2]), []).append(gap.us)
+    for cause, stretches in sorted(by_cause.items(), key=lambda kv: -sum(kv[1]))[:top]:
+        print(f"   {sum(stretches) / 1e3:7.2f} ms in {len(stretches):4d} gaps while the host was in {cause}")
+    return {"window_ms": window / 1e3, "busy_ms": busy / 1e3, "idle_ms": idle / 1e3}
