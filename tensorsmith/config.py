@@ -64,8 +64,9 @@ compile_threads: int = _int_env("TENSORSMITH_COMPILE_THREADS", min(8, os.cpu_cou
 # Checking waits for the graph to finish (one synchronization per call of a graph with such reads);
 # off, an out-of-range index still never reads outside a buffer, but reads element 0 silently.
 check_indices: bool = os.environ.get("TENSORSMITH_CHECK_INDICES", "1") != "0"
-# A training forward on CUDA reads its check at the end of the next compiled call (its backward),
-# so the GPU is never idle waiting for it (runtime/index_checks.py); on, every graph reads its own.
+# A training forward or backward on CUDA reads its check at the end of the next compiled call (the
+# forward's is read by its backward), so the GPU is never idle waiting for it (runtime/index_checks.py);
+# on, every graph reads its own.
 sync_index_checks: bool = os.environ.get("TENSORSMITH_SYNC_INDEX_CHECKS", "0") == "1"
 
 # Numeric guards: "off", "warn" or "raise". On, generated kernels also report NaN/Inf in what they

@@ -14,8 +14,9 @@ TRITON_INTERPRET=1 the same code runs on CPU tensors (how the tests check it wit
 
 Indices read from data (embedding ids, gather indices) are checked in the kernels: each such
 kernel owns one slot of an int32 flag tensor, and the graph raises IndexOutOfRange after its last
-step if a slot was set, which needs one synchronization per call of such a graph — except a
-training forward on CUDA, whose flags are read at the end of the next call (runtime/index_checks.py).
+step if a slot was set, which needs one synchronization per call of such a graph — except the
+forward and backward graphs of training on CUDA, whose flags are read at the end of the next call
+(runtime/index_checks.py).
 
 Once shapes proved static (after two ordinary calls) a graph is replayed as a CUDA graph, unless it
 has random ops or host arguments or config.cuda_graphs is off (runtime/cuda_graphs.py).
@@ -202,7 +203,7 @@ class TritonGraph:
                 lines.append(f"    del {', '.join(dead_after[i])}")
         self.checks = bool(self._checked and config.check_indices)  # the wrapper calls _check()
         self.defers_checks = self.checks and self.device.type == "cuda" and not config.sync_index_checks \
-            and getattr(self.record, "kind", None) == "forward"
+            and getattr(self.record, "kind", None) in ("forward", "backward")
         if self.checks:
             lines.append("    _check()")
         returned = []

@@ -1,18 +1,28 @@
 """When a CUDA graph's index check is read.
 
 Kernels that read an index from data (embedding ids, gather indices) set a device flag when one is
-out of range, and the graph raises IndexOutOfRange. Reading the flag waits for the GPU. At the end
-of a training forward that wait left the GPU idle while the host then launched the backward: 16 ms
-of GPT-2 small's 76 ms step on an H100 (60 ms without the check).
+out of range, and the graph raises IndexOutOfRange. Reading the flag waits for the GPU, which then
+idles while the host launches what comes next. At the end of a training forward that cost 16 ms of
+GPT-2 small's 76 ms step on an H100 (60 ms without the check). At the end of its backward (the
+cross-entropy gradient reads the targets) the GPU then idled while the host ran the optimizer's
+Python: 13 ms of a 71 ms step in the profiler's timeline (bench/step_timeline.py).
 
-So a training forward's flags are copied to pinned host memory behind its kernels and read later:
-at the end of the next compiled call on the device — normally its backward, by which time the GPU
-has long finished the forward, so nothing waits — after that call launched its own work. The error
-is then raised from loss.backward(), before an optimizer step could use what the bad index read
-(element 0 of the table). A call whose library steps read index data (the embedding gradient's
-index_add) reads the deferred checks before the first of them instead: PyTorch's index kernels
-assert on the device, and a device-side assert poisons the CUDA context for good (seen on the H100). Inference and backward graphs, and every graph under
-config.sync_index_checks, still read their flags at the end of their own call.
+So the flags of a training forward or backward are copied to pinned host memory behind its kernels
+and read later: at the end of the next compiled call on the device, after that call launched its
+own work, by which time the GPU has long finished the graph that set them, so nothing waits.
+- A forward's check is read by its backward, so a bad index raises from loss.backward(), before an
+  optimizer step could use what it read (element 0 of the table).
+- A backward's check is read by the next step's forward. Autograd's backward indexes with the
+  forward's own indices and bounds (the gradient has the shape of the indexed tensor), so what it
+  could find was already found by the forward's check; reading it a step late costs nothing then.
+- A call whose library steps read index data (the embedding gradient's index_add) reads the
+  deferred checks before the first of them instead: PyTorch's index kernels assert on the device,
+  and a device-side assert poisons the CUDA context for good (seen on the H100).
+- Once a check raises, the checks still pending on that device are dropped: they belong to the
+  failing step or a later one, and would raise again for the same bad data.
+
+Inference graphs, and every graph under config.sync_index_checks, read their flags at the end of
+their own call.
 """
 from __future__ import annotations
 
@@ -54,4 +64,6 @@ def resolve(device: torch.device, count: int) -> None:
         if done is not None:
             done.synchronize()
         if host.any():
+            with _LOCK:
+                _PENDING.pop(device, None)
             graph.raise_index_error(host.tolist(), deferred=True)

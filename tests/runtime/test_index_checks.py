@@ -94,3 +94,19 @@ def test_a_library_step_reading_indices_waits_for_the_deferred_check_before_it(g
         backward([w, bad_ids, torch.randn(3, 4)])
     g, ids, src = torch.randn(10, 4), torch.randint(0, 10, (3, 4)), torch.randn(3, 4)
     torch.testing.assert_close(backward([g, ids, src])[0], (g * g).scatter_add(0, ids, src))
+
+
+def test_a_raised_check_drops_the_checks_still_pending_after_it(graphs):
+    """Two deferred bad calls (a step's forward and backward) raise once; the data fixed, calls run
+    clean instead of raising again for the old flags."""
+    forward, later = graphs
+    later.defers_checks = True
+    w = torch.randn(10, 4)
+    forward([w, torch.tensor([3, 10, 2])])  # bad: deferred
+    with pytest.raises(IndexOutOfRange):  # bad again: reads the first check, which raises
+        forward([w, torch.tensor([3, 11, 2])])
+    assert index_checks.pending(torch.device("cpu")) == 0
+    ids = torch.tensor([3, 9, 2])
+    torch.testing.assert_close(forward([w, ids])[0], w[ids] * w[ids])
+    x = torch.randn(4, 3)
+    torch.testing.assert_close(later([x])[0], x * x)
