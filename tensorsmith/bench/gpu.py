@@ -257,15 +257,20 @@ def _bench(backend: str, mode: str, cfg: GPTConfig, batch: int, steps: int, refe
     report.reset()
     attention.MATCHES.clear()
 
-    def step():
+    def step(mark=lambda phase: None):  # mark(phase) after each phase (bench/step_timeline.py)
         if mode == "train":
             opt.zero_grad(set_to_none=True)
             loss = run(idx, targets)
+            mark("forward")
             loss.backward()
+            mark("backward")
             opt.step()
+            mark("optimizer")
             return loss.detach()
         with torch.no_grad():
-            return run(idx)[0]
+            result = run(idx)[0]
+            mark("forward")
+            return result
 
     torch.cuda.synchronize()
     t0 = time.perf_counter()

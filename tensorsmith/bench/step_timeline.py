@@ -2,12 +2,14 @@
 
 Device time per kind of kernel (kernel_profile.py) says how long the kernels take; the step's wall
 time can still be longer, when the GPU waits for the host: a synchronization, or launches slower
-than the kernels they queue. This profiles one step with CPU and CUDA activities (Python frames
-included), finds the idle stretches between kernels, and names the innermost host call that covers
-each one with the Python frames around it.
+than the kernels they queue. This profiles one step with CPU and CUDA activities, finds the idle
+stretches between kernels, and names the innermost host call that covers each one with the calls
+around it. The profiler slows the host, so first an unprofiled step says how far the host runs
+ahead of the GPU at the end of each phase (forward, backward, optimizer).
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import torch
@@ -65,6 +67,27 @@ def host_cause(cpu_events, gap: Gap, depth: int = 7) -> str:
     return " < ".join(chain)
 
 
+def print_host_lead(step, label: str) -> None:
+    """How far the host is ahead of the GPU at the end of each phase of one unprofiled step (the
+    profiler slows the host down, and so makes a step look more host-bound than it is).
+    `step(mark)` calls mark(phase) after each phase. Negative: the GPU had run dry waiting."""
+    marks = []
+
+    def mark(phase: str) -> None:
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()
+        marks.append((phase, time.perf_counter(), event))
+
+    torch.cuda.synchronize()
+    mark("start")
+    step(mark)
+    torch.cuda.synchronize()
+    _, began, start = marks[0]
+    print(f"   {label}: " + ", ".join(
+        f"{phase} ends at host {(at - began) * 1e3:.1f} ms / GPU {start.elapsed_time(event):.1f} ms"
+        for phase, at, event in marks[1:]))
+
+
 def print_step_timeline(step, label: str, top: int = 12, min_us: float = 10.0) -> dict[str, float]:
     """Profile one call of `step` and print how long the GPU sat idle in it, and the `top` longest
     idle stretches with their host cause. Returns window, busy and idle milliseconds."""
@@ -72,7 +95,8 @@ def print_step_timeline(step, label: str, top: int = 12, min_us: float = 10.0) -
     from torch.profiler import ProfilerActivity, profile
 
     torch.cuda.synchronize()
-    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA], with_stack=True) as prof:
+    print_host_lead(step, label)
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         step()
         torch.cuda.synchronize()
     events = prof.events()
