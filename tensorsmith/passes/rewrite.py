@@ -2,8 +2,10 @@
 
 A rule looks at one node and returns None (no match), an existing node that computes the same value,
 or a new node (built with `new_node`, possibly on other new nodes) to insert in its place. Replaced
-nodes are left for DCE. Replacements are applied in one walk per round (each node's operands looked up as it is reached),
-so a pass stays linear in the graph's size.
+nodes are left for DCE, and no rule looks at them again: nothing reads them any more, and a rule
+matching one anew would only add a dead copy of its replacement each round, so the pass would never
+reach its fixed point. Replacements are applied in one walk per round (each node's operands looked
+up as it is reached), so a pass stays linear in the graph's size.
 """
 from __future__ import annotations
 
@@ -46,6 +48,7 @@ def _insert_before_last(node: Node, result: list[Node], present: set[Node]) -> N
 def apply_rules(graph: Graph, rules: list[Rule], max_rounds: int = 10) -> bool:
     """Apply `rules` to every node, in order, until nothing changes."""
     changed_any = False
+    replaced: set[Node] = set()  # dead since an earlier round: no rule needs to see them again
     for _ in range(max_rounds):
         mapping: dict[Node, Node] = {}
         result: list[Node] = []
@@ -54,6 +57,8 @@ def apply_rules(graph: Graph, rules: list[Rule], max_rounds: int = 10) -> bool:
             substitute(node, mapping)
             result.append(node)
             present.add(node)
+            if node in replaced:
+                continue
             for rule in rules:
                 replacement = rule(node)
                 if replacement is None or replacement is node:
@@ -63,6 +68,7 @@ def apply_rules(graph: Graph, rules: list[Rule], max_rounds: int = 10) -> bool:
                 _insert_before_last(replacement, result, present)
                 mapping[node] = replacement
                 break
+        replaced.update(mapping)
         substitute_outputs(graph, mapping)
         graph.nodes = result
         changed_any |= bool(mapping)
