@@ -20,6 +20,7 @@ from ..codegen.exprs import REDUCTIONS, VIEWS, CannotFuse, ExprBuilder, kerneliz
 from ..codegen.index import Affine, Var, linearize
 from ..codegen.kernel import Kernel, Local, Reduce, Store
 from ..codegen.schedule import KernelStep, LibraryStep, Schedule
+from ..ir.attrs import format_value
 from ..ir.graph import Graph, Node
 from ..ir.interpret import Interpreter
 
@@ -74,9 +75,31 @@ def _view_suffix(base: Node, chain: list[Node]) -> tuple[Node, list[Node]]:
     return (chain[-1] if chain else base), []
 
 
+# Answers of _is_strided_view by the shapes and attributes they depend on: a model's layers repeat
+# the same view chains, and each check costs about a millisecond of (fake) meta-tensor dispatch.
+_STRIDED_VIEW_ANSWERS: dict[tuple, bool] = {}
+_STRIDED_VIEW_ANSWERS_MAX = 4096
+
+
+def _view_signature(base: Node, chain: list[Node]) -> tuple:
+    """Everything _check_strided_view's answer depends on, hashable."""
+    return (base.type.shape, base.type.dtype,
+            tuple((v.op, format_value(v.attrs), v.type.shape) for v in chain))
+
+
 def _is_strided_view(base: Node, chain: list[Node]) -> bool:
-    """Whether the view nodes `chain` over a row-major buffer of `base` are a PyTorch view of it
-    (checked on a meta tensor: no memory, no compute)."""
+    """Whether the view nodes `chain` over a row-major buffer of `base` are a PyTorch view of it."""
+    key = _view_signature(base, chain)
+    answer = _STRIDED_VIEW_ANSWERS.get(key)
+    if answer is None:
+        if len(_STRIDED_VIEW_ANSWERS) >= _STRIDED_VIEW_ANSWERS_MAX:
+            _STRIDED_VIEW_ANSWERS.clear()
+        answer = _STRIDED_VIEW_ANSWERS[key] = _check_strided_view(base, chain)
+    return answer
+
+
+def _check_strided_view(base: Node, chain: list[Node]) -> bool:
+    """_is_strided_view, checked on a meta tensor: no memory, no compute."""
     tensor = torch.empty(base.type.shape, dtype=base.type.dtype.torch_dtype, device="meta")
     viewed = Interpreter().apply_views(tensor, chain)
     return viewed._base is tensor
