@@ -176,6 +176,7 @@ class _Scheduler:
         self.producer: dict[str, int] = {}  # buffer -> step that writes it (-1: before the first)
         self.open: list[_OpenKernel] = []
         self.kernel_of: dict[Node, _OpenKernel] = {}
+        self.inline_reads: dict[Node, int] = {}  # memo of _latest_read for inlined nodes
 
     def run(self) -> Schedule:
         s = self.schedule
@@ -260,8 +261,30 @@ class _Scheduler:
         self.producer[self.schedule.buffer_of(node)] = k.step
         return True
 
+    def _latest_read(self, node: Node) -> int:
+        """The last step writing a buffer that computing `node` in a kernel reads (-1: none). A
+        kernel at an earlier step cannot take the node: that buffer is not ready there (the same
+        buffer written at the kernel's own step is computed inline instead)."""
+        if node.type.numel == 0:  # a constant: reads nothing
+            return -1
+        return max((self._read_step(i) for i in node.inputs), default=-1)
+
+    def _read_step(self, node: Node) -> int:
+        """_latest_read of an operand: its buffer's step if it has one, else what it is computed from."""
+        if node.type.numel == 0:
+            return -1
+        if node in self.materialized:
+            return self.producer.get(self.schedule.node_buffer.get(node), len(self.schedule.steps))
+        step = self.inline_reads.get(node)
+        if step is None:
+            step = self.inline_reads[node] = self._latest_read(node)
+        return step
+
     def _place(self, node: Node):
+        ready_from = self._latest_read(node)
         for k in reversed(self.open):
+            if k.step < ready_from:
+                break  # so are all older kernels
             if self._try(k, node):
                 return
         k = self._new_kernel(node)
