@@ -59,9 +59,6 @@ half_kernels: bool = os.environ.get("TENSORSMITH_HALF_KERNELS", "1") != "0"
 # Threads compiling Triton kernels in the background while tracing goes on (0: each kernel compiles
 # at its first launch instead).
 compile_threads: int = _int_env("TENSORSMITH_COMPILE_THREADS", min(8, os.cpu_count() or 1))
-# Worker processes those threads hand each Triton compile to (threads alone serialize on the GIL;
-# codegen/triton/workers.py); 0: the threads compile in this process.
-compile_workers: int = _int_env("TENSORSMITH_COMPILE_WORKERS", min(8, os.cpu_count() or 1))
 
 # Raise IndexOutOfRange when a Triton kernel read an index (embedding id, gather index) out of range.
 # Checking waits for the graph to finish (one synchronization per call of a graph with such reads);

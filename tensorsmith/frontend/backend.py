@@ -52,9 +52,6 @@ def tensorsmith_backend(gm: torch.fx.GraphModule, example_inputs, **kwargs):
     # back wrong through the CUDA runtime (found on an H100, not yet understood), and a wrong answer
     # is worse than a slow one.
     fused = config.fuse_attention and not (on_cuda and torch.is_autocast_enabled("cuda"))
-    if on_cuda:  # Triton's compile workers start up while AOTAutograd traces
-        from ..codegen.triton.workers import pool
-        pool()
     if fused:
         gm = rewrite_attention(gm, example_inputs)
     with _tracing_context(fused, on_cuda):

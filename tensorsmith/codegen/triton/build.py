@@ -10,7 +10,6 @@ import torch
 import triton
 
 from ...runtime.cache import content_key, get_or_build
-from .workers import compile_in_worker
 
 
 def interpreting() -> bool:
@@ -23,9 +22,7 @@ def compile_and_load(kernel, *args, **options):
     """Compile the @triton.jit `kernel` for these arguments without launching it (Triton's warmup),
     then build its launcher and load it on the current device, as its first launch would — Triton
     otherwise does both there, on the calling thread, and building a launcher runs a C compiler.
-    Raises OutOfResources where the kernel does not fit the GPU. The compile itself runs in a worker
-    process where there are some (workers.py), this one then loading it from Triton's cache."""
-    compile_in_worker(kernel, *args, **options)
+    Raises OutOfResources where the kernel does not fit the GPU."""
     compiled = kernel.warmup(*args, **options)
     load = getattr(compiled, "_init_handles", None)  # Triton 3.x; older ones load at launch
     if load is not None:
