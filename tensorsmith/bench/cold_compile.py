@@ -2,7 +2,8 @@
 caches (Triton's, Inductor's and ours in a new temporary directory), so nothing compiled before is
 reused: the first step's time minus a warm step's.
 
-    python -m tensorsmith.bench.cold_compile            # inductor, then tensorsmith
+    python -m tensorsmith.bench.cold_compile                # inductor, then tensorsmith
+    python -m tensorsmith.bench.cold_compile tensorsmith    # only these backends
 """
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def main() -> None:
     if len(sys.argv) > 2 and sys.argv[1] == _CHILD:
         _child(sys.argv[2])
         return
-    for backend in ("inductor", "tensorsmith"):
+    for backend in sys.argv[1:] or ("inductor", "tensorsmith"):
         with tempfile.TemporaryDirectory() as cache:
             env = dict(os.environ, TRITON_CACHE_DIR=f"{cache}/triton", TORCHINDUCTOR_CACHE_DIR=f"{cache}/inductor",
                        TENSORSMITH_CACHE_DIR=f"{cache}/tensorsmith")
