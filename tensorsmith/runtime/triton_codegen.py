@@ -58,15 +58,20 @@ _ATTENTION = "tensorsmith.attention.default"
 def _precompile_attention(plan, device: str) -> list[Future]:
     """Compile the kernels of the graph's attention library steps (forward and backward) in the
     background too: Triton would compile them at their first launch, on the calling thread, a few
-    seconds for GPT-2's four. Fake tensors with the steps' shapes, strides and device stand in."""
+    seconds for GPT-2's four. Fake tensors with the steps' shapes, strides and device stand in. Once
+    per distinct layout: GPT-2's 12 layers had compiled the same kernels 12 times at once."""
     if interpreting() or config.compile_threads <= 0 or not str(device).startswith("cuda"):
         return []
-    futures = []
+    futures, seen = [], set()
     for step in plan.steps:
         if isinstance(step, LibraryStep) and step.node.op == "fallback" and \
                 step.node.attrs["target"] == _ATTENTION:
             q, k, v, mask, is_causal, _ = _fake_arguments(plan, step, device)
-            futures.append(_COMPILES.submit(attention_op.precompile, q, k, v, mask, is_causal))
+            layout = (is_causal, *((t.dtype, t.shape, t.stride(), t.storage_offset()) if t is not None else None
+                                   for t in (q, k, v, mask)))
+            if layout not in seen:  # one per layout: threads compiling the same kernel each compile it
+                seen.add(layout)
+                futures.append(_COMPILES.submit(attention_op.precompile, q, k, v, mask, is_causal))
     return futures
 
 
