@@ -5,10 +5,12 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import time
 
 import torch
 import triton
 
+from ...log import log
 from ...runtime.cache import content_key, get_or_build
 
 
@@ -23,10 +25,13 @@ def compile_and_load(kernel, *args, **options):
     then build its launcher and load it on the current device, as its first launch would — Triton
     otherwise does both there, on the calling thread, and building a launcher runs a C compiler.
     Raises OutOfResources where the kernel does not fit the GPU."""
+    began = time.perf_counter()
     compiled = kernel.warmup(*args, **options)
     load = getattr(compiled, "_init_handles", None)  # Triton 3.x; older ones load at launch
     if load is not None:
         load()
+    log(2, f"compiled and loaded {getattr(compiled, 'name', kernel)} "
+           f"{options.get('num_warps', '')} warps in {(time.perf_counter() - began) * 1e3:.0f} ms")
     return compiled
 
 
