@@ -70,7 +70,8 @@ def host_cause(cpu_events, gap: Gap, depth: int = 7) -> str:
 def print_host_lead(step, label: str) -> None:
     """How far the host is ahead of the GPU at the end of each phase of one unprofiled step (the
     profiler slows the host down, and so makes a step look more host-bound than it is).
-    `step(mark)` calls mark(phase) after each phase. Negative: the GPU had run dry waiting."""
+    `step(mark)` calls mark(phase) after each phase. A phase whose end the host reached later than
+    the GPU did left the GPU waiting for it."""
     marks = []
 
     def mark(phase: str) -> None:
