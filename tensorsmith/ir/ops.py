@@ -466,8 +466,7 @@ def infer_type(op: str, types: list, attrs: dict):
     opdef = OPS.get(op)
     if opdef is None:
         _fail(f"unknown op {op!r}")
-    if opdef.arity is not None and len(types) != opdef.arity:
-        _fail(f"{op} takes {opdef.arity} operands, got {len(types)}")
+    _check_arity(opdef, types)
     missing = [a for a in opdef.attrs if a not in attrs]
     if missing:
         _fail(f"{op} is missing attributes {missing}")
@@ -477,8 +476,24 @@ def infer_type(op: str, types: list, attrs: dict):
     for key, kind in opdef.attrs.items():
         if not check_kind(attrs[key], kind):
             _fail(f"attribute {key}={attrs[key]!r} is not of kind {kind}")
-    if op != "get" and any(isinstance(t, TupleType) for t in types):
-        _fail(f"{op} operands must be tensors, not tuples (use get)")
+    return _apply_rule(opdef, types, attrs)
+
+
+def infer_type_of_checked(opdef: OpDef, types: list, attrs: dict):
+    """infer_type for attributes known to be those `opdef` takes, of their kinds (the verifier
+    checks them first, with its own messages): the same result without checking them again."""
+    _check_arity(opdef, types)
+    return _apply_rule(opdef, types, attrs)
+
+
+def _check_arity(opdef: OpDef, types: list):
+    if opdef.arity is not None and len(types) != opdef.arity:
+        _fail(f"{opdef.name} takes {opdef.arity} operands, got {len(types)}")
+
+
+def _apply_rule(opdef: OpDef, types: list, attrs: dict):
+    if opdef.name != "get" and any(isinstance(t, TupleType) for t in types):
+        _fail(f"{opdef.name} operands must be tensors, not tuples (use get)")
     if opdef.infer is None:
-        _fail(f"{op} has no shape rule; its type must be declared")
+        _fail(f"{opdef.name} has no shape rule; its type must be declared")
     return opdef.infer(types, attrs)

@@ -10,7 +10,7 @@ from dataclasses import replace
 from ..errors import TypeInferenceError, VerifyError
 from .attrs import Operand, check_kind, is_value
 from .graph import Graph, Node
-from .ops import OPS, infer_type
+from .ops import OPS, infer_type_of_checked
 from .printer import format_node, value_names
 from .types import TensorType, TupleType
 
@@ -83,7 +83,7 @@ def verify(graph: Graph) -> None:
             _check_fallback(node, fail)
         else:
             try:
-                expected = infer_type(node.op, [i.type for i in node.inputs], node.attrs)
+                expected = infer_type_of_checked(opdef, [i.type for i in node.inputs], node.attrs)
             except TypeInferenceError as e:
                 fail(str(e))
             if expected != node.type:
