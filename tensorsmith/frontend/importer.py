@@ -18,6 +18,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode, unset_fake_temporarily
 
 from ..errors import GraphUnsupportedError, TensorsmithError, TypeInferenceError, UnsupportedError
 from ..ir.aten import LIBRARY_KERNELS, target_name, to_attr
+from ..ir.attrs import format_value
 from ..ir.graph import Graph, Node
 from ..ir.types import TensorType, TupleType, dtype_from_torch
 from . import lowering  # noqa: F401  (registers the lowerings)
@@ -107,6 +108,18 @@ def _type_of_value(value) -> TensorType | TupleType:
     if isinstance(value, (tuple, list)) and all(v is None or isinstance(v, torch.Tensor) for v in value):
         return TupleType(tuple(TensorType.of(v) for v in value if v is not None))
     raise UnsupportedError(f"the op returns {type(value).__name__}, not tensors")
+
+
+# Fallback result types by call signature: a model's layers repeat the same calls (GPT-2 small: 12
+# attention calls per graph, one signature), and each fake-tensor run costs milliseconds.
+_FALLBACK_TYPES: dict[tuple, tuple] = {}
+_FALLBACK_TYPES_MAX = 4096
+
+
+def _call_signature(target, attr_args, attr_kwargs, operands: list[Node]) -> tuple:
+    """Everything a fallback's result type depends on: the op, its arguments as the node records
+    them, and its operands' types (their fake tensors are contiguous)."""
+    return (target, format_value(attr_args), format_value(attr_kwargs), tuple(o.type for o in operands))
 
 
 def _matches_meta(result, meta) -> bool:
@@ -232,23 +245,38 @@ class Importer:
 
         attr_args = to_attr(list(args), operand_index)
         attr_kwargs = {k: to_attr(v, operand_index) for k, v in kwargs.items()}
-        fake_args = _map(args, lambda v: _fake_of(v, self.fake_mode) if isinstance(v, Node) else v)
-        fake_kwargs = _map(kwargs, lambda v: _fake_of(v, self.fake_mode) if isinstance(v, Node) else v)
-        with self.fake_mode:
-            fake_result = target(*fake_args, **fake_kwargs)
+        signature = _call_signature(target, attr_args, attr_kwargs, operands)
+        known = _FALLBACK_TYPES.get(signature)
+        if known is None:
+            known = self._fake_call(target, args, kwargs)
+            if len(_FALLBACK_TYPES) >= _FALLBACK_TYPES_MAX:
+                _FALLBACK_TYPES.clear()
+            _FALLBACK_TYPES[signature] = known
+        result_type, nones = known
         node = self.graph.add("fallback", operands, {"target": target_name(target),
                               "args": attr_args, "kwargs": attr_kwargs},
-                              type=_type_of_value(fake_result), source=source)
+                              type=result_type, source=source)
         if not isinstance(node.type, TupleType):
             return node
         elements, index = [], 0
-        for value in fake_result:
-            if value is None:
+        for is_none in nones:
+            if is_none:
                 elements.append(None)
             else:
                 elements.append(self.graph.add("get", [node], {"index": index}, source=source))
                 index += 1
         return tuple(elements)
+
+    def _fake_call(self, target, args, kwargs) -> tuple:
+        """The type of `target`'s result on fake tensors of the arguments' types, and which elements
+        of a tuple result are None."""
+        fake_args = _map(args, lambda v: _fake_of(v, self.fake_mode) if isinstance(v, Node) else v)
+        fake_kwargs = _map(kwargs, lambda v: _fake_of(v, self.fake_mode) if isinstance(v, Node) else v)
+        with self.fake_mode:
+            fake_result = target(*fake_args, **fake_kwargs)
+        result_type = _type_of_value(fake_result)
+        nones = tuple(v is None for v in fake_result) if isinstance(result_type, TupleType) else ()
+        return result_type, nones
 
 
 def import_graph(gm: torch.fx.GraphModule, inputs, name: str = "main") -> Imported:
