@@ -31,6 +31,8 @@ def unsupported(message: str):
 
 
 def broadcast_shapes(*shapes) -> tuple[int, ...]:
+    if shapes and all(s == shapes[0] for s in shapes[1:]):  # most elementwise ops: no broadcast
+        return tuple(shapes[0])
     try:
         return tuple(torch.broadcast_shapes(*shapes))
     except RuntimeError as e:
@@ -43,6 +45,26 @@ def _dummy(value):
         shape = () if value.type.rank == 0 else (1,)
         return torch.empty(shape, dtype=value.type.dtype.torch_dtype)
     return value
+
+
+# result_dtype's answers: promotion depends only on each operand's dtype and whether it is a
+# zero-dim tensor, or on a scalar's Python type, and on the default dtype; asking PyTorch costs a
+# dummy tensor per operand, for every elementwise op imported.
+_PROMOTIONS: dict[tuple, DType] = {}
+_SCALAR_TYPES = (bool, int, float, complex)
+
+
+def _promotion_key(values) -> tuple | None:
+    """What type promotion over `values` depends on, or None when a value is of an unusual kind."""
+    key = [torch.get_default_dtype()]
+    for v in values:
+        if isinstance(v, Node):
+            key.append((v.type.dtype, v.type.rank == 0))
+        elif type(v) in _SCALAR_TYPES:
+            key.append(type(v))
+        else:
+            return None
+    return tuple(key)
 
 
 def _wrap_integer(value: int, dtype: DType) -> int:
@@ -67,9 +89,16 @@ class LoweringContext:
     # -- types ---------------------------------------------------------------------------------
     def result_dtype(self, *values) -> DType:
         """PyTorch's default type promotion over tensors (IR nodes) and Python scalars."""
-        args = [_dummy(v) for v in values if v is not None]
-        _, result = elementwise_dtypes(*args, type_promotion_kind=ELEMENTWISE_TYPE_PROMOTION_KIND.DEFAULT)
-        return dtype_from_torch(result)
+        values = [v for v in values if v is not None]
+        key = _promotion_key(values)
+        result = _PROMOTIONS.get(key) if key is not None else None
+        if result is None:
+            _, promoted = elementwise_dtypes(*[_dummy(v) for v in values],
+                                             type_promotion_kind=ELEMENTWISE_TYPE_PROMOTION_KIND.DEFAULT)
+            result = dtype_from_torch(promoted)
+            if key is not None:
+                _PROMOTIONS[key] = result
+        return result
 
     def device_of(self, *values) -> str:
         for v in values:
