@@ -297,8 +297,8 @@ def _forward_configs(block_d: int, itemsize: int) -> list[tuple[int, int, int, i
     lengths."""
     if interpreting():
         return [(32, 16, 4, 1)]
-    if block_d <= 64:
-        first = [(128, 64, 4, 3)]
+    if block_d <= 64:  # float32 (TF32) at GPT-2's shape on the H100: 8 warps 0.204 ms against 4's 0.243
+        first = [(128, 64, 8, 3)] if itemsize == 4 else [(128, 64, 4, 3)]
     elif block_d <= 128:
         first = [(128, 64, 8, 3)] if itemsize == 2 else [(64, 32, 4, 2)]
     else:

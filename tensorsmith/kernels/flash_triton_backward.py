@@ -197,12 +197,15 @@ def _configs(block_d: int, itemsize: int, queries_outer: bool) -> list[tuple[int
     """(BLOCK_M, BLOCK_N, num_warps, num_stages) to try, best first, for the dK/dV kernel (a key
     block of BLOCK_N stays resident with its two float32 accumulators while query tiles of BLOCK_M
     stream; BLOCK_N a multiple of BLOCK_M) or the dQ kernel (queries_outer, the mirror image, BLOCK_M
-    a multiple of BLOCK_N). Wide resident blocks amortize the streamed loads; the float32 accumulators
-    (2 x 128 x 64 for dK/dV at D = 64) set num_warps; larger D halves the tiles for shared memory."""
+    a multiple of BLOCK_N). Wide resident blocks amortize the streamed loads; larger D halves the
+    tiles for shared memory. Warps and stages at D <= 64 in float32 are the fastest of
+    bench/attention_configs.py's sweep on the H100 (GPT-2's shape, tril mask)."""
     if interpreting():
         pairs = [(32, 16, 4, 1)]
+    elif block_d <= 64 and itemsize == 4:  # the backward took 0.56 ms with dK/dV so, 0.74 at 8 warps, 3 stages
+        pairs = [(128, 32, 8, 3)] if queries_outer else [(128, 32, 4, 1)]
     elif block_d <= 64:
-        pairs = [(128, 32, 8, 3)] if itemsize == 4 else [(128, 32, 4, 3)]
+        pairs = [(128, 32, 4, 3)]
     elif block_d <= 128:
         pairs = [(64, 32, 8, 2)] if itemsize == 4 else [(128, 32, 8, 2)]
     else:
