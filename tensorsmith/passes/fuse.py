@@ -177,6 +177,7 @@ class _Scheduler:
         self.open: list[_OpenKernel] = []
         self.kernel_of: dict[Node, _OpenKernel] = {}
         self.inline_reads: dict[Node, int] = {}  # memo of _latest_read for inlined nodes
+        self.kernels_opened = 0  # numbers the kernels (steps also hold library calls)
 
     def run(self) -> Schedule:
         s = self.schedule
@@ -303,7 +304,8 @@ class _Scheduler:
         domain, o, i = [], iter(outer), iter(inner)
         for d in range(len(shape)):
             domain.append(Affine.of(next(i) if d in reduced else next(o)))
-        kernel = Kernel(f"kernel{sum(isinstance(x, KernelStep) for x in s.steps)}", outer)
+        kernel = Kernel(f"kernel{self.kernels_opened}", outer)
+        self.kernels_opened += 1
         # Reducing leading dims while the contiguous last dim is kept: vectorize across it.
         kernel.lanes = bool(reduced) and bool(shape) and (len(shape) - 1) not in reduced
         k = _OpenKernel(len(s.steps), kernel, tuple(shape), domain, reduced, inner)
