@@ -15,6 +15,7 @@ from .kernel import Const, Expr, IndexValue, Load, Op
 KERNEL_DTYPES = {F32, F64, I8, I16, I32, I64, U8, BOOL}
 # Also handled by the Triton emitter alone (rounded at every op as eager does: triton/values.py).
 HALF_DTYPES = {F16, BF16}
+_KERNEL_AND_HALF_DTYPES = KERNEL_DTYPES | HALF_DTYPES
 _HALF_KERNELS = contextvars.ContextVar("tensorsmith_half_kernels", default=False)
 
 
@@ -38,10 +39,12 @@ REDUCTIONS = {"reduce", "argmax", "argmin"}
 
 def kernelizable(node: Node) -> bool:
     """Whether generated code computes this node (else a library call does)."""
-    types = [node.type, *(i.type for i in node.inputs)]
-    dtypes = KERNEL_DTYPES | HALF_DTYPES if _HALF_KERNELS.get() else KERNEL_DTYPES
-    if any(getattr(t, "dtype", None) not in dtypes for t in types):
+    dtypes = _KERNEL_AND_HALF_DTYPES if _HALF_KERNELS.get() else KERNEL_DTYPES
+    if getattr(node.type, "dtype", None) not in dtypes:
         return False
+    for i in node.inputs:
+        if getattr(i.type, "dtype", None) not in dtypes:
+            return False
     if node.op in INTEGER_TRAPS and not node.type.dtype.is_float:
         return False
     if node.op == "constant":
