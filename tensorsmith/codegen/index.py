@@ -56,6 +56,12 @@ class Affine:
 
     def __add__(self, other) -> "Affine":
         other = Affine.of(other)
+        # Terms are kept normalized (sorted, one per atom, none zero), so adding a constant, or
+        # to one, keeps the other side's terms as they are.
+        if not other.terms:
+            return Affine(self.terms, self.const + other.const)
+        if not self.terms:
+            return Affine(other.terms, self.const + other.const)
         coefs: dict = dict(self.terms)
         for atom, coef in other.terms:
             coefs[atom] = coefs.get(atom, 0) + coef
