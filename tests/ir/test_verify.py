@@ -261,3 +261,17 @@ def test_verify_after_parse_of_valid_text():
         }
     """))
     verify(graph)
+
+
+def test_an_unprintable_attribute_is_reported_before_one_of_the_wrong_kind():
+    """The verifier reads each attribute's kind first (a value of its kind prints), yet reports in
+    the order it always did: no attribute that does not print goes unreported behind a wrong kind."""
+    graph, x = _base()
+    node = graph.add("reduce", [x], {"kind": "sum", "dims": [0]})
+    node.attrs["kind"], node.attrs["dims"] = 1, (0,)
+    graph.outputs = [node]
+    with pytest.raises(VerifyError, match=r"reduce: attribute dims=\(0,\) is not a printable"):
+        verify(graph)
+    node.attrs["dims"] = [0]
+    with pytest.raises(VerifyError, match="reduce: attribute kind=1 is not of kind str"):
+        verify(graph)
