@@ -9,24 +9,49 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+def keeps_its_hash(cls):
+    """Class decorator for a frozen dataclass of nested fields: its hash (the same value the
+    dataclass computes) is kept once computed. Expression trees are looked up in the emitters' and
+    the scheduler's tables at every subexpression, and each lookup hashed the whole subtree again.
+    The kept hash stays out of pickles (string hashes differ between processes)."""
+    fields_hash = cls.__hash__
+
+    def __hash__(self):
+        kept = self.__dict__.get("_hash")
+        if kept is None:
+            kept = fields_hash(self)
+            object.__setattr__(self, "_hash", kept)
+        return kept
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "_hash"}
+
+    cls.__hash__ = __hash__
+    cls.__getstate__ = __getstate__
+    return cls
+
+
 @dataclass(frozen=True)
 class Var:
     name: str
     extent: int  # the variable runs over [0, extent)
 
 
+@keeps_its_hash
 @dataclass(frozen=True)
 class FloorDiv:
     arg: "Affine"
     divisor: int
 
 
+@keeps_its_hash
 @dataclass(frozen=True)
 class Mod:
     arg: "Affine"
     divisor: int
 
 
+@keeps_its_hash
 @dataclass(frozen=True)
 class Indirect:
     """An index read from data (take/gather): `value` is a kernel value expression of integer type,
@@ -38,6 +63,7 @@ class Indirect:
 Atom = Var | FloorDiv | Mod | Indirect
 
 
+@keeps_its_hash
 @dataclass(frozen=True)
 class Affine:
     """const + sum(coef * atom)."""

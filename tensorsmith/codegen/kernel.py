@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..ir.types import DType
-from .index import Affine, Var
+from .index import Affine, Var, keeps_its_hash
 
 
+@keeps_its_hash
 @dataclass(frozen=True)
 class Load:
     buffer: str
@@ -28,6 +29,7 @@ class Const:
     dtype: DType
 
 
+@keeps_its_hash
 @dataclass(frozen=True)
 class IndexValue:
     """An index expression used as a value (iota)."""
@@ -35,6 +37,7 @@ class IndexValue:
     dtype: DType
 
 
+@keeps_its_hash
 @dataclass(frozen=True)
 class Op:
     """An IR elementwise op (`name` as in ir/ops.py, "compare" with `dir`, "select", "convert"), or
