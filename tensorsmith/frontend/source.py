@@ -1,6 +1,7 @@
 """The user's source line behind an FX node, for error messages and the compatibility report."""
 from __future__ import annotations
 
+import functools
 import os
 import re
 
@@ -14,9 +15,17 @@ def source_line(fx_node) -> str | None:
     """"model.py:42 in forward: x = self.fc(x)": the innermost frame of the node's stack trace that
     is the user's code rather than PyTorch's own (nn.Linear's forward, say)."""
     meta = getattr(fx_node, "meta", {})
-    frames = list(_FRAME.finditer(meta.get("stack_trace") or ""))
+    line = _user_line(meta.get("stack_trace") or "")
+    return _module_path(meta) if line is None else line
+
+
+@functools.lru_cache(maxsize=4096)
+def _user_line(stack_trace: str) -> str | None:
+    """source_line of a stack trace (None: no frames in it). Remembered: the nodes of one source
+    line, and of a model's repeated layers, share their trace."""
+    frames = list(_FRAME.finditer(stack_trace))
     if not frames:
-        return _module_path(meta)
+        return None
     user = [f for f in frames if not f["file"].startswith(_TORCH_DIR)]
     f = (user or frames)[-1]
     text = f"{os.path.basename(f['file'])}:{f['line']} in {f['fn']}"
