@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import textwrap
 
+import torch
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from ir.ir_builders import random_graphs
+from torch._subclasses.fake_tensor import FakeTensorMode
 
 from tensorsmith.codegen.schedule import KernelStep
 from tensorsmith.ir import parse_graph
+from tensorsmith.ir.graph import Graph
+from tensorsmith.ir.interpret import Interpreter
+from tensorsmith.ir.types import F32, TensorType
 from tensorsmith.passes import fuse
 
 
@@ -86,3 +92,47 @@ def test_a_repeated_view_chain_is_checked_once(monkeypatch):
     s = fuse.schedule(parse_graph(TRANSPOSED_WEIGHTS))
     assert len(checked) == 1
     assert [[v.op for v in step.views[1]] for step in s.steps] == [["transpose"], ["transpose"]]
+
+
+def _factorizations(numel: int) -> list[list[int]]:
+    shapes = [[numel], [1, numel], [numel, 1]]
+    shapes += [[d, numel // d] for d in range(2, numel) if numel % d == 0]
+    return shapes
+
+
+@st.composite
+def _view_chains(draw):
+    """A row-major base and 1-3 view nodes on it, of the kinds library inputs and outputs keep."""
+    graph = Graph()
+    shape = draw(st.lists(st.integers(1, 4), min_size=1, max_size=3))
+    node = base = graph.add_param("x", TensorType(shape, F32))
+    chain = []
+    for _ in range(draw(st.integers(1, 3))):
+        t = node.type
+        kind = draw(st.sampled_from(["reshape", "transpose", "slice", "broadcast_in_dim"]))
+        if kind == "reshape":
+            node = graph.add("reshape", [node], {"shape": draw(st.sampled_from(_factorizations(t.numel)))})
+        elif kind == "transpose":
+            node = graph.add("transpose", [node], {"perm": list(draw(st.permutations(range(t.rank))))})
+        elif kind == "slice":
+            starts = [draw(st.integers(0, n - 1)) for n in t.shape]
+            limits = [draw(st.integers(lo + 1, n)) for lo, n in zip(starts, t.shape)]
+            strides = [draw(st.integers(1, 2)) for _ in t.shape]
+            node = graph.add("slice", [node], {"starts": starts, "limits": limits, "strides": strides})
+        else:
+            node = graph.add("broadcast_in_dim", [node], {"shape": [2, *t.shape],
+                                                          "dims": list(range(1, t.rank + 1))})
+        chain.append(node)
+    return base, chain
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(_view_chains())
+def test_view_check_on_plain_meta_tensors_answers_as_under_the_fake_mode(base_and_chain):
+    """The check leaves AOTAutograd's fake mode (a millisecond of dispatch per view op there): plain
+    meta tensors must tell views from copies exactly as fake ones do."""
+    base, chain = base_and_chain
+    with FakeTensorMode():
+        tensor = torch.empty(base.type.shape, dtype=torch.float32, device="meta")
+        expected = Interpreter().apply_views(tensor, chain)._base is tensor
+        assert fuse._check_strided_view(base, chain) == expected
