@@ -202,8 +202,7 @@ class TritonGraph:
             if dead_after.get(i):  # free library results (matmul outputs) once nothing reads them
                 lines.append(f"    del {', '.join(dead_after[i])}")
         self.checks = bool(self._checked and config.check_indices)  # the wrapper calls _check()
-        self.defers_checks = self.checks and self.device.type == "cuda" and not config.sync_index_checks \
-            and getattr(self.record, "kind", None) in ("forward", "backward")
+        self.defers_checks = self.checks and index_checks.defers(getattr(self.record, "kind", None), self.device)
         if self.checks:
             lines.append("    _check()")
         returned = []

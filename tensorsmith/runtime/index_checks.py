@@ -30,6 +30,15 @@ import threading
 
 import torch
 
+from .. import config
+
+
+def defers(kind: str | None, device: torch.device) -> bool:
+    """Whether a graph of this kind ("forward", "backward", "inference") on `device` leaves its
+    check to the next call, as the rules above say."""
+    return device.type == "cuda" and not config.sync_index_checks and kind in ("forward", "backward")
+
+
 # device -> [(CUDA event or None, host flags, graph)], oldest first
 _PENDING: dict[torch.device, list] = {}
 _LOCK = threading.Lock()

@@ -1,5 +1,5 @@
-"""Deferred index checks (runtime/index_checks.py): a training forward's out-of-range index is
-raised at the end of the next compiled call, naming the forward; other graphs raise in their own.
+"""Deferred index checks (runtime/index_checks.py): a training forward's or backward's out-of-range
+index is raised at the end of the next compiled call, naming the graph; other graphs raise in their own.
 Run on interpreted Triton graphs on the CPU, where a deferred check is read the same way without
 an event to wait for."""
 from __future__ import annotations
@@ -110,3 +110,13 @@ def test_a_raised_check_drops_the_checks_still_pending_after_it(graphs):
     torch.testing.assert_close(forward([w, ids])[0], w[ids] * w[ids])
     x = torch.randn(4, 3)
     torch.testing.assert_close(later([x])[0], x * x)
+
+
+def test_training_graphs_on_cuda_defer_and_the_rest_check_in_their_own_call(monkeypatch):
+    cuda, cpu = torch.device("cuda", 0), torch.device("cpu")
+    assert index_checks.defers("forward", cuda) and index_checks.defers("backward", cuda)
+    assert not index_checks.defers("inference", cuda)
+    assert not index_checks.defers(None, cuda)  # a graph not from torch.compile
+    assert not index_checks.defers("forward", cpu)
+    monkeypatch.setattr(tensorsmith.config, "sync_index_checks", True)
+    assert not index_checks.defers("forward", cuda) and not index_checks.defers("backward", cuda)
