@@ -19,6 +19,7 @@ from unittest import mock
 
 import torch
 
+from tensorsmith.bench.gpu import max_relative_error
 from tensorsmith.kernels import flash_triton, flash_triton_backward
 
 
@@ -40,22 +41,29 @@ def _time(fn) -> float:
     return triton.testing.do_bench(fn, warmup=10, rep=50)
 
 
-def sweep_forward(q, k, v, mask, is_causal, candidates):
-    scale = q.shape[-1] ** -0.5
+def _trials(run, patch_for, candidates) -> list:
+    """(ms, config, max relative difference from the default's result, or why it failed) per
+    candidate: `run()` -> a tensor or tuple of tensors, with `patch_for(config)` forcing the config."""
     flash_triton._FIRST_FIT.clear()
-    ref = flash_triton.forward(q, k, v, mask, is_causal, scale)[0]
+    ref = run()
     results = []
     for config in candidates:
-        with mock.patch.object(flash_triton, "_forward_configs", lambda *_, c=config: [c]):
+        with patch_for(config):
             flash_triton._FIRST_FIT.clear()
             try:
-                out = flash_triton.forward(q, k, v, mask, is_causal, scale)[0]
-                err = ((out.float() - ref.float()).abs().max() / ref.float().abs().max()).item()
-                results.append((_time(lambda: flash_triton.forward(q, k, v, mask, is_causal, scale)), config, err))
+                got = run()
+                pairs = zip(got, ref) if isinstance(ref, tuple) else [(got, ref)]
+                results.append((_time(run), config, max(max_relative_error(g, r) for g, r in pairs)))
             except Exception as e:  # noqa: BLE001 - a config that does not fit
                 results.append((float("inf"), config, f"{type(e).__name__}"))
     flash_triton._FIRST_FIT.clear()
     return results
+
+
+def sweep_forward(q, k, v, mask, is_causal, candidates):
+    scale = q.shape[-1] ** -0.5
+    return _trials(lambda: flash_triton.forward(q, k, v, mask, is_causal, scale)[0],
+                   lambda c: mock.patch.object(flash_triton, "_forward_configs", lambda *_: [c]), candidates)
 
 
 def sweep_backward(q, k, v, mask, is_causal, do, candidates, queries_outer: bool):
@@ -63,25 +71,15 @@ def sweep_backward(q, k, v, mask, is_causal, do, candidates, queries_outer: bool
     scale = q.shape[-1] ** -0.5
     flash_triton._FIRST_FIT.clear()
     out, lse = flash_triton.forward(q, k, v, mask, is_causal, scale)
-    ref = flash_triton_backward.backward(do, q, k, v, out, lse, mask, is_causal, scale)
     default = flash_triton_backward._configs
-    results = []
-    for config in candidates:
-        def forced(block_d, itemsize, queries_outer, c=config, swept=queries_outer):
-            return [c] if queries_outer == swept else default(block_d, itemsize, queries_outer)
 
-        with mock.patch.object(flash_triton_backward, "_configs", forced):
-            flash_triton._FIRST_FIT.clear()
-            try:
-                grads = flash_triton_backward.backward(do, q, k, v, out, lse, mask, is_causal, scale)
-                err = max(((g.float() - r.float()).abs().max() / r.float().abs().max()).item()
-                          for g, r in zip(grads, ref))
-                results.append((_time(lambda: flash_triton_backward.backward(do, q, k, v, out, lse, mask,
-                                                                             is_causal, scale)), config, err))
-            except Exception as e:  # noqa: BLE001 - a config that does not fit
-                results.append((float("inf"), config, f"{type(e).__name__}"))
-    flash_triton._FIRST_FIT.clear()
-    return results
+    def patch_for(config):
+        def forced(block_d, itemsize, queries_outer, swept=queries_outer):
+            return [config] if queries_outer == swept else default(block_d, itemsize, queries_outer)
+        return mock.patch.object(flash_triton_backward, "_configs", forced)
+
+    return _trials(lambda: flash_triton_backward.backward(do, q, k, v, out, lse, mask, is_causal, scale),
+                   patch_for, candidates)
 
 
 def _print(title, results, default, top=6):

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 import tensorsmith
+from tensorsmith.bench.gpu import max_relative_error
 from tensorsmith.bench.models.nanogpt import GPTConfig, NanoGPT, make_batch
 from tensorsmith.bench.models.small import MLP, TINY_GPT
 from tensorsmith.frontend import report
@@ -74,11 +75,6 @@ def _states() -> str:
     return "; ".join(f"{r.graph_id}={r.cuda_graph}" for r in report.RECORDS)
 
 
-def _rel(a, b) -> float:
-    a, b = a.detach().double(), b.detach().double()
-    return ((a - b).abs().max() / b.abs().max().clamp_min(1e-30)).item() if b.numel() else 0.0
-
-
 # -- 1. parity -----------------------------------------------------------------------------------
 def _train(make, batches, loss_fn, backend: str | None, graphs: bool = True, keep: bool = False):
     """Losses (floats), the last step's gradients, the final parameters, counters; `keep`: the
@@ -113,7 +109,7 @@ def _parity(name, make, batches, loss_fn) -> None:
 
     def worst(a, b):
         return max([abs(x - y) / max(abs(y), 1e-30) for x, y in zip(a[0], b[0])]
-                   + [_rel(x, y) for x, y in zip(a[1], b[1])] + [_rel(x, y) for x, y in zip(a[2], b[2])])
+                   + [max_relative_error(x, y) for x, y in (*zip(a[1], b[1]), *zip(a[2], b[2]))])
 
     vs_eager, vs_off, off_eager = worst(on, eager), worst(on, off), worst(off, eager)
     replays = on[3]["replays"]
@@ -165,7 +161,7 @@ def held_inference() -> None:
         dropped_replays = counters()["replays"] - dropped_replays
         outs = [run(x) for x in inputs]  # every output kept
         torch.cuda.synchronize()
-    errs = [_rel(o, e) for o, e in zip(outs, expected)]
+    errs = [max_relative_error(o, e) for o, e in zip(outs, expected)]
     ok = max(errs) < 1e-4 and dropped_replays == 3 and counters()["ordinary: outputs held"] > 0
     _row("kept inference outputs keep their values", ok,
          f"max rel err {max(errs):.1e} over {len(outs)} kept outputs; replays while dropping outputs "

@@ -38,7 +38,8 @@ GPT2_SMALL = GPTConfig(vocab=50304, width=768, layers=12, heads=12, seq=1024)
 QUICK = GPTConfig(vocab=50304, width=768, layers=4, heads=12, seq=256)
 
 
-def _rel(actual, ref) -> float:
+def max_relative_error(actual, ref) -> float:
+    """max |actual - ref| / max |ref|, in float64."""
     actual, ref = actual.detach().double(), ref.detach().double()
     return ((actual - ref).abs().max() / ref.abs().max().clamp_min(1e-30)).item() if ref.numel() else 0.0
 
@@ -96,7 +97,7 @@ def _check(fn, inputs, module=None) -> tuple[float, str]:
                                                                                       if module else []))
     if module is not None:
         module.float()
-    errors = [_rel(out, ref)] + [_rel(g, r) for g, r in zip(grads, ref_grads)]
+    errors = [max_relative_error(out, ref)] + [max_relative_error(g, r) for g, r in zip(grads, ref_grads)]
     return max(errors), _records_summary()
 
 
@@ -118,7 +119,7 @@ def autocast_parity(dev) -> None:
     loss = gpt(idx, targets)
     ref = [loss] + list(torch.autograd.grad(loss, list(gpt.parameters())))
     gpt.float()
-    errs = {k: max(_rel(a, r) for a, r in zip(v, ref)) for k, v in results.items()}
+    errs = {k: max(max_relative_error(a, r) for a, r in zip(v, ref)) for k, v in results.items()}
     status = "ok" if errs["tensorsmith"] <= max(1e-2, 2 * errs["eager"]) else "FAIL"
     print(f"{'bf16 autocast tiny nanoGPT':28s} rel err {errs['tensorsmith']:9.2e}  {status:4s}  "
           f"(eager bf16's own {errs['eager']:.2e}) {summary}", flush=True)
@@ -280,7 +281,7 @@ def _bench(backend: str, mode: str, cfg: GPTConfig, batch: int, steps: int, refe
     key = mode
     if backend == "eager":
         reference[key] = first.float().cpu()
-    error = _rel(first.float().cpu(), reference[key]) if key in reference else float("nan")
+    error = max_relative_error(first.float().cpu(), reference[key]) if key in reference else float("nan")
     for _ in range(3):
         step()
     torch.cuda.synchronize()
