@@ -95,8 +95,7 @@ def print_step_timeline(step, label: str, top: int = 12, min_us: float = 10.0) -
     from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
-    torch.cuda.synchronize()
-    print_host_lead(step, label)
+    print_host_lead(step, label)  # ends synchronized
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         step()
         torch.cuda.synchronize()
