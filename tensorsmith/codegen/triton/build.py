@@ -30,8 +30,9 @@ def compile_and_load(kernel, *args, **options):
     load = getattr(compiled, "_init_handles", None)  # Triton 3.x; older ones load at launch
     if load is not None:
         load()
-    log(2, f"compiled and loaded {getattr(compiled, 'name', kernel)} "
-           f"{options.get('num_warps', '')} warps in {(time.perf_counter() - began) * 1e3:.0f} ms")
+    warps = f" ({options['num_warps']} warps)" if "num_warps" in options else ""
+    log(2, f"compiled and loaded {getattr(compiled, 'name', kernel)}{warps} "
+           f"in {(time.perf_counter() - began) * 1e3:.0f} ms")
     return compiled
 
 
