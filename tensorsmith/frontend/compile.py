@@ -32,7 +32,19 @@ def _signature(args) -> tuple:
                  for a in args)
 
 
-def _build(gm: torch.fx.GraphModule, args, record: GraphRecord) -> GraphExecutor:
+def _saved_outputs_start(kind: str) -> int | None:
+    """For a training forward, the index of its first output that only its backward reads (the
+    activations AOTAutograd saves follow the mutated inputs and the model's own outputs); None
+    where that is not known. Read while AOTAutograd is compiling the graph."""
+    context = torch._guards.TracingContext.try_get()
+    meta = getattr(context, "fw_metadata", None)
+    if kind != "forward" or meta is None or getattr(meta, "tokens", None):
+        return None  # effect tokens come first and are not counted in num_forward
+    return getattr(meta, "num_forward", None)
+
+
+def _build(gm: torch.fx.GraphModule, args, record: GraphRecord,
+           saved_from: int | None = None) -> GraphExecutor:
     start = time.perf_counter()
     imported = import_graph(gm, args, name=record.kind)
     graph = run_pipeline(imported.graph, record.graph_id)
@@ -47,7 +59,7 @@ def _build(gm: torch.fx.GraphModule, args, record: GraphRecord) -> GraphExecutor
     log(1, f"{record.graph_id}: {len(graph.nodes)} nodes, {sum(imported.report.native.values())} "
            f"native ops, fallbacks: {fallbacks} ({(time.perf_counter() - start) * 1e3:.0f} ms)")
     events.graph_compiled(record, time.perf_counter() - start, args)
-    return GraphExecutor(imported, positions, runner)
+    return GraphExecutor(imported, positions, runner, saved_from)
 
 
 def _generates_code(graph) -> bool:
@@ -57,8 +69,8 @@ def _generates_code(graph) -> bool:
 class _Specializing:
     """Imports a symbolic graph once per concrete argument signature."""
 
-    def __init__(self, gm, record: GraphRecord):
-        self.gm, self.record = gm, record
+    def __init__(self, gm, record: GraphRecord, saved_from: int | None):
+        self.gm, self.record, self.saved_from = gm, record, saved_from
         self.cache: dict[tuple, GraphExecutor] = {}
 
     def __call__(self, *args):
@@ -70,7 +82,7 @@ class _Specializing:
                    f"(number {len(self.cache) + 1}) for {shapes}")
             if self.cache:
                 events.recompiling(self.record, "input shapes changed", args)
-            executor = self.cache[key] = _guarded(lambda: _build(self.gm, args, self.record),
+            executor = self.cache[key] = _guarded(lambda: _build(self.gm, args, self.record, self.saved_from),
                                                   self.gm, self.record)
         return executor(*args)
 
@@ -98,6 +110,8 @@ def _guarded(build, gm, record: GraphRecord):
 def compile_fx_graph(gm: torch.fx.GraphModule, example_inputs, kind: str):
     """The callable that runs `gm` (a forward, backward or inference graph) through tensorsmith."""
     record = new_record(kind)
+    saved_from = _saved_outputs_start(kind)
     if any(_is_symbolic(a) for a in example_inputs):
-        return events.handed_over(_Specializing(gm, record), record)
-    return events.handed_over(_guarded(lambda: _build(gm, list(example_inputs), record), gm, record), record)
+        return events.handed_over(_Specializing(gm, record, saved_from), record)
+    return events.handed_over(_guarded(lambda: _build(gm, list(example_inputs), record, saved_from),
+                                       gm, record), record)

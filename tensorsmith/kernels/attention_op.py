@@ -80,7 +80,7 @@ def attention_backward(grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor, out: T
                        mask: Tensor | None, is_causal: bool, scale: float) -> tuple[Tensor, Tensor, Tensor]:
     """(dq, dk, dv) of `attention`, recomputing the probabilities from q, k and the saved lse."""
     mask = _full_mask(mask, q, k)
-    return _run(q, k, v, mask).backward(grad_out.contiguous(), q, k, v, out, lse, mask, is_causal, scale)
+    return _run(q, k, v, mask).backward(grad_out, q, k, v, out, lse, mask, is_causal, scale)
 
 
 @attention_backward.register_fake

@@ -45,12 +45,35 @@ def host_scalar(value, expected: TensorType, read_by_kernels: bool) -> tuple[obj
 _VIEW_OPS = {"reshape", "transpose", "broadcast_in_dim", "slice"}
 
 
+def _dense(size, strides) -> bool:
+    """Whether `strides` lay a tensor of `size` out without gaps or overlaps (in any dim order)."""
+    expected = 1
+    for n, s in sorted(((n, s) for n, s in zip(size, strides) if n != 1), key=lambda p: p[1]):
+        if s != expected:
+            return False
+        expected *= n
+    return True
+
+
+def _copy_with_strides(tensor: torch.Tensor, strides) -> torch.Tensor:
+    """A copy of `tensor` laid out as eager's output was where that layout is dense, else
+    contiguous: one copy, not a clone followed by a `contiguous()` that copies again."""
+    if _dense(tensor.shape, strides):
+        return tensor.new_empty_strided(tensor.shape, strides).copy_(tensor)
+    return tensor.clone(memory_format=torch.contiguous_format)
+
+
 class GraphExecutor:
     """Callable for one imported graph: takes the FX graph's arguments, returns its outputs."""
 
-    def __init__(self, imported: Imported, tensor_positions: list[int], runner=None):
+    def __init__(self, imported: Imported, tensor_positions: list[int], runner=None,
+                 saved_from: int | None = None):
         self.graph = imported.graph
         self.outputs = imported.outputs
+        # Outputs from this index on are activations saved for our own backward (a training forward):
+        # no caller sees them, so they may share memory with one another (q, k and v as views of one
+        # projection) instead of being copied apart.
+        self.saved_from = len(self.outputs) if saved_from is None else saved_from
         self.tensor_positions = tensor_positions  # which FX arguments are graph parameters
         # Which parameters must be row-major (generated kernels read them); the interpreter takes any.
         self.row_major = getattr(runner, "row_major_params", None) or [False] * len(self.graph.params)
@@ -77,12 +100,12 @@ class GraphExecutor:
 
     def _assemble(self, results, inputs, args):
         """Outputs in FX order. A view of an input is rebuilt as that view of the caller's tensor;
-        any other output sharing memory with an input or an earlier output is copied, since the
-        graph promised a fresh tensor there."""
+        any other output sharing memory with an input or an earlier caller-visible output is copied,
+        since the graph promised a fresh tensor there."""
         seen = {t.untyped_storage().data_ptr() for t in inputs if t.numel()}
         seen |= {a.untyped_storage().data_ptr() for a in args if isinstance(a, torch.Tensor) and a.numel()}
         outputs = []
-        for (kind, value), strides in zip(self.outputs, self.output_strides):
+        for i, ((kind, value), strides) in enumerate(zip(self.outputs, self.output_strides)):
             if kind == "value":
                 outputs.append(value)
                 continue
@@ -95,9 +118,9 @@ class GraphExecutor:
             if tensor.numel():
                 pointer = tensor.untyped_storage().data_ptr()
                 if pointer in seen:
-                    tensor = tensor.clone()
-                    pointer = tensor.untyped_storage().data_ptr()
-                seen.add(pointer)
+                    tensor = _copy_with_strides(tensor, strides)
+                elif i < self.saved_from:
+                    seen.add(pointer)
             # Keep a computed view (a transposed activation saved for the backward) when its layout
             # is the one eager produced; otherwise hand out a contiguous tensor, as eager would.
             outputs.append(tensor if tensor.stride() == strides else tensor.contiguous())

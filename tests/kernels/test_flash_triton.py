@@ -47,11 +47,14 @@ def _rel(got: torch.Tensor, want: torch.Tensor) -> float:
     return ((got - want)[finite].norm() / want[finite].norm().clamp_min(1e-30)).item()
 
 
-def _check(q, k, v, mask=None, is_causal=False, tol=F32_TOL, backward=True):
+def _check(q, k, v, mask=None, is_causal=False, tol=F32_TOL, backward=True, strided_grad=False):
     scale = q.shape[-1] ** -0.5
     assert flash_triton.unsupported(q, k, v, mask) is None
     out, lse = flash_triton.forward(q, k, v, mask, is_causal, scale)
     grad_out = torch.randn(out.shape).to(q.dtype)
+    if strided_grad:  # as autograd hands it over when the output is transposed back to (B, L, H, D)
+        grad_out = grad_out.transpose(1, 2).contiguous().transpose(1, 2)
+        assert not grad_out.is_contiguous()
     want = _reference(q, k, v, mask, is_causal, scale, grad_out)
     assert out.dtype == q.dtype and out.is_contiguous() and out.shape == q.shape
     assert lse.dtype == torch.float32 and lse.shape == q.shape[:-1]
@@ -124,12 +127,12 @@ def test_multi_query_attention_expanded_kv():
     _check(q, k, v, is_causal=True)
 
 
-def test_non_contiguous_q():
+def test_non_contiguous_q_and_grad_out():
     B, L, H, D = 2, 23, 2, 32
     q = torch.randn(B, L, H, D).transpose(1, 2)  # (B, H, L, D) view of a (B, L, H, D) tensor
     k, v = (torch.randn(B, L, H, D).transpose(1, 2) for _ in range(2))
     assert not q.is_contiguous()
-    _check(q, k, v, is_causal=True)
+    _check(q, k, v, is_causal=True, strided_grad=True)
 
 
 def test_head_dim_128_forward():

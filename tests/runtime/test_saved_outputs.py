@@ -1,0 +1,94 @@
+"""A training forward's saved activations may share memory with one another (no copies), while any
+output the caller sees still gets memory of its own, laid out as eager's."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch.fx.experimental.proxy_tensor import make_fx
+
+from tensorsmith.frontend.importer import import_graph
+from tensorsmith.runtime import executor as executor_module
+from tensorsmith.runtime.executor import GraphExecutor, _copy_with_strides, _dense
+
+
+def _split_projection(x, w):
+    """(sum, q, k): q and k are views of one product, as attention's q, k, v are."""
+    qkv = torch.ops.aten.mm.default(x, w)
+    q = torch.ops.aten.slice.Tensor(qkv, 1, 0, 3)
+    k = torch.ops.aten.slice.Tensor(qkv, 1, 3, 6)
+    return torch.ops.aten.sum.default(qkv), q, k
+
+
+def _storage(t):
+    return t.untyped_storage().data_ptr()
+
+
+def test_saved_outputs_share_memory_and_visible_ones_do_not():
+    x, w = torch.randn(4, 5), torch.randn(5, 6)
+    imported = import_graph(make_fx(_split_projection)(x, w), [x, w])
+    want = _split_projection(x.double(), w.double())
+
+    total, q, k = GraphExecutor(imported, [0, 1], saved_from=1)(x, w)  # q and k only for a backward
+    assert _storage(q) == _storage(k)
+    for got, ref in zip((total, q, k), want):
+        torch.testing.assert_close(got.double(), ref, rtol=1e-5, atol=1e-5)
+
+    total, q, k = GraphExecutor(imported, [0, 1])(x, w)  # all three visible to the caller
+    assert _storage(q) != _storage(k)
+    assert q.stride() == want[1].stride() and k.is_contiguous()  # k's eager layout has gaps
+    for got, ref in zip((total, q, k), want):
+        torch.testing.assert_close(got.double(), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_copy_keeps_eager_layout_where_dense():
+    t = torch.randn(3, 4, 5).transpose(0, 2)  # dense, not contiguous
+    strides = t.stride()
+    copy = _copy_with_strides(t.clone(memory_format=torch.contiguous_format), strides)
+    assert copy.stride() == strides and torch.equal(copy, t)
+    gappy = torch.randn(4, 12)[:, :6]  # a slice: its layout has gaps, so the copy is contiguous
+    assert not _dense(gappy.shape, gappy.stride()) and _dense((4, 6), (1, 4))
+    copy = _copy_with_strides(gappy, gappy.stride())
+    assert copy.is_contiguous() and torch.equal(copy, gappy)
+
+
+class _Attention(torch.nn.Module):
+    def __init__(self, width=32, heads=2):
+        super().__init__()
+        self.qkv, self.heads = torch.nn.Linear(width, 3 * width), heads
+
+    def forward(self, x):
+        B, L, C = x.shape
+        q, k, v = (t.view(B, L, self.heads, C // self.heads).transpose(1, 2)
+                   for t in self.qkv(x).split(C, dim=2))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return y.transpose(1, 2).reshape(B, L, C).square().mean()
+
+
+def test_training_forward_saves_q_k_v_without_copies(monkeypatch):
+    handed = []
+    assemble = executor_module.GraphExecutor._assemble
+
+    def spy(self, results, inputs, args):
+        outputs = assemble(self, results, inputs, args)
+        handed.append((self, outputs))
+        return outputs
+
+    monkeypatch.setattr(executor_module.GraphExecutor, "_assemble", spy)
+    torch.manual_seed(0)
+    model = _Attention()
+    x = torch.randn(2, 16, 32)
+    loss = torch.compile(model, backend="tensorsmith")(x)
+    loss.backward()
+    got = [p.grad.clone() for p in model.parameters()]
+
+    reference = _Attention().double()
+    reference.load_state_dict(model.state_dict())
+    reference(x.double()).backward()
+    for g, p in zip(got, reference.parameters()):
+        torch.testing.assert_close(g.double(), p.grad, rtol=1e-4, atol=1e-5)
+
+    forward, outputs = handed[0]
+    assert forward.saved_from == 1  # the loss is the one output the caller sees
+    saved = [t for t in outputs[1:] if isinstance(t, torch.Tensor) and t.dim() == 4]
+    storages = {_storage(t) for t in saved}
+    assert len(saved) >= 3 and len(storages) < len(saved), [t.stride() for t in saved]
