@@ -72,6 +72,39 @@ def test_softmax_rows_persistent_and_looped(rows, cols, small_blocks):
     _compare(graph, [x])
 
 
+def _logsumexp_parts(rows: int, cols: int) -> str:
+    return f"""\
+        graph @lse(%x: f32[{rows},{cols}]@cpu) {{
+          %0 = reduce(%x) {{kind="max", dims=[1]}} : f32[{rows}]@cpu
+          %1 = broadcast_in_dim(%0) {{shape=[{rows},{cols}], dims=[0]}} : f32[{rows},{cols}]@cpu
+          %2 = sub(%x, %1) : f32[{rows},{cols}]@cpu
+          %3 = exp(%2) : f32[{rows},{cols}]@cpu
+          %4 = reduce(%3) {{kind="sum", dims=[1]}} : f32[{rows}]@cpu
+          return %0, %4
+        }}
+    """
+
+
+def test_looped_max_and_sum_of_exp_read_the_row_once(small_blocks):
+    """The sum of exp(x - max) rides the max's loop (online softmax), with eager's special values:
+    a max that grows chunk by chunk, rows that start with -inf, all -inf (NaN), NaN and +inf."""
+    rows, cols = 7, 150
+    x = torch.randn(rows, cols) * 4
+    x[0] += torch.linspace(0, 60, cols)  # every chunk raises the max: the sum is rescaled each time
+    x[1] -= torch.linspace(0, 60, cols)
+    x[2, :70] = float("-inf")  # the first two chunks see only -inf
+    x[3] = float("-inf")
+    x[4, 90] = float("nan")
+    x[5, 100] = float("inf")
+    x[6, 149] = 80.0  # the max in the last, partial chunk
+    compiled = _compare(_graph(_logsumexp_parts(rows, cols)), [x])
+    (kernel,) = compiled.kernels
+    assert kernel.source.count("for roff in range") == 1, kernel.source
+    got = compiled([x])
+    assert got[1][3].isnan() and got[1][4].isnan() and got[1][5].isnan()
+    torch.testing.assert_close(got[1][:3].double(), torch.exp(x[:3].double() - got[0][:3, None].double()).sum(1))
+
+
 def test_layer_norm_is_multi_stage_and_multi_output():
     graph = _graph("""\
         graph @ln(%x: f32[5,37]@cpu, %w: f32[37]@cpu) {

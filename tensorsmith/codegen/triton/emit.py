@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -23,6 +23,7 @@ from ...ir.types import BOOL, F32, I32, DType
 from ..index import Affine, FloorDiv, Indirect, Mod
 from ..kernel import IndexValue, Kernel, Load, Local, Op, Reduce, Store
 from .blocks import Blocks, choose
+from .online_softmax import pair_online_sums, running_value
 from .values import HALF, Scope, compute_type, round_half, tl_type
 
 PRELUDE = '''import triton
@@ -181,6 +182,7 @@ class _KernelEmitter:
             self.names[s.name] = f"acc{i}"
         self.lines: list[str] = []
         self.counter = itertools.count()
+        self.online: dict[str, Reduce] = {}  # a looped sum of exp(v - max) -> that max (online_softmax.py)
 
     # -- header ---------------------------------------------------------------------------------
     def _decode(self, vars, flat: str, indent: str):
@@ -250,19 +252,25 @@ class _KernelEmitter:
                     last.append(stage)
                     continue
             groups.append([stage])
+        self.online = pair_online_sums(groups)
         return groups
 
     # -- stages ---------------------------------------------------------------------------------
     def _loop(self, group: list):
         b = self.blocks
         for stage in group:
-            if isinstance(stage, Reduce):
+            if isinstance(stage, Reduce) and stage.name in self.online:
+                self._online_sum_init(stage)
+            elif isinstance(stage, Reduce):
                 self._reduce_init(stage)
         self.lines.append(f"    for roff in range(0, {self.r}, {b.rblock}):")
         mask = self._r_lanes("roff", "        ")
         scope = Scope(self.lines, "        ", self.counter, "zxr", mask, self.xscope, self.names)
         for stage in group:
-            self._stage(stage, scope, looped=True)
+            if isinstance(stage, Reduce) and stage.name in self.online:
+                self._online_sum_step(stage, scope)
+            else:
+                self._stage(stage, scope, looped=True)
         for stage in group:
             if isinstance(stage, Reduce):
                 self._reduce_final(stage)
@@ -328,19 +336,54 @@ class _KernelEmitter:
             return
         self._finish_reduce(stage, scope, masked, nans)
 
+    def _online_sum_init(self, stage: Reduce):
+        acc, t = self.names[stage.name], _acc_type(self.online[stage.name])
+        self.lines.append(f'    {acc}_max = tl.full([{self.blocks.xblock}, 1], float("-inf"), {tl_type(t)})')
+        self.lines.append(f"    {acc}_sum = tl.full([{self.blocks.xblock}, 1], 0, {tl_type(_acc_type(stage))})")
+
+    def _online_sum_step(self, stage: Reduce, scope: Scope):
+        """One chunk of sum(exp(v - max)) against the row's running max: the sum so far is scaled
+        by exp(old max - new max) and the chunk's terms are added. While a row has seen only -inf
+        its running max is -inf and it adds nothing (exp(-inf - -inf) would be NaN)."""
+        peak = self.online[stage.name]
+        acc = self.names[stage.name]
+        values, mask = self._tile(peak, scope, _acc_type(peak))
+        if mask:
+            values = scope.emit(f'tl.where({mask}, {values}, float("-inf"))')
+        running = scope.emit(f"tl.maximum({acc}_max, tl.reduce({values}, 1, _ts_max)[:, None])")
+        live = scope.emit(f'{running} != float("-inf")')
+        self.names[f"{peak.name}_running"] = running
+        terms, _ = self._tile(replace(stage, value=running_value(stage, Local(f"{peak.name}_running",
+                                                                              peak.dtype))),
+                              scope, _acc_type(stage))
+        keep = f"{live} & {mask}" if mask else live
+        scope.line(f"{acc}_sum = {acc}_sum * tl.where({live}, dm.exp({acc}_max - {running}), 0) + "
+                   f"tl.reduce(tl.where({keep}, {terms}, 0), 1, _ts_sum)[:, None]")
+        scope.line(f"{acc}_max = {running}")
+
     def _reduce_final(self, stage: Reduce):
         if stage.kind in ("argmax", "argmin"):
             return
         acc = self.names[stage.name]
+        peak = self.online.get(stage.name)
+        if peak is not None:  # the sum, scaled from the running max to the row's max (NaN stays NaN)
+            result = self.xscope.emit(f"{acc}_sum * dm.exp({acc}_max - "
+                                      f"{self.names[peak.name]}.to({tl_type(_acc_type(peak))}))")
+            self._assign(stage, self.xscope, result)
+            return
         track_nan = stage.kind in ("max", "min") and _acc_type(stage).is_float
         self._finish_reduce(stage, self.xscope, f"{acc}_tile", f"{acc}_nans" if track_nan else None)
 
     def _finish_reduce(self, stage: Reduce, scope: Scope, tile: str, nans: str | None):
-        acc, t = self.names[stage.name], compute_type(stage.dtype)
         result = scope.emit(_FINAL[stage.kind].format(tile) + "[:, None]")
         if nans:
             count = scope.emit(f"tl.reduce({nans}, 1, _ts_sum)[:, None]")
             result = scope.emit(f'tl.where({count} > 0, float("nan"), {result})')
+        self._assign(stage, scope, result)
+
+    def _assign(self, stage: Reduce, scope: Scope, result: str):
+        """The stage's local from its row result (accumulated in the accumulator type)."""
+        acc, t = self.names[stage.name], compute_type(stage.dtype)
         convert = f"{result} != 0" if stage.dtype == BOOL else f"{result}.to({t})"
         if stage.dtype in HALF:  # accumulated in float32: round the row's result once
             convert = round_half(convert, stage.dtype)
