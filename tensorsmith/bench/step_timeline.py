@@ -67,6 +67,29 @@ def host_cause(cpu_events, gap: Gap, depth: int = 7) -> str:
     return " < ".join(chain)
 
 
+def lead_in(cpu_events, parent, first_kernel: float, top: int = 6) -> list[tuple[object, float]]:
+    """What the host ran inside `parent` (the host event around the step, or one of its calls)
+    before the GPU's first kernel: parent's own calls in that stretch, with the microseconds of each
+    inside it, longest first. A synchronized step pays this stretch with an idle GPU."""
+    def inside(e) -> float:
+        return min(e.time_range.end, first_kernel) - e.time_range.start
+
+    parts = [(e, inside(e)) for e in cpu_events if e.cpu_parent is parent and inside(e) > 0]
+    return sorted(parts, key=lambda p: -p[1])[:top]
+
+
+def _print_lead_in(cpu_events, step, first_kernel: float, label: str) -> None:
+    """The stretch before the first kernel, by the step's calls, and the longest call by its own."""
+    calls = lead_in(cpu_events, step, first_kernel)
+    print(f"   {label}: the first kernel starts {(first_kernel - step.time_range.start) / 1e3:.2f} ms "
+          "into the profiled step; before it: " +
+          ", ".join(f"{e.name[-50:]} {us / 1e3:.2f} ms" for e, us in calls))
+    if calls:
+        inner = lead_in(cpu_events, calls[0][0], first_kernel)
+        print(f"      in {calls[0][0].name[-50:]}: " +
+              (", ".join(f"{e.name[-50:]} {us / 1e3:.2f} ms" for e, us in inner) or "nothing profiled"))
+
+
 def print_host_lead(step, label: str) -> None:
     """How far the host is ahead of the GPU at the end of each phase of one unprofiled step (the
     profiler slows the host down, and so makes a step look more host-bound than it is).
@@ -97,7 +120,8 @@ def print_step_timeline(step, label: str, top: int = 12, min_us: float = 10.0) -
 
     print_host_lead(step, label)  # ends synchronized
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-        step()
+        with torch.profiler.record_function("bench step"):
+            step()
         torch.cuda.synchronize()
     events = prof.events()
     kernels = [(e.time_range.start, e.time_range.end, e.name) for e in events
@@ -107,6 +131,9 @@ def print_step_timeline(step, label: str, top: int = 12, min_us: float = 10.0) -
     idle = window - busy
     print(f"   {label}: step window {window / 1e3:.2f} ms, GPU busy {busy / 1e3:.2f} ms, idle {idle / 1e3:.2f} ms "
           f"({len(gaps)} gaps of >= {min_us:.0f} us holding {sum(g.us for g in gaps) / 1e3:.2f} ms)")
+    marked = [e for e in cpu if e.name == "bench step"]
+    if marked and kernels:
+        _print_lead_in(cpu, marked[0], min(k[0] for k in kernels), label)
     causes = {gap: host_cause(cpu, gap) for gap in gaps}
     for gap in gaps[:top]:
         print(f"   {gap.us:8.0f} us idle  after {gap.before[:40]!r} before {gap.after[:40]!r}\n"

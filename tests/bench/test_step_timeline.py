@@ -2,7 +2,7 @@
 import random
 from types import SimpleNamespace
 
-from tensorsmith.bench.step_timeline import Gap, host_cause, idle_gaps
+from tensorsmith.bench.step_timeline import Gap, host_cause, idle_gaps, lead_in
 
 
 def _random_kernels(rng, n):
@@ -50,3 +50,18 @@ def test_host_cause_names_the_innermost_covering_event_and_its_frames():
     assert host_cause([launch], gap) == "(no host event in it)"
     first, second = event("aten::item", 100, 400), event("Optimizer.step", 420, 900)
     assert host_cause([first, second, launch], gap) == "Optimizer.step 460 us; aten::item 280 us"
+
+
+def test_lead_in_lists_the_outermost_host_calls_before_the_first_kernel():
+    def event(name, start, end, parent=None):
+        return SimpleNamespace(name=name, time_range=SimpleNamespace(start=start, end=end), cpu_parent=parent)
+
+    step = event("bench step", 100, 5000)
+    zero = event("Optimizer.zero_grad", 110, 300, step)
+    inner = event("aten::zero_", 120, 200, zero)  # inside zero_grad: not counted again
+    forward = event("CompiledFunction", 320, 2000, step)
+    later = event("Optimizer.step", 3000, 4000, step)  # after the first kernel
+    before = event("setup", 0, 90)  # before the step
+    parts = lead_in([step, zero, inner, forward, later, before], step, first_kernel=900)
+    assert [(e.name, us) for e, us in parts] == [("CompiledFunction", 580), ("Optimizer.zero_grad", 190)]
+    assert [(e.name, us) for e, us in lead_in([zero, inner], zero, 900)] == [("aten::zero_", 80)]
