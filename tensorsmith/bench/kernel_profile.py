@@ -31,21 +31,24 @@ def kernel_kind(name: str, ours: Container[str]) -> str:
     return "other"
 
 
-def _generated_bytes() -> dict[str, int]:
+def _generated(facts: str) -> dict:
+    """{kernel name: fact} over the live CUDA graphs: `facts` is "kernel_bytes" or "kernel_sources"."""
     from tensorsmith.runtime.cuda import LIVE
 
-    moved = {}
+    found = {}
     for graph in list(LIVE):
-        moved.update(graph.kernel_bytes())
-    return moved
+        found.update(getattr(graph, facts)())
+    return found
 
 
-def print_kernel_profile(step, label: str, top: int = 20) -> dict[str, float]:
+def print_kernel_profile(step, label: str, top: int = 40) -> dict[str, float]:
     """Profile one call of `step`; print its device time per kind and its top kernels. Returns the
     milliseconds per kind (and 'total')."""
     from torch.profiler import ProfilerActivity, profile
 
-    moved = _generated_bytes() if label.startswith("tensorsmith") else {}
+    ours = label.startswith("tensorsmith")
+    moved = _generated("kernel_bytes") if ours else {}
+    lines = _generated("kernel_sources") if ours else {}
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         step()
         torch.cuda.synchronize()
@@ -68,6 +71,7 @@ def print_kernel_profile(step, label: str, top: int = 20) -> dict[str, float]:
     for e in events[:top]:
         avg_us = e.device_time_total / max(e.count, 1)
         gbs = f"{moved[e.key] / (avg_us * 1e3):7.0f} GB/s" if e.key in moved else ""
+        line = lines.get(e.key, "")
         print(f"   {e.device_time_total / 1e3:8.2f} ms {e.count:4d}x {avg_us:8.1f} us {gbs:>12s}  "
-              f"{kind[e.key]:9s} {e.key[:80]}")
+              f"{kind[e.key]:9s} {e.key[:80]}" + (f"  <- {line.strip()[:70]}" if line else ""))
     return ms

@@ -154,6 +154,10 @@ class TritonGraph:
                 result[k.name] = sum(t.numel * t.dtype.torch_dtype.itemsize for t in types)
         return result
 
+    def kernel_sources(self) -> dict[str, str]:
+        """The model source line each generated kernel computes first (for profile reports)."""
+        return {k.name: next((s for s in k.sources if s), "") for k in self.kernels if k is not None}
+
     def _bind_arena(self):
         """Point the wrapper's buffer names at views of the shared arena's current tensor."""
         self.arena = self.shared.tensor
