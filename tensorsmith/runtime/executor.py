@@ -85,13 +85,20 @@ class GraphExecutor:
             runner = self.numerics.run_interpreter
         self.runner = runner or (lambda tensors: Interpreter().run(self.graph, tensors))
         self.views = Interpreter()  # applies view nodes as PyTorch views
+        # Per parameter, what an argument that needs no further look has: one tuple comparison per
+        # argument on the way to the first kernel (a training step passes every weight).
+        self.expected = [(p.type.dtype.torch_dtype, torch.Size(p.type.shape), torch.device(p.type.device))
+                         for p in self.graph.params]
 
     def __call__(self, *args):
         tensors = []
-        for position, param, row_major in zip(self.tensor_positions, self.graph.params, self.row_major):
-            value, scalar = host_scalar(args[position], param.type, row_major)
-            if not scalar:
-                check_argument(position, param.name, value, param.type)
+        for position, param, row_major, expected in zip(self.tensor_positions, self.graph.params,
+                                                        self.row_major, self.expected):
+            value = args[position]
+            if not (isinstance(value, torch.Tensor) and (value.dtype, value.shape, value.device) == expected):
+                value, scalar = host_scalar(value, param.type, row_major)
+                if not scalar:
+                    check_argument(position, param.name, value, param.type)
             tensors.append(value.contiguous() if row_major else value)
         if self.numerics is not None:
             self.numerics.check_inputs(self.tensor_positions, tensors)
