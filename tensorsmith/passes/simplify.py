@@ -6,11 +6,13 @@
     reshape to the same shape -> x      reshape(reshape(x)) -> reshape(x)
     identity transpose -> x             transpose(transpose(x)) -> one transpose
     broadcast to the same shape -> x    full slice -> x
+    the sum of a one-hot row -> its one value (one_hot_sum.py)
 """
 from __future__ import annotations
 
 from ..ir.graph import Graph, Node
 from ..ir.types import F16, F32, F64, I8, I16, I32, I64, BF16
+from .one_hot_sum import sum_of_one_hot
 from .rewrite import apply_rules, new_node
 
 # convert(convert(x, a), b) is x when going through `a` loses nothing of x's type `b`.
@@ -83,7 +85,7 @@ def _views(node: Node):
     return None
 
 
-RULES = [_neutral_operand, _involution, _converts, _views]
+RULES = [_neutral_operand, _involution, _converts, _views, sum_of_one_hot]
 
 
 def run(graph: Graph) -> bool:
