@@ -24,6 +24,7 @@ the same wrapper. Every run is in try/except, so one failure still prints the re
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import gc
 import os
@@ -100,19 +101,43 @@ class _Clock:
         return (time.perf_counter() - t0) * 1e3
 
 
+@contextlib.contextmanager
+def _rank_zero_prints():
+    """Reports run on every rank (a step has collectives), but only rank 0 prints."""
+    if _rank() == 0:
+        yield
+        return
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+        yield
+
+
+def _reports(names, step, label: str) -> None:
+    """bench/gpu.py's --profile and --timeline for one (wrapper, backend), seen from rank 0."""
+    from tensorsmith.bench.kernel_profile import print_kernel_profile
+    from tensorsmith.bench.step_timeline import print_step_timeline
+
+    for name in names:
+        report = {"profile": print_kernel_profile, "timeline": print_step_timeline}[name]
+        with _rank_zero_prints():
+            report(step, label)
+
+
 def run_one(wrapper: str, backend: str, cfg: GPTConfig, batch: int, steps: int,
-            device: torch.device) -> dict:
+            device: torch.device, reports=()) -> dict:
     """This rank's measurements for one (wrapper, backend)."""
     run, module = _build(wrapper, backend, cfg, device)
     opt = torch.optim.AdamW(module.parameters(), lr=1e-4)
     idx, targets = (t.to(device) for t in
                     make_batch(cfg, batch, torch.Generator().manual_seed(1 + _rank())))
 
-    def step():
+    def step(mark=lambda phase: None):  # mark(phase) after each phase (bench/step_timeline.py)
         opt.zero_grad(set_to_none=True)
         loss = run(idx, targets)
+        mark("forward")
         loss.backward()
+        mark("backward")
         opt.step()
+        mark("optimizer")
         return loss.detach()
 
     clock = _Clock(device)
@@ -128,6 +153,8 @@ def run_one(wrapper: str, backend: str, cfg: GPTConfig, batch: int, steps: int,
     times = [clock.time_ms(step) for _ in range(steps)]
     median = statistics.median(times)
     peak = torch.cuda.max_memory_allocated(device) / 1e9 if device.type == "cuda" else float("nan")
+    if reports and device.type == "cuda":
+        _reports(reports, step, f"{backend} {wrapper}")
     return {"median_ms": median, "compile_s": max(first_s - median / 1e3, 0.0),
             "peak_gb": peak, "first_loss": first_loss}
 
@@ -148,14 +175,14 @@ def _free(device):
         torch.cuda.empty_cache()
 
 
-def benchmark(wrappers, backends, cfg, batch, steps, device) -> dict:
+def benchmark(wrappers, backends, cfg, batch, steps, device, reports=()) -> dict:
     """{(wrapper, backend): merged result over ranks, or {"failed": reason}}."""
     results = {}
     for wrapper in wrappers:
         for backend in backends:
             _say(f"-- {wrapper} {backend} ...")
             try:
-                mine = run_one(wrapper, backend, cfg, batch, steps, device)
+                mine = run_one(wrapper, backend, cfg, batch, steps, device, reports)
             except Exception as e:  # noqa: BLE001 - one run failing still prints the rest
                 traceback.print_exc(limit=-6)
                 mine = {"failed": f"rank {_rank()}: {type(e).__name__}: "
@@ -236,6 +263,10 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=8, help="per rank")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--timeout", type=float, default=900, help="collective timeout, seconds")
+    parser.add_argument("--profile", action="store_true",
+                        help="rank 0's device time per kind of kernel and its top kernels, per run")
+    parser.add_argument("--timeline", action="store_true",
+                        help="rank 0's idle GPU time in one step and what its host did meanwhile")
     args = parser.parse_args(argv)
 
     cfg = TINY if args.tiny else QUICK if args.quick else GPT2_SMALL
@@ -256,7 +287,9 @@ def main(argv=None):
                                 timeout=datetime.timedelta(seconds=args.timeout),
                                 **({"device_id": device} if args.device == "cuda" else {}))
     try:
-        results = benchmark(wrappers, args.backends.split(","), cfg, args.batch, args.steps, device)
+        reports = [name for name in ("profile", "timeline") if getattr(args, name)]
+        results = benchmark(wrappers, args.backends.split(","), cfg, args.batch, args.steps, device,
+                            reports)
         if _rank() == 0:
             print_table(results, cfg, args.batch, args.steps, device, _world())
     finally:
