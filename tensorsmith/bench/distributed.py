@@ -125,6 +125,9 @@ def _reports(names, step, label: str) -> None:
 def run_one(wrapper: str, backend: str, cfg: GPTConfig, batch: int, steps: int,
             device: torch.device, reports=()) -> dict:
     """This rank's measurements for one (wrapper, backend)."""
+    from tensorsmith.frontend import attention, report
+    report.reset()
+    attention.MATCHES.clear()
     run, module = _build(wrapper, backend, cfg, device)
     opt = torch.optim.AdamW(module.parameters(), lr=1e-4)
     idx, targets = (t.to(device) for t in
@@ -155,6 +158,9 @@ def run_one(wrapper: str, backend: str, cfg: GPTConfig, batch: int, steps: int,
     peak = torch.cuda.max_memory_allocated(device) / 1e9 if device.type == "cuda" else float("nan")
     if reports and device.type == "cuda":
         _reports(reports, step, f"{backend} {wrapper}")
+    if backend == "tensorsmith":
+        from tensorsmith.bench.gpu import records_summary
+        _say(f"   rank 0: {records_summary()}")
     return {"median_ms": median, "compile_s": max(first_s - median / 1e3, 0.0),
             "peak_gb": peak, "first_loss": first_loss}
 

@@ -23,6 +23,7 @@ import gc
 import statistics
 import time
 import traceback
+from collections import Counter
 
 import torch
 import torch.nn.functional as F
@@ -44,7 +45,7 @@ def max_relative_error(actual, ref) -> float:
     return ((actual - ref).abs().max() / ref.abs().max().clamp_min(1e-30)).item() if ref.numel() else 0.0
 
 
-def _records_summary() -> str:
+def records_summary() -> str:
     records = report.RECORDS
     whole = [r.graph_id for r in records if r.whole_graph_fallback]
     kernels = sum(r.kernels for r in records)
@@ -57,6 +58,8 @@ def _records_summary() -> str:
         text += f", WHOLE-GRAPH FALLBACK {whole}: {records[0].whole_graph_fallback}"
     if ops:
         text += f", op fallbacks: {', '.join(ops)}"
+    graphs = Counter(r.cuda_graph or "undecided" for r in records)
+    text += ", CUDA graphs: " + ", ".join(f"{state} x{n}" for state, n in graphs.most_common())
     return text
 
 
@@ -98,7 +101,7 @@ def _check(fn, inputs, module=None) -> tuple[float, str]:
     if module is not None:
         module.float()
     errors = [max_relative_error(out, ref)] + [max_relative_error(g, r) for g, r in zip(grads, ref_grads)]
-    return max(errors), _records_summary()
+    return max(errors), records_summary()
 
 
 def autocast_parity(dev) -> None:
@@ -114,7 +117,7 @@ def autocast_parity(dev) -> None:
         with torch.autocast("cuda", dtype=torch.bfloat16):
             loss = fn(idx, targets)
         results[name] = [loss] + list(torch.autograd.grad(loss, list(gpt.parameters())))
-    summary = _records_summary()
+    summary = records_summary()
     gpt.double()
     loss = gpt(idx, targets)
     ref = [loss] + list(torch.autograd.grad(loss, list(gpt.parameters())))
@@ -304,7 +307,7 @@ def _bench(backend: str, mode: str, cfg: GPTConfig, batch: int, steps: int, refe
             traceback.print_exc(limit=-2)
     result = {"median_ms": median, "host_ms": statistics.median(host), "compile_s": max(first_s - median / 1e3, 0.0) if backend != "eager" else None,
               "peak_gb": torch.cuda.max_memory_allocated() / 1e9, "error": error,
-              "notes": _records_summary() if backend == "tensorsmith" else ""}
+              "notes": records_summary() if backend == "tensorsmith" else ""}
     return result
 
 
