@@ -168,6 +168,8 @@ class Interpreter:
             return getattr(torch, op)(args[0], a["dim"])
         if op == "dot":
             return torch.matmul(*args)
+        if op == "addmm":
+            return torch.addmm(*args)
         if op == "convolution":
             return torch.ops.aten.convolution(args[0], args[1], None, a["stride"], a["padding"],
                                               a["dilation"], a["transposed"], a["output_padding"],

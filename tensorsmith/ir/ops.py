@@ -295,6 +295,21 @@ def _dot(types, attrs):
     return a.with_shape([*a.shape[:-1], b.shape[-1]])
 
 
+@_op("addmm", 3)
+def _addmm(types, attrs):
+    """bias + a @ b, bias [N] over the rows of [M, K] x [K, N]: one library call whose bias add is
+    the matrix product's epilogue (as eager's nn.Linear), instead of a separate pass over [M, N]."""
+    bias, a, b = types
+    if bias.rank != 1 or a.rank != 2 or b.rank != 2:
+        _fail(f"addmm needs a bias vector and two matrices, got {bias}, {a} and {b}")
+    if a.shape[1] != b.shape[0] or bias.shape[0] != b.shape[1]:
+        _fail(f"addmm shapes do not chain: {list(bias.shape)}, {list(a.shape)}, {list(b.shape)}")
+    if not bias.dtype == a.dtype == b.dtype or a.dtype.is_bool:
+        _fail(f"addmm operand dtypes differ or are bool: {bias.dtype}, {a.dtype}, {b.dtype}")
+    _same_device(types)
+    return a.with_shape([a.shape[0], b.shape[1]])
+
+
 @_op("convolution", 2, {"stride": "ints", "padding": "ints", "dilation": "ints", "groups": "int",
                         "transposed": "bool", "output_padding": "ints"})
 def _convolution(types, attrs):

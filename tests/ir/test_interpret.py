@@ -687,6 +687,12 @@ def test_interpreter_runs_every_dtype_the_shape_rule_accepts(op, arity):
     assert accepted
 
 
+@covers("addmm")
+def test_addmm():
+    bias, a, b = randn(4), randn(2, 3), randn(3, 4)
+    close(run("addmm", [bias, a, b]), np_of(bias).astype(np.float64) + np.matmul(np_of(a).astype(np.float64), np_of(b)))
+
+
 def _operand(dtype, shape):
     t = TensorType(shape, dtype)
     return torch.randn(shape, dtype=dtype.torch_dtype) if dtype.is_complex else rand_tensor(t)
@@ -697,6 +703,7 @@ STRUCTURAL_TEMPLATES = {  # op -> (operand shapes, x the first operand's element
     **{f"reduce-{k}": ("reduce", [(2, 3)], {"kind": k, "dims": [1]}) for k in ("sum", "prod", "max", "min", "any", "all")},
     "argmax": ("argmax", [(2, 3)], {"dim": 1}), "argmin": ("argmin", [(2, 3)], {"dim": 0}),
     "dot": ("dot", [(2, 3), (3, 4)], {}),
+    "addmm": ("addmm", [(4,), (2, 3), (3, 4)], {}),
     "convolution": ("convolution", [(1, 2, 5), (3, 2, 3)], {**_CONV, "transposed": False}),
     "convolution-transposed": ("convolution", [(1, 2, 5), (2, 3, 3)], {**_CONV, "transposed": True}),
     "pad": ("pad", [(2, 3)], {"low": [1, -1], "high": [0, 2], "value": 1}),

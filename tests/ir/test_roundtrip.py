@@ -59,6 +59,8 @@ STRUCTURAL = text(r'''
       %36 = fallback() {target="aten.empty.memory_format", args=[[2, 0]], kwargs={"dtype": c64, "device": device("cpu")}} : c64[2,0]@cpu
       %37 = fallback(%x) {target="aten.aminmax.default", args=[$0], kwargs={}} : (f32[]@cpu)
       %38 = fallback(%x) {target="aten._assert_async.default", args=[$0], kwargs={}} : ()
+      %39 = reduce(%w) {kind="sum", dims=[0]} : f32[4]@cpu
+      %40 = addmm(%39, %x, %w) : f32[2,4]@cpu
       return %2, %x, %29, %36
     }
 ''')

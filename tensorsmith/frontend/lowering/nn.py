@@ -22,6 +22,8 @@ def _mm(ctx, a, b):
 @lower(aten.addmm.default)
 def _addmm(ctx, bias, a, b, beta=1, alpha=1):
     _matching_dtypes(a, b)
+    if alpha == 1 and beta == 1 and bias.type.rank == 1 and bias.type.dtype == a.type.dtype:
+        return ctx.add("addmm", [bias, a, b])  # nn.Linear: the bias add is the product's epilogue
     product = ctx.add("dot", [a, b])
     if alpha != 1:
         product = ctx.elementwise("mul", product, alpha)
