@@ -220,7 +220,9 @@ def test_layer_norm_of_half_rows_in_float32():
     (a,), (e,), (r,) = _run(graph, [x, w])
     assert ulps(a, e) <= 1 and _relative(a, r) < 1e-2
     eager = (F.layer_norm(x.float(), (37,)).bfloat16() * w)
-    assert ulps(a, eager) <= 1
+    # float32 statistics summed in another order may flip the bf16 rounding of the normalized value
+    # by one ulp, which the bf16 multiply by w can carry to two
+    assert ulps(a, eager) <= 2
 
 
 # -- casts, promotion, constants, overflow ------------------------------------------------------
