@@ -106,6 +106,24 @@ def test_looped_max_and_sum_of_exp_read_the_row_once(small_blocks):
                                rtol=1e-5, atol=0)
 
 
+def test_a_row_value_is_computed_once_per_row_not_per_element():
+    """x - m[row] and a per-row index check: the row's load and math run on [XBLOCK, 1] tiles."""
+    graph = _graph("""\
+        graph @rows(%x: f32[5,37]@cpu, %m: f32[5]@cpu) {
+          %0 = exp(%m) : f32[5]@cpu
+          %1 = broadcast_in_dim(%0) {shape=[5,37], dims=[0]} : f32[5,37]@cpu
+          %2 = sub(%x, %1) : f32[5,37]@cpu
+          return %2
+        }
+    """)
+    compiled = _compare(graph)
+    (kernel,) = compiled.kernels
+    row_loads = [line for line in kernel.source.splitlines() if "tl.load(" in line and "zx +" in line]
+    assert len(row_loads) == 1 and "dm.exp" in kernel.source, kernel.source
+    exp_line = next(line for line in kernel.source.splitlines() if "dm.exp" in line)
+    assert row_loads[0].split("=")[0].strip() in exp_line  # exp of the row's value, not a tile's
+
+
 def test_layer_norm_is_multi_stage_and_multi_output():
     graph = _graph("""\
         graph @ln(%x: f32[5,37]@cpu, %w: f32[37]@cpu) {

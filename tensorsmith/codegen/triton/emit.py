@@ -183,6 +183,7 @@ class _KernelEmitter:
         self.lines: list[str] = []
         self.counter = itertools.count()
         self.online: dict[str, Reduce] = {}  # a looped sum of exp(v - max) -> that max (online_softmax.py)
+        self._outer: dict = {}  # expr -> reads no inner variable (memo of _outer_only)
 
     # -- header ---------------------------------------------------------------------------------
     def _decode(self, vars, flat: str, indent: str):
@@ -229,7 +230,8 @@ class _KernelEmitter:
         elif not b.looped:
             offset = f"tl.program_id(1).to({self.idx}) * {b.rblock}" if not self.reduces else "0"
             mask = self._r_lanes(offset, "    ") if self.inner else self.xmask
-            xr = Scope(lines, "    ", self.counter, "zxr", mask, self.xscope, self.names)
+            xr = Scope(lines, "    ", self.counter, "zxr", mask, self.xscope, self.names,
+                       outer_only=self._outer_only)
             for stage in k.stages:
                 self._stage(stage, xr if stage.inner else self.xscope, looped=False)
         else:
@@ -239,6 +241,13 @@ class _KernelEmitter:
                     continue
                 self._loop(group)
         return "\n".join(lines) + "\n"
+
+    def _outer_only(self, expr) -> bool:
+        """Whether `expr` reads no inner index variable (then one value serves a whole row)."""
+        found = self._outer.get(expr)
+        if found is None:
+            found = self._outer[expr] = _reads_no(expr, set(self.inner))
+        return found
 
     def _groups(self) -> list[list]:
         """Consecutive inner-loop stages that may share one loop: none reads a local another of them
@@ -414,6 +423,28 @@ class _KernelEmitter:
         scope.line(f"{acc}_best = tl.where({take}, {best}, {acc}_best)")
         scope.line(f"{acc} = tl.where({take}, {first}, {acc})")
         scope.line(f"{acc}_nan = {acc}_nan | {has_nan}")
+
+
+def _reads_no(expr, variables: set) -> bool:
+    """Whether `expr` reads none of `variables` (index variables), through indices and data."""
+    if isinstance(expr, Op):
+        return all(_reads_no(a, variables) for a in expr.args)
+    if isinstance(expr, (Load, IndexValue)):
+        return _affine_reads_no(expr.index, variables)
+    return True  # constants and locals
+
+
+def _affine_reads_no(affine: Affine, variables: set) -> bool:
+    for atom, _ in affine.terms:
+        if isinstance(atom, (FloorDiv, Mod)):
+            if not _affine_reads_no(atom.arg, variables):
+                return False
+        elif isinstance(atom, Indirect):
+            if not _reads_no(atom.value, variables):
+                return False
+        elif atom in variables:
+            return False
+    return True
 
 
 def _reads_locals(expr, names: set) -> bool:

@@ -111,13 +111,17 @@ class Scope:
     """Statements at one indentation and tile shape; sees the values of its parent scope."""
 
     def __init__(self, lines: list[str], indent: str, counter, zero: str, mask: str | None,
-                 parent: Scope | None = None, names: dict | None = None):
+                 parent: Scope | None = None, names: dict | None = None, outer_only=None):
         self.lines, self.indent, self.counter = lines, indent, counter
         self.zero = zero  # the int index tile of this scope's shape (indices are full tiles)
         self.mask = mask  # active lanes (None: all)
         self.parent = parent
         self.names = names  # Var/Local -> generated name (shared by the kernel's scopes)
         self.cache: dict = {}
+        # expr -> whether it reads no inner index: such a value (a row's target, mean or scale) is
+        # computed once per row in the parent's [XBLOCK, 1] tile, not once per element; only where
+        # the parent's statements go in the same place (not from inside a loop)
+        self.outer_only = outer_only if parent is not None and parent.indent == indent else None
 
     # -- statements -------------------------------------------------------------------------------
     def emit(self, text: str) -> str:
@@ -185,6 +189,8 @@ class Scope:
             return tl_constant(expr.value, expr.dtype)
         if isinstance(expr, Local):
             return self.names[expr.name]
+        if guard is None and self.outer_only is not None and self.outer_only(expr):
+            return self.parent.value(expr)
         for key in ((expr, guard), (expr, None)):
             found = self._lookup(key)
             if found is not None:
