@@ -6,27 +6,17 @@ import torch
 
 from ..ir.graph import Graph, Node
 from ..ir.interpret import Interpreter
-from .rewrite import apply_rules, new_node
+from .rewrite import apply_rules, constant_like, scalar_constant
 
 _SHAPE_ONLY = {"broadcast_in_dim", "reshape", "transpose", "reverse", "slice"}
 _FOLDABLE = {"convert", "compare", "select", "is_finite"}
 
 
-def _is_scalar_constant(node: Node) -> bool:
-    return node.op == "constant" and not isinstance(node.attrs["value"], list)
-
-
-def _constant(value, node: Node) -> Node:
-    t = node.type
-    return new_node("constant", [], {"value": value, "shape": list(t.shape), "dtype": t.dtype,
-                                     "device": t.device}, node)
-
-
 def _fold(node: Node):
-    if not node.inputs or not all(_is_scalar_constant(i) for i in node.inputs):
+    if not node.inputs or not all(scalar_constant(i) is not None for i in node.inputs):
         return None
     if node.op in _SHAPE_ONLY:
-        return _constant(node.inputs[0].attrs["value"], node)
+        return constant_like(node.inputs[0].attrs["value"], node)
     from ..ir.ops import OPS
     opdef = OPS[node.op]
     if node.op not in _FOLDABLE and not (opdef.arity in (1, 2) and not opdef.attrs):
@@ -38,7 +28,7 @@ def _fold(node: Node):
         return None  # e.g. integer division by zero: leave it to fail where eager would
     if node.type.dtype.is_float:
         value = float(value)
-    return _constant(value, node)
+    return constant_like(value, node)
 
 
 def run(graph: Graph) -> bool:

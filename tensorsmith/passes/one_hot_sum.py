@@ -15,11 +15,11 @@ the final `+ 0.0` reproduces. An out-of-range target is caught by the index chec
 from __future__ import annotations
 
 from ..ir.graph import Node
-from .rewrite import new_node
+from .rewrite import constant_like, new_node, scalar_constant
 
 
 def _zeros(node: Node) -> bool:
-    return node.op == "constant" and node.attrs["value"] == 0 and not isinstance(node.attrs["value"], list)
+    return scalar_constant(node) == 0
 
 
 def _one_hot(node: Node, dim: int) -> bool:
@@ -37,12 +37,6 @@ def _constant_along(node: Node, dim: int) -> bool:
         return False
     dims = node.attrs["dims"]
     return dim not in dims or node.inputs[0].type.shape[dims.index(dim)] == 1
-
-
-def _constant(value: float, like: Node) -> Node:
-    t = like.type
-    return new_node("constant", [], {"value": value, "shape": list(t.shape), "dtype": t.dtype,
-                                     "device": t.device}, like)
 
 
 def sum_of_one_hot(node: Node):
@@ -67,6 +61,6 @@ def sum_of_one_hot(node: Node):
         f = new_node("broadcast_in_dim", [factor.inputs[0]], {"shape": row, "dims": factor.attrs["dims"]},
                      node)
         value = new_node("mul", [src, f], {}, node)
-        value = new_node("add", [value, new_node("mul", [_constant(0.0, f), f], {}, node)], {}, node)
-    value = new_node("add", [value, _constant(0.0, value)], {}, node)
+        value = new_node("add", [value, new_node("mul", [constant_like(0.0, f), f], {}, node)], {}, node)
+    value = new_node("add", [value, constant_like(0.0, value)], {}, node)
     return new_node("reshape", [value], {"shape": list(node.type.shape)}, node)

@@ -21,6 +21,20 @@ def new_node(op: str, inputs, attrs: dict, like: Node) -> Node:
     return Node(op, inputs, dict(attrs), infer_type(op, [i.type for i in inputs], attrs), like.source)
 
 
+def scalar_constant(node: Node):
+    """The value of a constant node that holds one value for every element, else None."""
+    if node.op == "constant" and not isinstance(node.attrs["value"], list):
+        return node.attrs["value"]
+    return None
+
+
+def constant_like(value, node: Node) -> Node:
+    """A new constant node of `node`'s type holding `value` in every element."""
+    t = node.type
+    return new_node("constant", [], {"value": value, "shape": list(t.shape), "dtype": t.dtype,
+                                     "device": t.device}, node)
+
+
 def substitute(node: Node, mapping: dict[Node, Node]) -> None:
     """Point `node`'s operands at their replacements."""
     if mapping:

@@ -13,24 +13,18 @@ from __future__ import annotations
 from ..ir.graph import Graph, Node
 from ..ir.types import F16, F32, F64, I8, I16, I32, I64, BF16
 from .one_hot_sum import sum_of_one_hot
-from .rewrite import apply_rules, new_node
+from .rewrite import apply_rules, new_node, scalar_constant
 
 # convert(convert(x, a), b) is x when going through `a` loses nothing of x's type `b`.
 _EXACT_WIDENING = {(F16, F32), (F16, F64), (BF16, F32), (BF16, F64), (F32, F64), (I8, I16),
                    (I8, I32), (I8, I64), (I16, I32), (I16, I64), (I32, I64)}
 
 
-def _scalar_constant(node: Node):
-    if node.op == "constant" and not isinstance(node.attrs["value"], list):
-        return node.attrs["value"]
-    return None
-
-
 def _neutral_operand(node: Node):
     if len(node.inputs) != 2:
         return None
     a, b = node.inputs
-    right = _scalar_constant(b)
+    right = scalar_constant(b)
     if node.op in ("mul", "div") and right == 1:
         return a
     if node.op == "sub" and right == 0:
@@ -38,9 +32,9 @@ def _neutral_operand(node: Node):
     if node.op == "add" and not node.type.dtype.is_float:
         if right == 0:
             return a
-        if _scalar_constant(a) == 0:
+        if scalar_constant(a) == 0:
             return b
-    if node.op == "mul" and _scalar_constant(a) == 1:
+    if node.op == "mul" and scalar_constant(a) == 1:
         return b
     return None
 
