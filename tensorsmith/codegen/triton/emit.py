@@ -20,7 +20,7 @@ import torch
 
 from ...errors import UnsupportedError
 from ...ir.types import BOOL, F32, I32, DType
-from ..index import Affine, FloorDiv, Indirect, Mod
+from ..index import Affine, FloorDiv, Indirect, Mod, Var
 from ..kernel import IndexValue, Kernel, Load, Local, Op, Reduce, Store
 from .blocks import Blocks, choose
 from .online_softmax import pair_online_sums, running_value
@@ -425,57 +425,42 @@ class _KernelEmitter:
         scope.line(f"{acc}_nan = {acc}_nan | {has_nan}")
 
 
+def _reaches(expr, hit) -> bool:
+    """Whether `hit` holds for something `expr` reads: a Local or Const, or an index atom (Var,
+    Indirect, FloorDiv, Mod) of a load's or iota's index, through ops, divisions and the values of
+    indirect indices."""
+    if isinstance(expr, Op):
+        return any(_reaches(a, hit) for a in expr.args)
+    if isinstance(expr, (Load, IndexValue)):
+        return _index_reaches(expr.index, hit)
+    return hit(expr)
+
+
+def _index_reaches(affine: Affine, hit) -> bool:
+    for atom, _ in affine.terms:
+        if hit(atom):
+            return True
+        if isinstance(atom, (FloorDiv, Mod)) and _index_reaches(atom.arg, hit):
+            return True
+        if isinstance(atom, Indirect) and _reaches(atom.value, hit):
+            return True
+    return False
+
+
 def _reads_no(expr, variables: set) -> bool:
     """Whether `expr` reads none of `variables` (index variables), through indices and data."""
-    if isinstance(expr, Op):
-        return all(_reads_no(a, variables) for a in expr.args)
-    if isinstance(expr, (Load, IndexValue)):
-        return _affine_reads_no(expr.index, variables)
-    return True  # constants and locals
-
-
-def _affine_reads_no(affine: Affine, variables: set) -> bool:
-    for atom, _ in affine.terms:
-        if isinstance(atom, (FloorDiv, Mod)):
-            if not _affine_reads_no(atom.arg, variables):
-                return False
-        elif isinstance(atom, Indirect):
-            if not _reads_no(atom.value, variables):
-                return False
-        elif atom in variables:
-            return False
-    return True
+    return not _reaches(expr, lambda x: isinstance(x, Var) and x in variables)
 
 
 def _reads_locals(expr, names: set) -> bool:
-    if isinstance(expr, Local):
-        return expr.name in names
-    if isinstance(expr, Op):
-        return any(_reads_locals(a, names) for a in expr.args)
-    if isinstance(expr, (Load, IndexValue)):
-        return _index_reads_locals(expr.index, names)
-    return False
-
-
-def _index_reads_locals(affine: Affine, names: set) -> bool:
-    for atom, _ in affine.terms:
-        if isinstance(atom, (FloorDiv, Mod)) and _index_reads_locals(atom.arg, names):
-            return True
-        if isinstance(atom, Indirect) and _reads_locals(atom.value, names):
-            return True
-    return False
+    return _reaches(expr, lambda x: isinstance(x, Local) and x.name in names)
 
 
 def _checks_indices(kernel: Kernel) -> bool:
-    def in_affine(affine):
-        return any(isinstance(a, Indirect) or (isinstance(a, (FloorDiv, Mod)) and in_affine(a.arg))
-                   for a, _ in affine.terms)
-
-    def in_expr(expr):
-        if isinstance(expr, Op):
-            return any(in_expr(a) for a in expr.args)
-        return isinstance(expr, (Load, IndexValue)) and in_affine(expr.index)
-    return any(in_expr(s.value) or (isinstance(s, Store) and in_affine(s.index)) for s in kernel.stages)
+    def indirect(x):
+        return isinstance(x, Indirect)
+    return any(_reaches(s.value, indirect) or (isinstance(s, Store) and _index_reaches(s.index, indirect))
+               for s in kernel.stages)
 
 
 def emit_kernel(kernel: Kernel, dtypes: dict[str, DType]) -> TritonKernel | None:
