@@ -36,6 +36,7 @@ import torch
 import torch.distributed as dist
 
 import tensorsmith  # noqa: F401 - registers the backend
+from tensorsmith.bench.gpu import REPORTS, records_summary
 from tensorsmith.bench.models.nanogpt import GPTConfig, NanoGPT, make_batch
 
 GPT2_SMALL = GPTConfig(vocab=50304, width=768, layers=12, heads=12, seq=1024)
@@ -113,13 +114,9 @@ def _rank_zero_prints():
 
 def _reports(names, step, label: str) -> None:
     """bench/gpu.py's --profile and --timeline for one (wrapper, backend), seen from rank 0."""
-    from tensorsmith.bench.kernel_profile import print_kernel_profile
-    from tensorsmith.bench.step_timeline import print_step_timeline
-
     for name in names:
-        report = {"profile": print_kernel_profile, "timeline": print_step_timeline}[name]
         with _rank_zero_prints():
-            report(step, label)
+            REPORTS[name](step, label)
 
 
 def run_one(wrapper: str, backend: str, cfg: GPTConfig, batch: int, steps: int,
@@ -159,7 +156,6 @@ def run_one(wrapper: str, backend: str, cfg: GPTConfig, batch: int, steps: int,
     if reports and device.type == "cuda":
         _reports(reports, step, f"{backend} {wrapper}")
     if backend == "tensorsmith":
-        from tensorsmith.bench.gpu import records_summary
         _say(f"   rank 0: {records_summary()}")
     return {"median_ms": median, "compile_s": max(first_s - median / 1e3, 0.0),
             "peak_gb": peak, "first_loss": first_loss}
@@ -293,7 +289,7 @@ def main(argv=None):
                                 timeout=datetime.timedelta(seconds=args.timeout),
                                 **({"device_id": device} if args.device == "cuda" else {}))
     try:
-        reports = [name for name in ("profile", "timeline") if getattr(args, name)]
+        reports = [name for name in REPORTS if getattr(args, name)]
         results = benchmark(wrappers, args.backends.split(","), cfg, args.batch, args.steps, device,
                             reports)
         if _rank() == 0:

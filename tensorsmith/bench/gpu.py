@@ -245,7 +245,8 @@ def bench(backend: str, mode: str, cfg: GPTConfig, batch: int, steps: int, refer
         return _bench(name, mode, cfg, batch, steps, reference, reports)
 
 
-_REPORTS = {"profile": print_kernel_profile, "timeline": print_step_timeline}
+# The reports --profile and --timeline add after each run (bench/distributed.py has them too).
+REPORTS = {"profile": print_kernel_profile, "timeline": print_step_timeline}
 
 
 def _bench(backend: str, mode: str, cfg: GPTConfig, batch: int, steps: int, reference: dict,
@@ -302,7 +303,7 @@ def _bench(backend: str, mode: str, cfg: GPTConfig, batch: int, steps: int, refe
     median = statistics.median(times)
     for report_name in reports:
         try:
-            _REPORTS[report_name](step, backend)
+            REPORTS[report_name](step, backend)
         except Exception:  # noqa: BLE001 - a report, not the measurement
             traceback.print_exc(limit=-2)
     result = {"median_ms": median, "host_ms": statistics.median(host), "compile_s": max(first_s - median / 1e3, 0.0) if backend != "eager" else None,
@@ -378,7 +379,7 @@ def main(argv=None):
     if args.skip_bench:
         return
     cfg = QUICK if args.quick else GPT2_SMALL
-    reports = tuple(name for name in _REPORTS if getattr(args, name))
+    reports = tuple(name for name in REPORTS if getattr(args, name))
     rows = benchmark(cfg, args.batch, args.steps, args.backends.split(","), args.modes.split(","), reports)
     print_table(rows, cfg, args.batch, bandwidth)
 
