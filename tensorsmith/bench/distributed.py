@@ -10,6 +10,8 @@ allowed. For each backend it measures, on every rank at once:
 
 - single: the unwrapped model compiled with the backend, each rank training on its own (no
   communication), the one-GPU baseline;
+- regional: the same, but each transformer block compiled on its own (`block.compile(...)`), as
+  fsdp2 compiles them, without communication: the per-block graphs' host cost alone;
 - ddp: `DistributedDataParallel(model)` compiled whole (Dynamo's DDPOptimizer splits the graph at
   bucket boundaries, so gradient all-reduces overlap the backward);
 - fsdp2: `fully_shard` on each transformer block and on the root, each block compiled
@@ -64,6 +66,11 @@ def _build(wrapper: str, backend: str, cfg: GPTConfig, device: torch.device):
     compiled = backend != "eager"
     if wrapper == "single":
         return (torch.compile(model, backend=backend) if compiled else model), model
+    if wrapper == "regional":
+        for block in model.blocks:
+            if compiled:
+                block.compile(backend=backend)
+        return model, model
     if wrapper == "ddp":
         from torch.nn.parallel import DistributedDataParallel as DDP
         ddp = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -119,8 +126,13 @@ def _reports(names, step, label: str) -> None:
             REPORTS[name](step, label)
 
 
+# Wrappers without communication: a rank runs them on its own, and they run without torchrun.
+LOCAL_WRAPPERS = ("single", "regional")
+WARMUP_STEPS = 3
+
+
 def run_one(wrapper: str, backend: str, cfg: GPTConfig, batch: int, steps: int,
-            device: torch.device, reports=()) -> dict:
+            device: torch.device, reports=(), warmup: int = WARMUP_STEPS) -> dict:
     """This rank's measurements for one (wrapper, backend)."""
     from tensorsmith.frontend import attention, report
     report.reset()
@@ -145,7 +157,7 @@ def run_one(wrapper: str, backend: str, cfg: GPTConfig, batch: int, steps: int,
     t0 = time.perf_counter()
     first_loss = step().item()
     first_s = time.perf_counter() - t0
-    for _ in range(3):
+    for _ in range(warmup):
         step()
     clock.sync()
     if device.type == "cuda":
@@ -177,14 +189,14 @@ def _free(device):
         torch.cuda.empty_cache()
 
 
-def benchmark(wrappers, backends, cfg, batch, steps, device, reports=()) -> dict:
+def benchmark(wrappers, backends, cfg, batch, steps, device, reports=(), warmup=WARMUP_STEPS) -> dict:
     """{(wrapper, backend): merged result over ranks, or {"failed": reason}}."""
     results = {}
     for wrapper in wrappers:
         for backend in backends:
             _say(f"-- {wrapper} {backend} ...")
             try:
-                mine = run_one(wrapper, backend, cfg, batch, steps, device, reports)
+                mine = run_one(wrapper, backend, cfg, batch, steps, device, reports, warmup)
             except Exception as e:  # noqa: BLE001 - one run failing still prints the rest
                 traceback.print_exc(limit=-6)
                 mine = {"failed": f"rank {_rank()}: {type(e).__name__}: "
@@ -207,11 +219,11 @@ def benchmark(wrappers, backends, cfg, batch, steps, device, reports=()) -> dict
 def _row(wrapper, backend, r, results, world, tokens_per_rank):
     if "failed" in r:
         return f"| {wrapper} | {backend} | failed | | | | | | | {r['failed']} |"
-    ranks = 1 if wrapper == "single" else world
+    ranks = 1 if wrapper in LOCAL_WRAPPERS else world
     tok_s = ranks * tokens_per_rank / (r["median_ms"] / 1e3)
     single = results.get(("single", backend), {})
     eff = (f"{single['median_ms'] / r['median_ms']:.2f}"
-           if wrapper != "single" and "median_ms" in single else "-")
+           if wrapper not in LOCAL_WRAPPERS and "median_ms" in single else "-")
     inductor = results.get((wrapper, "inductor"), {})
     vs_ind = f"{inductor['median_ms'] / r['median_ms']:.2f}x" if "median_ms" in inductor else "-"
     eager = results.get((wrapper, "eager"), {})
@@ -257,18 +269,21 @@ def main(argv=None):
     parser.add_argument("--backends", default="eager,inductor,tensorsmith",
                         help="torch.compile backends, comma-separated (eager: uncompiled)")
     parser.add_argument("--wrappers", default="single,ddp,fsdp2",
-                        help="single (no communication: the one-GPU baseline), ddp, fsdp2")
+                        help="single (no communication: the one-GPU baseline), regional (single, each "
+                             "block compiled on its own), ddp, fsdp2")
     parser.add_argument("--single", action="store_true",
                         help="only the single-rank runs (also what runs without torchrun)")
     parser.add_argument("--quick", action="store_true", help="4 layers, sequence 256")
     parser.add_argument("--tiny", action="store_true", help="a tiny model, for a CPU smoke run")
     parser.add_argument("--batch", type=int, default=8, help="per rank")
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=WARMUP_STEPS, help="untimed steps after the first")
     parser.add_argument("--timeout", type=float, default=900, help="collective timeout, seconds")
     parser.add_argument("--profile", action="store_true",
                         help="rank 0's device time per kind of kernel and its top kernels, per run")
     parser.add_argument("--timeline", action="store_true",
                         help="rank 0's idle GPU time in one step and what its host did meanwhile")
+    parser.add_argument("--host", action="store_true", help="rank 0's host time per step by function")
     args = parser.parse_args(argv)
 
     cfg = TINY if args.tiny else QUICK if args.quick else GPT2_SMALL
@@ -283,7 +298,9 @@ def main(argv=None):
         device = torch.device("cpu")
         if launched:  # the ranks share the host's cores
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ["WORLD_SIZE"])))
-    wrappers = ["single"] if args.single or not launched else args.wrappers.split(",")
+    wrappers = args.wrappers.split(",")
+    if args.single or not launched:
+        wrappers = [w for w in wrappers if w in LOCAL_WRAPPERS] or ["single"]
     if launched:
         dist.init_process_group(args.backend or ("nccl" if args.device == "cuda" else "gloo"),
                                 timeout=datetime.timedelta(seconds=args.timeout),
@@ -291,7 +308,7 @@ def main(argv=None):
     try:
         reports = [name for name in REPORTS if getattr(args, name)]
         results = benchmark(wrappers, args.backends.split(","), cfg, args.batch, args.steps, device,
-                            reports)
+                            reports, args.warmup)
         if _rank() == 0:
             print_table(results, cfg, args.batch, args.steps, device, _world())
     finally:

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 import tensorsmith
+from tensorsmith.bench.host_profile import print_host_profile
 from tensorsmith.bench.kernel_profile import print_kernel_profile
 from tensorsmith.bench.models.nanogpt import GPTConfig, NanoGPT, make_batch
 from tensorsmith.bench.models.small import MLP, TINY_GPT
@@ -245,8 +246,8 @@ def bench(backend: str, mode: str, cfg: GPTConfig, batch: int, steps: int, refer
         return _bench(name, mode, cfg, batch, steps, reference, reports)
 
 
-# The reports --profile and --timeline add after each run (bench/distributed.py has them too).
-REPORTS = {"profile": print_kernel_profile, "timeline": print_step_timeline}
+# The reports --profile, --timeline and --host add after each run (bench/distributed.py has them too).
+REPORTS = {"profile": print_kernel_profile, "timeline": print_step_timeline, "host": print_host_profile}
 
 
 def _bench(backend: str, mode: str, cfg: GPTConfig, batch: int, steps: int, reference: dict,
@@ -366,6 +367,8 @@ def main(argv=None):
                         help="each backend's device time per kind of kernel, and its top kernels")
     parser.add_argument("--timeline", action="store_true",
                         help="each backend's idle GPU time in one step, and what the host did meanwhile")
+    parser.add_argument("--host", action="store_true",
+                        help="each backend's host time per step by function (cProfile)")
     args = parser.parse_args(argv)
     import triton
 
