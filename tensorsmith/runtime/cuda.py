@@ -36,11 +36,13 @@ import torch
 
 from .. import config
 from ..codegen.schedule import KernelStep, LibraryStep, Schedule
+from ..codegen.triton.build import interpreting
 from ..codegen.triton.emit import TritonKernel
 from ..ir.interpret import Interpreter, _constant
 from ..log import log
 from . import cuda_graphs, index_checks
 from .compiled import IndexOutOfRange, _library_call
+from .triton_launch import KernelLaunch, argument_dtypes
 from .memory import MemoryPlan, plan_memory
 
 LIVE: weakref.WeakSet[TritonGraph] = weakref.WeakSet()  # for reports (bench/gpu.py --profile)
@@ -140,10 +142,22 @@ class TritonGraph:
                 self._run = lambda *ts: Interpreter().run(graph, list(ts))
                 return self._run(*tensors)
             self._verified = True
+            self._bind_launches()
             log(1, f"{self.record.graph_id}: first call waited {waited * 1e3:.0f} ms for kernels compiling "
                    f"in the background, then ran in {(time.perf_counter() - began - waited) * 1e3:.0f} ms")
             self.cuda_graph = cuda_graphs.attach(self, tensors)
             return result
+
+    def _bind_launches(self) -> None:
+        """After the first call compiled every kernel: launch them directly (triton_launch.py)."""
+        if self.device.type != "cuda" or interpreting() or not config.direct_launch:
+            return
+        try:
+            bound = sum(launch.bind(dtypes, self.device) for launch, dtypes in self.launches)
+        except Exception as e:  # noqa: BLE001 - the JIT path stays: slower, same results
+            log(1, f"{self.record.graph_id}: kernels launch through Triton's JIT: {e}")
+            return
+        log(2, f"{self.record.graph_id}: {bound} of {len(self.launches)} kernels launch directly")
 
     def kernel_bytes(self) -> dict[str, int]:
         """Bytes of the buffers each generated kernel reads and writes (for bandwidth reports)."""
@@ -192,6 +206,7 @@ class TritonGraph:
             ns[name] = _constant(a["value"], a["shape"], a["dtype"].torch_dtype, self.device).contiguous()
         kernels = iter(self.kernels)
         self._checked = []
+        self.launches: list[tuple[KernelLaunch, list]] = []  # and their argument dtypes
         dead_after = _library_results_dead_after(s)
         self.settles = False  # the wrapper reads earlier calls' deferred index checks before a step
         for i, step in enumerate(s.steps):
@@ -239,8 +254,9 @@ class TritonGraph:
             self._checked.append(kernel)
         else:
             ns[flag] = self.flags
-        ns[f"launch{i}"] = getattr(self.module, kernel.name)[kernel.grid]
-        lines.append(f"    launch{i}({', '.join([*kernel.args, flag])}, num_warps={kernel.num_warps})")
+        launch = ns[f"launch{i}"] = KernelLaunch(getattr(self.module, kernel.name), kernel.grid, kernel.num_warps)
+        self.launches.append((launch, argument_dtypes(s.buffers, kernel)))
+        lines.append(f"    launch{i}({', '.join([*kernel.args, flag])})")
 
 
 def _is_index(t) -> bool:

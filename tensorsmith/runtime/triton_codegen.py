@@ -23,6 +23,7 @@ from ..passes import split_reduction
 from ..passes.fuse import schedule
 from .codegen import graph_device
 from .cuda import TritonGraph
+from .triton_launch import argument_dtypes
 
 _COMPILES = ThreadPoolExecutor(max_workers=max(config.compile_threads, 1),
                                thread_name_prefix="tensorsmith-triton")
@@ -46,7 +47,7 @@ def _precompile(module, kernels, plan, device: str) -> list[Future]:
         if k is None or k.name in seen:
             continue
         seen.add(k.name)
-        dtypes = [plan.buffers[b].type.dtype.torch_dtype for b in k.args] + [torch.int32]
+        dtypes = argument_dtypes(plan.buffers, k)
         futures.append(_COMPILES.submit(_compile_and_load, getattr(module, k.name), dtypes, device,
                                         grid=k.grid, num_warps=k.num_warps))
     return futures

@@ -1,0 +1,123 @@
+"""Launching a generated Triton kernel without Triton's per-launch Python.
+
+`kernel[grid](*args)` goes through JITFunction.run on every launch: it binds and specializes the
+arguments, builds a cache key, looks the compiled kernel up and asks for the current device and
+stream, ~20 us of host time before the launcher's C code runs. Where a graph is not replayed as a
+CUDA graph (FSDP2's per-block graphs, a regional compile), that host time is the step's: 400
+launches a GPT-2 step. A generated kernel's arguments are all tensors (no integer to specialize on)
+and its grid is fixed, so after the graph's first call KernelLaunch holds the compiled kernel and
+calls its launcher directly with the current stream.
+
+The compiled kernel was specialized for 16-byte aligned pointers (triton_codegen.py compiles it
+ahead with dtypes standing in for the buffers, which Triton takes as aligned). A launch whose
+tensors are not all aligned (a user's view at an odd offset) goes through the JIT, which compiles
+the kernel for them, as does every launch while a launch hook (a profiler's) is set, before the
+graph's first call, and under TRITON_INTERPRET.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..codegen.triton.build import compile_and_load, interpreting
+
+ALIGNMENT = 16
+_current_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)  # (device index) -> handle
+
+
+try:
+    from triton import knobs as _knobs
+except ImportError:  # an older Triton: no hooks to honour here, so no direct path either
+    _knobs = None
+
+
+def _launch_hooks_set() -> bool:
+    return _knobs is None or _knobs.runtime.launch_enter_hook is not None or \
+        _knobs.runtime.launch_exit_hook is not None
+
+
+def argument_dtypes(buffers, kernel) -> list[torch.dtype]:
+    """The dtypes of a generated kernel's arguments: its buffers, then its int32 index-check flag."""
+    return [buffers[b].type.dtype.torch_dtype for b in kernel.args] + [torch.int32]
+
+
+class KernelLaunch:
+    """`launch(*tensors)`: one generated kernel over its fixed grid and warps, on the current
+    stream; direct once `bind` found the compiled kernel."""
+
+    __slots__ = ("jit", "grid", "num_warps", "direct", "device_index")
+
+    def __init__(self, jit, grid: tuple, num_warps: int):
+        self.jit = jit
+        self.grid = tuple(grid) + (1,) * (3 - len(grid))
+        self.num_warps = num_warps
+        self.direct = None  # (launcher, function, packed metadata) once bound
+        self.device_index = 0
+
+    def bind(self, dtypes: list[torch.dtype], device: torch.device) -> bool:
+        """Find the kernel compiled for 16-byte aligned arguments of these dtypes (compiled ahead or
+        at the first call: a cache hit) and hold its launcher; False where this Triton's compiled
+        kernels lack the parts a direct launch needs."""
+        with torch.cuda.device(device):
+            compiled = compile_and_load(self.jit, *dtypes, grid=self.grid, num_warps=self.num_warps)
+        parts = tuple(getattr(compiled, name, None) for name in ("run", "function", "packed_metadata"))
+        if any(p is None for p in parts) or len(self.jit.arg_names) != len(dtypes):
+            return False
+        self.direct, self.device_index = parts, device.index or 0
+        return True
+
+    def __call__(self, *args):
+        direct = self.direct
+        if direct is None or _misaligned(args) or _launch_hooks_set():
+            self.jit[self.grid](*args, num_warps=self.num_warps)
+            return
+        launcher, function, metadata = direct
+        g0, g1, g2 = self.grid
+        launcher(g0, g1, g2, _current_stream(self.device_index), function, metadata, None, None, None, *args)
+
+
+def _misaligned(args) -> bool:
+    for a in args:
+        if a.data_ptr() % ALIGNMENT:
+            return True
+    return False
+
+
+# Hand-written kernels (attention's) take integers too (strides, sizes), on which Triton
+# specializes; their launches look the compiled kernel up by the exact values of those, each
+# tensor's dtype and alignment, the constexprs and the device: a key at least as fine as Triton's
+# own, so it never picks a kernel compiled for other arguments.
+_BY_ARGUMENTS: dict = {}
+_MAX_KEYS = 4096  # distinct keys kept; then the table starts over
+
+
+def _argument_key(args) -> tuple:
+    return tuple((a.dtype, a.data_ptr() % ALIGNMENT == 0) if isinstance(a, torch.Tensor) else (type(a), a)
+                 for a in args)
+
+
+def launch(kernel, grid: tuple, args: tuple, options: dict) -> None:
+    """`kernel[grid](*args, **options)` on the current CUDA stream; directly through the compiled
+    launcher once this key was launched before."""
+    if _current_stream is None or _launch_hooks_set() or interpreting():
+        kernel[grid](*args, **options)
+        return
+    device = torch.cuda.current_device()
+    key = (kernel, device, _argument_key(args), tuple(options.items()))
+    entry = _BY_ARGUMENTS.get(key)
+    if entry is None:
+        entry = _compiled_entry(kernel, grid, args, options)
+        if len(_BY_ARGUMENTS) >= _MAX_KEYS:
+            _BY_ARGUMENTS.clear()
+        _BY_ARGUMENTS[key] = entry
+    launcher, function, metadata, tail = entry
+    g0, g1, g2 = tuple(grid) + (1,) * (3 - len(grid))
+    launcher(g0, g1, g2, _current_stream(device), function, metadata, None, None, None, *args, *tail)
+
+
+def _compiled_entry(kernel, grid, args, options) -> tuple:
+    """(launcher, function, packed metadata, the constexpr values after `args` in signature order)
+    of the kernel compiled for these arguments (Triton's warmup: a cache hit once compiled)."""
+    compiled = kernel.warmup(*args, grid=grid, **options)
+    launcher = compiled.run  # loads the module on the current device first
+    tail = tuple(options[p.name] if p.name in options else p.default for p in kernel.params[len(args):])
+    return launcher, compiled.function, compiled.packed_metadata, tail
