@@ -33,6 +33,7 @@ from triton import knobs
 from triton.runtime.errors import OutOfResources
 
 from ..codegen.triton.build import compile_and_load
+from ..runtime.triton_launch import launch
 from .tile_ranges import Job, Ranges, prepass
 
 _INTERPRETED = knobs.runtime.interpret  # how this copy's kernels were decorated
@@ -326,7 +327,7 @@ class Launch(NamedTuple):
     options: dict  # constexprs, num_warps, num_stages
 
     def run(self) -> None:
-        self.kernel[self.grid](*self.args, **self.options)
+        launch(self.kernel, self.grid, self.args, self.options)  # directly, once compiled
 
     def compile(self) -> None:
         """Compile without launching, then build and load the launcher and the GPU module, as the
