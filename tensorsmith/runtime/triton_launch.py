@@ -31,8 +31,12 @@ except ImportError:  # an older Triton: no hooks to honour here, so no direct pa
 
 
 def _launch_hooks_set() -> bool:
-    return _knobs is None or _knobs.runtime.launch_enter_hook is not None or \
-        _knobs.runtime.launch_exit_hook is not None
+    """Whether a launch hook is set: a non-empty HookChain (Triton 3.5 on; an empty one is always
+    there) or, in older Triton, any value but None."""
+    if _knobs is None:
+        return True
+    return any(h is not None and getattr(h, "calls", True)
+               for h in (_knobs.runtime.launch_enter_hook, _knobs.runtime.launch_exit_hook))
 
 
 def argument_dtypes(buffers, kernel) -> list[torch.dtype]:

@@ -117,3 +117,24 @@ def test_hand_written_launches_compile_once_per_integer_values_and_tensor_alignm
     assert len(kernel.compiles) == 4
     assert kernel.launched[-1][1][-1] is False  # the constexpr given, not the default
     assert kernel.launched[-2][1][10] == stride and kernel.launched[-2][1][9].data_ptr() % 16
+
+
+def test_launch_hooks_count_only_when_a_chain_holds_one(monkeypatch):
+    """Triton's knobs hold an empty HookChain when no hook is set: that must not count."""
+    knobs = pytest.importorskip("triton").knobs
+    chain = knobs.runtime.launch_enter_hook
+    assert not getattr(chain, "calls", None), "a hook is set in this process already"
+    assert not triton_launch._launch_hooks_set()
+
+    def hook(*args):
+        pass
+    if hasattr(chain, "add"):
+        chain.add(hook)
+        try:
+            assert triton_launch._launch_hooks_set()
+        finally:
+            chain.remove(hook)
+    else:
+        monkeypatch.setattr(knobs.runtime, "launch_enter_hook", hook)
+        assert triton_launch._launch_hooks_set()
+    assert not triton_launch._launch_hooks_set()
