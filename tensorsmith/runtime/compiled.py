@@ -38,12 +38,21 @@ def _library_call(step: LibraryStep, numerics: NumericsGuard | None = None):
     interpreter = Interpreter()
     node = step.node
     op = node.attrs["target"] if node.op == "fallback" else node.op
+    viewed = [(i, chain) for i, chain in enumerate(step.views) if chain]  # the inputs seen through views
+    # A product's result is fresh memory (cuBLAS's, or the transposed orientation's copy); any other
+    # op's may be a view of an input, which is checked on each call.
+    fresh = node.op in ("dot", "addmm")
+    compute = matmul if node.op == "dot" else torch.addmm if node.op == "addmm" else \
+        (lambda *inputs: interpreter.eval(node, list(inputs)))
 
     def call(*args):
         try:
-            inputs = [interpreter.apply_views(a, chain) for a, chain in zip(args, step.views)] \
-                if step.views else args
-            result = matmul(*inputs) if node.op == "dot" else interpreter.eval(node, list(inputs))
+            inputs = args
+            if viewed:
+                inputs = list(args)
+                for i, chain in viewed:
+                    inputs[i] = interpreter.apply_views(args[i], chain)
+            result = compute(*inputs)
         except ExecutionError:
             raise
         except Exception as e:
@@ -53,6 +62,8 @@ def _library_call(step: LibraryStep, numerics: NumericsGuard | None = None):
             numerics.library(node, inputs, result)
         if not isinstance(result, torch.Tensor):
             return result  # a fallback's tuple, read by `get` steps
+        if fresh:
+            return result.contiguous()
         # A view of an arena buffer would change when the arena is reused: copy it out.
         shared = {a.untyped_storage().data_ptr() for a in args if isinstance(a, torch.Tensor)}
         if result.numel() and result.untyped_storage().data_ptr() in shared:
