@@ -203,10 +203,11 @@ class Interpreter:
             tensor = self.eval(view, [tensor])
         return tensor
 
-    def fallback(self, node: Node, args: list):
-        """Call the ATen op. IR values have no layout, so it sees them contiguous (row-major), which
-        is what layout-dependent ops such as as_strided are imported for."""
-        target = resolve_target(node.attrs["target"])
+    def fallback(self, node: Node, args: list, target=None):
+        """Call the ATen op (or `target`, a function computing the same). IR values have no layout,
+        so it sees them contiguous (row-major), which is what layout-dependent ops such as
+        as_strided are imported for."""
+        target = target or resolve_target(node.attrs["target"])
         if node.attrs["target"] not in LIBRARY_KERNELS:
             args = [a.contiguous() if isinstance(a, torch.Tensor) else a for a in args]
         call_args = from_attr(node.attrs["args"], args, self.dtype)

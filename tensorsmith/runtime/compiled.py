@@ -21,6 +21,7 @@ from ..codegen.schedule import KernelStep, LibraryStep, Schedule
 from ..errors import ExecutionError
 from ..log import log
 from ..ir.interpret import Interpreter, _constant
+from ..kernels import attention_op
 from .matmul_orientation import matmul
 from .memory import MemoryPlan, plan_memory
 from .numerics import NumericsGuard, all_finite
@@ -42,7 +43,9 @@ def _library_call(step: LibraryStep, numerics: NumericsGuard | None = None):
     # A product's result is fresh memory (cuBLAS's, or the transposed orientation's copy); any other
     # op's may be a view of an input, which is checked on each call.
     fresh = node.op in ("dot", "addmm")
+    direct = attention_op.DIRECT.get(op) if node.op == "fallback" else None  # not through the dispatcher
     compute = matmul if node.op == "dot" else torch.addmm if node.op == "addmm" else \
+        (lambda *inputs: interpreter.fallback(node, list(inputs), direct)) if direct else \
         (lambda *inputs: interpreter.eval(node, list(inputs)))
 
     def call(*args):
