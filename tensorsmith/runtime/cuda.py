@@ -150,7 +150,7 @@ class TritonGraph:
 
     def _bind_launches(self) -> None:
         """After the first call compiled every kernel: launch them directly (triton_launch.py)."""
-        if self.device.type != "cuda" or interpreting() or not config.direct_launch:
+        if self.device.type != "cuda" or interpreting():
             return
         try:
             bound = sum(launch.bind(dtypes, self.device) for launch, dtypes in self.launches)
@@ -254,7 +254,10 @@ class TritonGraph:
             self._checked.append(kernel)
         else:
             ns[flag] = self.flags
-        launch = ns[f"launch{i}"] = KernelLaunch(getattr(self.module, kernel.name), kernel.grid, kernel.num_warps)
+        static = self.plan.offsets.keys() | s.constants.keys()  # aligned by construction
+        checked = tuple(j for j, b in enumerate(kernel.args) if b not in static)
+        launch = ns[f"launch{i}"] = KernelLaunch(getattr(self.module, kernel.name), kernel.grid,
+                                                 kernel.num_warps, checked)
         self.launches.append((launch, argument_dtypes(s.buffers, kernel)))
         lines.append(f"    launch{i}({', '.join([*kernel.args, flag])})")
 

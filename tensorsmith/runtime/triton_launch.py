@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import torch
 
+from .. import config
 from ..codegen.triton.build import compile_and_load, interpreting
 
 ALIGNMENT = 16
@@ -32,11 +33,12 @@ except ImportError:  # an older Triton: no hooks to honour here, so no direct pa
 
 def _launch_hooks_set() -> bool:
     """Whether a launch hook is set: a non-empty HookChain (Triton 3.5 on; an empty one is always
-    there) or, in older Triton, any value but None."""
+    there) or, in older Triton, any value but None. Asked at every launch, so no generator."""
     if _knobs is None:
         return True
-    return any(h is not None and getattr(h, "calls", True)
-               for h in (_knobs.runtime.launch_enter_hook, _knobs.runtime.launch_exit_hook))
+    enter, leave = _knobs.runtime.launch_enter_hook, _knobs.runtime.launch_exit_hook
+    return bool((enter is not None and getattr(enter, "calls", True)) or
+                (leave is not None and getattr(leave, "calls", True)))
 
 
 def argument_dtypes(buffers, kernel) -> list[torch.dtype]:
@@ -48,12 +50,15 @@ class KernelLaunch:
     """`launch(*tensors)`: one generated kernel over its fixed grid and warps, on the current
     stream; direct once `bind` found the compiled kernel."""
 
-    __slots__ = ("jit", "grid", "num_warps", "direct", "device_index")
+    __slots__ = ("jit", "grid", "num_warps", "checked", "direct", "device_index")
 
-    def __init__(self, jit, grid: tuple, num_warps: int):
+    def __init__(self, jit, grid: tuple, num_warps: int, checked: tuple[int, ...] | None = None):
         self.jit = jit
         self.grid = tuple(grid) + (1,) * (3 - len(grid))
         self.num_warps = num_warps
+        # The arguments whose alignment each launch checks: None for all; the wrapper leaves out
+        # its arena views, constants and flags, aligned by construction (runtime/memory.py).
+        self.checked = checked
         self.direct = None  # (launcher, function, packed metadata) once bound
         self.device_index = 0
 
@@ -71,7 +76,8 @@ class KernelLaunch:
 
     def __call__(self, *args):
         direct = self.direct
-        if direct is None or _misaligned(args) or _launch_hooks_set():
+        if direct is None or not config.direct_launch or _launch_hooks_set() or \
+                _misaligned(args if self.checked is None else [args[i] for i in self.checked]):
             self.jit[self.grid](*args, num_warps=self.num_warps)
             return
         launcher, function, metadata = direct
@@ -102,7 +108,7 @@ def _argument_key(args) -> tuple:
 def launch(kernel, grid: tuple, args: tuple, options: dict) -> None:
     """`kernel[grid](*args, **options)` on the current CUDA stream; directly through the compiled
     launcher once this key was launched before."""
-    if _current_stream is None or _launch_hooks_set() or interpreting():
+    if _current_stream is None or not config.direct_launch or _launch_hooks_set() or interpreting():
         kernel[grid](*args, **options)
         return
     device = torch.cuda.current_device()

@@ -138,3 +138,18 @@ def test_launch_hooks_count_only_when_a_chain_holds_one(monkeypatch):
         monkeypatch.setattr(knobs.runtime, "launch_enter_hook", hook)
         assert triton_launch._launch_hooks_set()
     assert not triton_launch._launch_hooks_set()
+
+
+def test_only_the_checked_arguments_are_looked_at_and_the_knob_turns_direct_launches_off(direct, monkeypatch):
+    jit, seen = _Jit(), []
+    launch = KernelLaunch(jit, (4,), num_warps=4, checked=(0,))  # argument 1 is aligned by construction
+    launch.direct = (lambda *a: seen.append(a), "function", "metadata")
+    aligned, _, flag = _tensors()
+    misaligned = _tensors(offset_elements=2)[0]
+    launch(aligned, misaligned, flag)
+    assert len(seen) == 1 and not jit.launches
+    launch(misaligned, aligned, flag)
+    assert len(seen) == 1 and len(jit.launches) == 1
+    monkeypatch.setattr(triton_launch.config, "direct_launch", False)
+    launch(aligned, aligned, flag)
+    assert len(seen) == 1 and len(jit.launches) == 2
