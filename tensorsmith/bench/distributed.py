@@ -132,8 +132,8 @@ WARMUP_STEPS = 3
 
 
 def run_one(wrapper: str, backend: str, cfg: GPTConfig, batch: int, steps: int,
-            device: torch.device, reports=(), warmup: int = WARMUP_STEPS) -> dict:
-    """This rank's measurements for one (wrapper, backend)."""
+            device: torch.device, reports=(), warmup: int = WARMUP_STEPS, ab_knob: str | None = None) -> dict:
+    """This rank's measurements for one (wrapper, backend); with `ab_knob`, only alternate()'s."""
     from tensorsmith.frontend import attention, report
     report.reset()
     attention.MATCHES.clear()
@@ -162,6 +162,8 @@ def run_one(wrapper: str, backend: str, cfg: GPTConfig, batch: int, steps: int,
     clock.sync()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+    if ab_knob:
+        return {"ab": alternate(ab_knob, step, clock, steps)}
     times = [clock.time_ms(step) for _ in range(steps)]
     median = statistics.median(times)
     peak = torch.cuda.max_memory_allocated(device) / 1e9 if device.type == "cuda" else float("nan")
@@ -171,6 +173,30 @@ def run_one(wrapper: str, backend: str, cfg: GPTConfig, batch: int, steps: int,
         _say(f"   rank 0: {records_summary()}")
     return {"median_ms": median, "compile_s": max(first_s - median / 1e3, 0.0),
             "peak_gb": peak, "first_loss": first_loss}
+
+
+AB_ROUNDS = 6
+
+
+def alternate(knob: str, step, clock, steps: int) -> dict[str, float]:
+    """Median step time with tensorsmith.config.<knob> on and off, in one process, alternating
+    rounds of `steps` timed steps (one untimed step after each switch), the order flipped every
+    round: separate runs of a 2-GPU step vary by several ms, more than many changes are worth.
+    Only knobs read at run time (config.direct_launch) change anything here."""
+    from tensorsmith import config
+    if not isinstance(getattr(config, knob, None), bool):
+        raise ValueError(f"--ab needs a boolean tensorsmith.config knob, not {knob!r}")
+    before, times = getattr(config, knob), {True: [], False: []}
+    try:
+        for r in range(AB_ROUNDS):
+            for value in (True, False) if r % 2 == 0 else (False, True):
+                setattr(config, knob, value)
+                step()
+                clock.sync()
+                times[value] += [clock.time_ms(step) for _ in range(steps)]
+    finally:
+        setattr(config, knob, before)
+    return {f"{knob} on": statistics.median(times[True]), f"{knob} off": statistics.median(times[False])}
 
 
 def _gather(value):
@@ -189,14 +215,15 @@ def _free(device):
         torch.cuda.empty_cache()
 
 
-def benchmark(wrappers, backends, cfg, batch, steps, device, reports=(), warmup=WARMUP_STEPS) -> dict:
+def benchmark(wrappers, backends, cfg, batch, steps, device, reports=(), warmup=WARMUP_STEPS,
+              ab_knob=None) -> dict:
     """{(wrapper, backend): merged result over ranks, or {"failed": reason}}."""
     results = {}
     for wrapper in wrappers:
         for backend in backends:
             _say(f"-- {wrapper} {backend} ...")
             try:
-                mine = run_one(wrapper, backend, cfg, batch, steps, device, reports, warmup)
+                mine = run_one(wrapper, backend, cfg, batch, steps, device, reports, warmup, ab_knob)
             except Exception as e:  # noqa: BLE001 - one run failing still prints the rest
                 traceback.print_exc(limit=-6)
                 mine = {"failed": f"rank {_rank()}: {type(e).__name__}: "
@@ -206,6 +233,8 @@ def benchmark(wrappers, backends, cfg, batch, steps, device, reports=(), warmup=
             failed = [r["failed"] for r in ranks if "failed" in r]
             if failed:
                 results[wrapper, backend] = {"failed": failed[0]}
+            elif "ab" in mine:
+                results[wrapper, backend] = {"ab": [r["ab"] for r in ranks]}
             else:
                 results[wrapper, backend] = {
                     "median_ms": max(r["median_ms"] for r in ranks),
@@ -217,6 +246,9 @@ def benchmark(wrappers, backends, cfg, batch, steps, device, reports=(), warmup=
 
 
 def _row(wrapper, backend, r, results, world, tokens_per_rank):
+    if "ab" in r:
+        return f"| {wrapper} | {backend} | alternating, per rank: " + "; ".join(
+            ", ".join(f"{name} {ms:.2f} ms" for name, ms in rank.items()) for rank in r["ab"]) + " |"
     if "failed" in r:
         return f"| {wrapper} | {backend} | failed | | | | | | | {r['failed']} |"
     ranks = 1 if wrapper in LOCAL_WRAPPERS else world
@@ -284,6 +316,9 @@ def main(argv=None):
     parser.add_argument("--timeline", action="store_true",
                         help="rank 0's idle GPU time in one step and what its host did meanwhile")
     parser.add_argument("--host", action="store_true", help="rank 0's host time per step by function")
+    parser.add_argument("--ab", metavar="KNOB", help="instead of the table's figures: each rank's median "
+                        "step with tensorsmith.config.KNOB on and off, alternating in one process "
+                        f"({AB_ROUNDS} rounds of --steps each)")
     args = parser.parse_args(argv)
 
     cfg = TINY if args.tiny else QUICK if args.quick else GPT2_SMALL
@@ -308,7 +343,7 @@ def main(argv=None):
     try:
         reports = [name for name in REPORTS if getattr(args, name)]
         results = benchmark(wrappers, args.backends.split(","), cfg, args.batch, args.steps, device,
-                            reports, args.warmup)
+                            reports, args.warmup, args.ab)
         if _rank() == 0:
             print_table(results, cfg, args.batch, args.steps, device, _world())
     finally:
