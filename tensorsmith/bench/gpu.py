@@ -83,7 +83,7 @@ def _op_cases(dev):
 
 
 # Calls per parity case, each checked: the 1st launches through Triton's JIT, the 2nd directly
-# (runtime/triton_launch.py) and is timed for CUDA graphs, the 3rd captures one, the 4th replays it.
+# (codegen/triton/launch.py) and is timed for CUDA graphs, the 3rd captures one, the 4th replays it.
 PARITY_CALLS = 4
 
 

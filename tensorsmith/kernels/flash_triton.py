@@ -33,7 +33,7 @@ from triton import knobs
 from triton.runtime.errors import OutOfResources
 
 from ..codegen.triton.build import compile_and_load
-from ..runtime.triton_launch import launch
+from ..codegen.triton.launch import launch
 from .tile_ranges import Job, Ranges, prepass
 
 _INTERPRETED = knobs.runtime.interpret  # how this copy's kernels were decorated

@@ -38,11 +38,11 @@ from .. import config
 from ..codegen.schedule import KernelStep, LibraryStep, Schedule
 from ..codegen.triton.build import interpreting
 from ..codegen.triton.emit import TritonKernel
+from ..codegen.triton.launch import KernelLaunch, argument_dtypes
 from ..ir.interpret import Interpreter, _constant
 from ..log import log
 from . import cuda_graphs, index_checks
 from .compiled import IndexOutOfRange, _library_call
-from .triton_launch import KernelLaunch, argument_dtypes
 from .memory import MemoryPlan, plan_memory
 
 LIVE: weakref.WeakSet[TritonGraph] = weakref.WeakSet()  # for reports (bench/gpu.py --profile)
@@ -149,7 +149,7 @@ class TritonGraph:
             return result
 
     def _bind_launches(self) -> None:
-        """After the first call compiled every kernel: launch them directly (triton_launch.py)."""
+        """After the first call compiled every kernel: launch them directly (codegen/triton/launch.py)."""
         if self.device.type != "cuda" or interpreting():
             return
         try:

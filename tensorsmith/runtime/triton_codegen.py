@@ -14,6 +14,7 @@ from ..codegen.exprs import half_kernels
 from ..codegen.schedule import KernelStep, LibraryStep
 from ..codegen.triton.build import compile_and_load, interpreting, load_module
 from ..codegen.triton.emit import emit_kernel, emit_module
+from ..codegen.triton.launch import argument_dtypes
 from ..frontend.report import GraphRecord
 from ..ir.aten import from_attr
 from ..ir.interpret import Interpreter
@@ -23,7 +24,6 @@ from ..passes import split_reduction
 from ..passes.fuse import schedule
 from .codegen import graph_device
 from .cuda import TritonGraph
-from .triton_launch import argument_dtypes
 
 _COMPILES = ThreadPoolExecutor(max_workers=max(config.compile_threads, 1),
                                thread_name_prefix="tensorsmith-triton")

@@ -1,4 +1,5 @@
-"""Launching a generated Triton kernel without Triton's per-launch Python.
+"""Launching Triton kernels without Triton's per-launch Python: generated ones (KernelLaunch) and
+the hand-written attention kernels (`launch`).
 
 `kernel[grid](*args)` goes through JITFunction.run on every launch: it binds and specializes the
 arguments, builds a cache key, looks the compiled kernel up and asks for the current device and
@@ -8,18 +9,19 @@ launches a GPT-2 step. A generated kernel's arguments are all tensors (no intege
 and its grid is fixed, so after the graph's first call KernelLaunch holds the compiled kernel and
 calls its launcher directly with the current stream.
 
-The compiled kernel was specialized for 16-byte aligned pointers (triton_codegen.py compiles it
-ahead with dtypes standing in for the buffers, which Triton takes as aligned). A launch whose
-tensors are not all aligned (a user's view at an odd offset) goes through the JIT, which compiles
-the kernel for them, as does every launch while a launch hook (a profiler's) is set, before the
-graph's first call, and under TRITON_INTERPRET.
+The compiled kernel was specialized for 16-byte aligned pointers (runtime/triton_codegen.py compiles
+it ahead with dtypes standing in for the buffers, which Triton takes as aligned). A launch whose
+checked tensors (all but the arena views, constants and flags, aligned by construction) are not
+all aligned (a user's view at an odd offset) goes through the JIT, which compiles the kernel for
+them, as does every launch while a launch hook (a profiler's) is set or config.direct_launch is
+off, before the graph's first call, and under TRITON_INTERPRET.
 """
 from __future__ import annotations
 
 import torch
 
-from .. import config
-from ..codegen.triton.build import compile_and_load, interpreting
+from ... import config
+from .build import compile_and_load, interpreting
 
 ALIGNMENT = 16
 _current_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)  # (device index) -> handle

@@ -1,12 +1,12 @@
-"""runtime/triton_launch.py's choice between the direct launcher and Triton's JIT, with stand-ins
+"""codegen/triton/launch.py's choice between the direct launcher and Triton's JIT, with stand-ins
 for the compiled kernel (the direct path itself runs only on a GPU: bench/gpu.py's parity checks)."""
 import random
 
 import pytest
 import torch
 
-from tensorsmith.runtime import triton_launch
-from tensorsmith.runtime.triton_launch import KernelLaunch
+from tensorsmith.codegen.triton import launch as triton_launch
+from tensorsmith.codegen.triton.launch import KernelLaunch
 
 
 class _Jit:
