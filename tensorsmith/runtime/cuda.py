@@ -100,7 +100,7 @@ class TritonGraph:
              self.namespace)
         self._run = self.namespace["run"]
         self._verified = False
-        self.cuda_graph: cuda_graphs.CudaGraphRunner | None = None  # set after the first call if eligible
+        self.cuda_graph = None  # runtime/call_sites.CallSites, set after the first call if eligible
         LIVE.add(self)
 
     def __call__(self, tensors):

@@ -181,9 +181,9 @@ def argument_refusal(tensors) -> str | None:
     return None
 
 
-def attach(owner, tensors) -> CudaGraphRunner | None:
-    """After `owner`'s first ordinary call with `tensors`: its CUDA-graph runner, or None (the
-    reason logged and recorded)."""
+def attach(owner, tensors):
+    """After `owner`'s first ordinary call with `tensors`: its CUDA-graph runner (a CallSites, one
+    runner per call site, runtime/call_sites.py), or None (the reason logged and recorded)."""
     reason = refusal(owner.schedule, owner.device)
     if reason is None and owner._run is not owner.namespace.get("run"):
         reason = "the graph runs through the interpreter"
@@ -192,7 +192,8 @@ def attach(owner, tensors) -> CudaGraphRunner | None:
     if reason is not None:
         _refuse(owner, reason)
         return None
-    return CudaGraphRunner(owner, tensors)
+    from .call_sites import CallSites  # it builds on this module's runner
+    return CallSites(owner, tensors)
 
 
 def _refuse(owner, reason: str) -> None:
@@ -245,6 +246,11 @@ class StaticOutputs:
             self.layout.append((index[key], t.dtype, t.device, t.size(), t.stride(), t.storage_offset(), small))
         self.expected = 1 + PRESERVED
         self.baseline: list[int] = []
+        self.pointers = {s.untyped_storage().data_ptr() for s in self.storages}
+
+    def owns(self, pointer: int) -> bool:
+        """Whether the storage at `pointer` is one of these outputs' (runtime/call_sites.py)."""
+        return pointer in self.pointers
 
     def seal(self) -> str | None:
         """Record the use counts, once the captured call's own output tensors are gone; a problem

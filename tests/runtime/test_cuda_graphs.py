@@ -4,6 +4,7 @@ liveness rule over storage use counts (CPU storages count the same way), and the
 Triton interpreter, with the CUDA graph simulated by a recording that writes the same outputs."""
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import textwrap
@@ -22,6 +23,7 @@ from tensorsmith.ir.graph import Graph
 from tensorsmith.ir.types import F32, TensorType
 from tensorsmith.passes.fuse import schedule
 from tensorsmith.runtime import cuda_graphs
+from tensorsmith.runtime.call_sites import CallSites
 from tensorsmith.runtime.cuda_graphs import CudaGraphRunner, StaticOutputs
 
 CUDA = torch.device("cuda")
@@ -302,6 +304,71 @@ def test_runner_stops_after_too_many_captures(simulated, monkeypatch):
     assert runner.stopped and "keep changing" in runner.stopped
     torch.testing.assert_close(compiled([x, w]), _expect(x, w))
     assert runner.replays == 0
+
+
+def _sites(simulated, text=SCALE):
+    from tensorsmith.runtime.codegen import generate_code
+    compiled = generate_code(_graph(text))
+    return compiled
+
+
+def _steps(compiled, weights, steps):
+    """Each step calls the graph once per block (its own weight), holding every output until the
+    step ends, as blocks' activations are held for the backward; returns the runner."""
+    for step in range(steps):
+        held = []
+        for w in weights:
+            x = torch.randn(4, 3)
+            out = compiled([x, w])
+            if compiled.cuda_graph is None:  # the first call ever: ordinary, then attached
+                compiled.cuda_graph = CallSites(compiled, [x, w])
+            torch.testing.assert_close(out, _expect(x, w))
+            held.append(out)
+        del held, out  # the step's outputs die before the next step's first call
+        gc.collect()  # (Triton's interpreter leaves the last launch's arguments in a cycle)
+    return compiled.cuda_graph
+
+
+def test_call_sites_capture_one_graph_per_block_of_a_step(simulated):
+    compiled = _sites(simulated)
+    weights = [torch.randn(4, 3) for _ in range(3)]
+    sites = _steps(compiled, weights, steps=10)
+    # a call whose outputs are partly static (replayed) and partly fresh is probed both ways
+    from torch.multiprocessing.reductions import StorageWeakRef
+
+    from tensorsmith.runtime.call_sites import _alive, _probes
+    site = sites.sites[0]
+    mixed = _probes(site, [torch.randn(2), *site.outputs.hand_out()])
+    assert isinstance(mixed[0], StorageWeakRef) and mixed[-1] is site and not _alive(mixed[0])
+    from tensorsmith.runtime.call_sites import _alive
+    assert sites.period == 3 and len(sites.sites) == 3, (sites.lengths, sites.in_generation, sites.watched)
+    assert all(site.replays >= 1 for site in sites.sites), [s.replays for s in sites.sites]
+    assert not sites.ordinary["outputs held"]
+    assert all(site.stopped is None for site in sites.sites)
+
+
+def test_call_sites_keep_one_runner_for_one_caller(simulated):
+    compiled = _sites(simulated)
+    sites = _steps(compiled, [torch.randn(4, 3)], steps=5)
+    assert sites.period == 1 and len(sites.sites) == 1 and sites.replays >= 2
+
+
+def test_call_sites_give_up_watching_without_a_steady_order(simulated, monkeypatch):
+    from tensorsmith.runtime import call_sites
+    monkeypatch.setattr(call_sites, "DETECTION_CALLS", 8)
+    compiled = _sites(simulated)
+    w = torch.randn(4, 3)
+    kept = []
+    for _ in range(10):  # every output kept: the generation never ends
+        x = torch.randn(4, 3)
+        out = compiled([x, w])
+        if compiled.cuda_graph is None:
+            compiled.cuda_graph = CallSites(compiled, [x, w])
+        torch.testing.assert_close(out, _expect(x, w))
+        kept.append(out)
+    assert compiled.cuda_graph.period == 1 and len(compiled.cuda_graph.sites) == 1
+    for out, in zip(kept):
+        assert out[0].shape == (4, 3)
 
 
 def _runner_with_cheap_launches(simulated):
