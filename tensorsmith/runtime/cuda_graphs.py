@@ -31,7 +31,9 @@ Arguments. One whose address and strides were the same in the capturing call as 
 captured in place: each replay first checks its address and strides are still those, else runs
 that call the ordinary way, and after two such calls in a row captures anew (at most
 MAX_CAPTURES times; then the graph stays ordinary and says why). Any other argument gets a static
-buffer the replay copies it into. An index check (`_check()`, which reads a flag on the host) is
+buffer the replay copies it into, and so, from the next capture on, does an argument that moved
+after being captured in place (FSDP2 gathers each block's weights into new memory every step),
+unless copying those costs too much (below): then they are taken in place again. An index check (`_check()`, which reads a flag on the host) is
 left out of the capture and run after each replay.
 
 Outputs and the liveness rule. A replay rewrites the same output memory, so it must never run
@@ -335,6 +337,9 @@ class CudaGraphRunner:
         self.measured = owner.device.type != "cuda"  # off CUDA there is nothing to time
         self.timed = 0  # calls timed so far
         self.misplaced = 0  # calls in a row whose in-place arguments moved
+        # Arguments that moved after a capture took them in place (FSDP2 gathers a block's weights
+        # anew each step): later captures copy them, where copying is cheap enough.
+        self.unstable: set[int] = set()
         self.copy_refusals = 0  # captures put off because the moved arguments cost too much to copy
         self.ordinary: Counter = Counter()
 
@@ -348,10 +353,10 @@ class CudaGraphRunner:
             return owner._run(*tensors)
         if self.graph is None:
             return self._capture(tensors) if self.measured else self._measure(tensors)
-        for i, pointer, stride in self.in_place:
-            t = tensors[i]
-            if t.data_ptr() != pointer or t.stride() != stride:
-                return self._misplaced(tensors, i)
+        moved = [i for i, pointer, stride in self.in_place
+                 if tensors[i].data_ptr() != pointer or tensors[i].stride() != stride]
+        if moved:
+            return self._misplaced(tensors, moved)
         if self.outputs.held():
             if not self.ordinary["outputs held"]:
                 log(1, f"{self.name}: an output of the last CUDA graph replay is still referenced: "
@@ -394,10 +399,11 @@ class CudaGraphRunner:
     def _capturing_elsewhere(self) -> bool:
         return self.owner.device.type == "cuda" and torch.cuda.is_current_stream_capturing()
 
-    def _misplaced(self, tensors, i: int):
+    def _misplaced(self, tensors, moved: list[int]):
         self.ordinary["argument moved"] += 1
         self.misplaced += 1
-        log(2, f"{self.name}: argument {i} moved since the CUDA graph was captured: ordinary call")
+        self.unstable.update(moved)
+        log(2, f"{self.name}: arguments {moved} moved since the CUDA graph was captured: ordinary call")
         result = self.owner._run(*tensors)
         if self.misplaced >= 2:  # the new addresses look lasting: capture anew next call
             self._drop()
@@ -453,10 +459,16 @@ class CudaGraphRunner:
         with self._device():
             result = self._warm_up(tensors)
         with torch.no_grad(), self._device():
-            in_place = [i for i, (now, before) in enumerate(zip(layout, self.last)) if now == before]
+            same = [i for i, (now, before) in enumerate(zip(layout, self.last)) if now == before]
             self.last = layout
+            in_place = [i for i in same if i not in self.unstable]
+            too_costly = self._copies_cost_too_much([tensors[i] for i in range(len(tensors))
+                                                     if i not in in_place])
+            if too_costly and len(in_place) < len(same):  # then in place while they stay put
+                in_place = same
+                too_costly = self._copies_cost_too_much([tensors[i] for i in range(len(tensors))
+                                                         if i not in in_place])
             moved = [i for i in range(len(tensors)) if i not in in_place]
-            too_costly = self._copies_cost_too_much([tensors[i] for i in moved])
             if too_costly:  # addresses may settle (a forward captured meanwhile): try again later
                 self.copy_refusals += 1
                 log(2, f"{self.name}: not captured this call: {too_costly}")

@@ -369,6 +369,32 @@ def test_call_sites_give_up_watching_without_a_steady_order(simulated, monkeypat
     assert compiled.cuda_graph.period == 1 and len(compiled.cuda_graph.sites) == 1
     for out, in zip(kept):
         assert out[0].shape == (4, 3)
+def test_an_argument_that_keeps_moving_is_copied_from_the_next_capture_on(simulated):
+    """FSDP2 gathers a block's weights into new memory each step: replay with them copied."""
+    compiled, attach = simulated(SCALE)
+    x, w = torch.randn(4, 3), torch.randn(4, 3)
+    attach([x, w])
+    runner = compiled.cuda_graph
+    compiled([x, w])  # captured, both in place (neither moved since the call before)
+    assert runner.captures == 1 and not runner.copied
+    for _ in range(6):
+        w = torch.randn(4, 3)  # a new address every call
+        torch.testing.assert_close(compiled([x, w]), _expect(x, w))
+    assert runner.stopped is None and runner.captures == 2 and [i for i, _ in runner.copied] == [1]
+    assert runner.ordinary["argument moved"] == 2 and runner.replays == 3
+
+
+def test_a_moved_argument_too_costly_to_copy_is_taken_in_place_again(simulated):
+    compiled, runner, w = _runner_with_cheap_launches(simulated)
+    x = torch.randn(4, 3)
+    compiled([x, w])  # put off: x moved since the call before
+    compiled([x, w])  # captured in place
+    moved = w.clone()
+    for _ in range(3):  # moved twice in a row, then captured anew: in place, not copied
+        torch.testing.assert_close(compiled([x, moved]), _expect(x, moved))
+    assert runner.unstable == {1} and runner.captures == 2 and not runner.copied
+    torch.testing.assert_close(compiled([x, moved]), _expect(x, moved))
+    assert runner.replays == 1
 
 
 def _runner_with_cheap_launches(simulated):
