@@ -80,10 +80,6 @@ class CallSites:
         self.in_generation += 1
         self.watched += 1
         self.alive.extend(_probes(site, outputs, tensors))
-        if self.watched % 12 == 0:
-            live = [type(p).__name__ for p in self.alive if _alive(p)]
-            log(2, f"{getattr(self.owner.record, 'graph_id', '?')}: {self.in_generation} calls in this "
-                   f"generation, alive: {Counter(live)} of {len(self.alive)}")
         if self.period is None and self.watched >= DETECTION_CALLS:
             self._settle_on(1, "no steady order of calls")
         return outputs
