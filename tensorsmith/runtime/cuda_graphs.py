@@ -194,6 +194,8 @@ def attach(owner, tensors):
     if reason is not None:
         _refuse(owner, reason)
         return None
+    if not config.cuda_graph_call_sites:
+        return CudaGraphRunner(owner, tensors)
     from .call_sites import CallSites  # it builds on this module's runner
     return CallSites(owner, tensors)
 
