@@ -14,6 +14,15 @@ two generations in a row had the same length P > 1, the k-th call of each later 
 site k mod P. Otherwise (one caller, the usual case, or no steady pattern within DETECTION_CALLS
 calls) every call goes to the one runner, as before, and nothing is tracked any more.
 
+A site's runner takes in place only the arguments that are another capture's static outputs (the
+block before it, or its forward's saved activations for a backward site), which stay put while
+that capture replays; it copies every other argument into its own buffer. Under FSDP2 the gathered
+weights land in new memory each step, at times where they were the step before and at times not,
+so "unchanged since the last call" (what a single runner goes by) made the sites capture again and
+again until they gave up. Copying a block's weights costs ~0.04 ms a replay for GPT-2 small; a
+backward site whose saved activations would be too costly to copy waits, up to twice as many
+calls as a single runner, until its forward replays.
+
 The site a call lands on never decides what it computes: each runner replays only when its
 in-place arguments are where they were captured and its outputs are free, and runs the call the
 ordinary way otherwise. A wrong guess costs speed, not correctness.
@@ -65,7 +74,7 @@ class CallSites:
         k = self.position % self.period
         self.position += 1
         if k >= len(self.sites):
-            self.sites.append(CudaGraphRunner(self.owner, tensors))
+            self.sites.append(CudaGraphRunner(self.owner, tensors, captured_in_place_only=True))
         return self.sites[k](tensors)
 
     # -- finding the order ------------------------------------------------------------------------

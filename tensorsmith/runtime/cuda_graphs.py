@@ -27,14 +27,15 @@ are ordered with the caller's work as the ordinary launches were. While another 
 on the current stream, calls run the ordinary way.
 
 Arguments. One whose address and strides were the same in the capturing call as in the call before
-(weights, optimizer-updated in place; saved activations that are a replayed forward's static outputs) is
-captured in place: each replay first checks its address and strides are still those, else runs
-that call the ordinary way, and after two such calls in a row captures anew (at most
+(weights, optimizer-updated in place; saved activations that are a replayed forward's static
+outputs) is captured in place: each replay first checks its address and strides are still those,
+else runs that call the ordinary way, and after two such calls in a row captures anew (at most
 MAX_CAPTURES times; then the graph stays ordinary and says why). Any other argument gets a static
 buffer the replay copies it into, and so, from the next capture on, does an argument that moved
 after being captured in place (FSDP2 gathers each block's weights into new memory every step),
-unless copying those costs too much (below): then they are taken in place again. An index check (`_check()`, which reads a flag on the host) is
-left out of the capture and run after each replay.
+unless copying those costs too much (below): then they are taken in place again. A call site's
+runner (call_sites.py) goes by another rule: in place only what a capture returned. An index check
+(`_check()`, which reads a flag on the host) is left out of the capture and run after each replay.
 
 Outputs and the liveness rule. A replay rewrites the same output memory, so it must never run
 while anything outside still references an earlier replay's outputs (the user kept `loss`,
@@ -68,6 +69,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+import weakref
 from collections import Counter
 
 import torch
@@ -251,6 +253,7 @@ class StaticOutputs:
         self.expected = 1 + PRESERVED
         self.baseline: list[int] = []
         self.pointers = {s.untyped_storage().data_ptr() for s in self.storages}
+        CAPTURED_OUTPUTS.add(self)
 
     def owns(self, pointer: int) -> bool:
         """Whether the storage at `pointer` is one of these outputs' (runtime/call_sites.py)."""
@@ -285,6 +288,16 @@ class StaticOutputs:
 # -- the runner ----------------------------------------------------------------------------------
 _SIDE_STREAMS: dict[torch.device, torch.cuda.Stream] = {}
 _SIDE_LOCK = threading.Lock()
+
+
+# The static outputs of every live capture: the arguments a call-site runner may take in place.
+CAPTURED_OUTPUTS: weakref.WeakSet[StaticOutputs] = weakref.WeakSet()
+
+
+def captured_output(t: torch.Tensor) -> bool:
+    """Whether `t` lives in the static outputs of a capture (a replayed graph's output)."""
+    pointer = t.untyped_storage().data_ptr()
+    return any(outputs.owns(pointer) for outputs in list(CAPTURED_OUTPUTS))
 
 
 def _side_stream(device: torch.device):
@@ -322,8 +335,13 @@ class CudaGraphRunner:
     captures on the next, replays after. Counters: `replays`, `captures`, `ordinary` (calls run the
     ordinary way since, by reason)."""
 
-    def __init__(self, owner, tensors):
+    def __init__(self, owner, tensors, captured_in_place_only: bool = False):
         self.owner = owner
+        # A call site's runner (runtime/call_sites.py) takes in place only arguments that are a
+        # capture's static outputs, which stay put while it replays; it copies every other one.
+        # FSDP2 gathers weights into memory that sometimes lands where it was the step before
+        # and sometimes not, so "unchanged since the last call" kept failing after capture there.
+        self.captured_in_place_only = captured_in_place_only
         self.last = _layout(tensors)  # addresses and strides of the previous ordinary call
         self.graph = None  # what replays the captured call (torch.cuda.CUDAGraph.replay)
         self.cuda_graph = None  # the torch.cuda.CUDAGraph, freed with this runner
@@ -463,10 +481,12 @@ class CudaGraphRunner:
         with torch.no_grad(), self._device():
             same = [i for i, (now, before) in enumerate(zip(layout, self.last)) if now == before]
             self.last = layout
-            in_place = [i for i in same if i not in self.unstable]
+            in_place = [i for i in same if i not in self.unstable and
+                        (not self.captured_in_place_only or captured_output(tensors[i]))]
             too_costly = self._copies_cost_too_much([tensors[i] for i in range(len(tensors))
                                                      if i not in in_place])
-            if too_costly and len(in_place) < len(same):  # then in place while they stay put
+            if too_costly and len(in_place) < len(same) and not self.captured_in_place_only:
+                # then in place while they stay put
                 in_place = same
                 too_costly = self._copies_cost_too_much([tensors[i] for i in range(len(tensors))
                                                          if i not in in_place])
@@ -474,7 +494,9 @@ class CudaGraphRunner:
             if too_costly:  # addresses may settle (a forward captured meanwhile): try again later
                 self.copy_refusals += 1
                 log(2, f"{self.name}: not captured this call: {too_costly}")
-                if self.copy_refusals >= MAX_CAPTURES:
+                # A call site's backward waits one step longer: for its forward's capture and
+                # then for that capture's outputs to stay put.
+                if self.copy_refusals >= MAX_CAPTURES * (2 if self.captured_in_place_only else 1):
                     self._stop(too_costly)
                 return result
             static = list(tensors)

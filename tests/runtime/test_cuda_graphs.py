@@ -340,7 +340,6 @@ def test_call_sites_capture_one_graph_per_block_of_a_step(simulated):
     site = sites.sites[0]
     mixed = _probes(site, [torch.randn(2), *site.outputs.hand_out()])
     assert isinstance(mixed[0], StorageWeakRef) and mixed[-1] is site and not _alive(mixed[0])
-    from tensorsmith.runtime.call_sites import _alive
     assert sites.period == 3 and len(sites.sites) == 3, (sites.lengths, sites.in_generation, sites.watched)
     assert all(site.replays >= 1 for site in sites.sites), [s.replays for s in sites.sites]
     assert not sites.ordinary["outputs held"]
@@ -369,6 +368,33 @@ def test_call_sites_give_up_watching_without_a_steady_order(simulated, monkeypat
     assert compiled.cuda_graph.period == 1 and len(compiled.cuda_graph.sites) == 1
     for out, in zip(kept):
         assert out[0].shape == (4, 3)
+
+
+def test_call_sites_take_in_place_only_what_another_capture_returned(simulated):
+    """Blocks chained as in a transformer (each block's input is the previous one's output), their
+    weights gathered anew each step as FSDP2 does (new memory, at times where it was before): every
+    site replays, with the weights copied, never taken in place (the chained input is copied too,
+    as the site before it had not replayed yet when this one captured: cheap here)."""
+    compiled = _sites(simulated)
+    blocks, steps = 3, 10
+    for step in range(steps):
+        weights = [torch.randn(4, 3) for _ in range(blocks)]  # "gathered" this step
+        x, held = torch.randn(4, 3), []
+        for w in weights:
+            out = compiled([x, w])
+            if compiled.cuda_graph is None:
+                compiled.cuda_graph = CallSites(compiled, [x, w])
+            torch.testing.assert_close(out, _expect(x, w))
+            held.append(out)
+            x = out[1]  # x * w feeds the next block
+        del held, out, x
+        gc.collect()
+    sites = compiled.cuda_graph
+    assert sites.period == blocks and all(s.replays >= 2 for s in sites.sites), [s.replays for s in sites.sites]
+    for k, site in enumerate(sites.sites):
+        assert [i for i, _ in site.copied] == [0, 1], f"site {k}: in place {site.in_place}"
+
+
 def test_an_argument_that_keeps_moving_is_copied_from_the_next_capture_on(simulated):
     """FSDP2 gathers a block's weights into new memory each step: replay with them copied."""
     compiled, attach = simulated(SCALE)
@@ -446,3 +472,23 @@ def test_index_check_runs_after_each_replay(simulated):
         compiled([w, torch.tensor([0, 10, 2])])
     torch.testing.assert_close(compiled([w, ids])[0], w[ids] * w[ids])  # the flag was cleared
     assert runner.replays == 2
+
+
+def test_a_site_runner_waits_for_a_capture_to_return_what_is_too_costly_to_copy(simulated):
+    """A backward block's saved activations: too costly to copy at each replay, and not taken in
+    place while they are ordinary outputs; once they are a capture's static outputs (the block's
+    forward replays), they are, and the site captures."""
+    compiled, attach = simulated(SCALE)
+    x, w = torch.randn(4, 3), torch.randn(4, 3)
+    attach([x, w])
+    runner = compiled.cuda_graph = CudaGraphRunner(compiled, [x, w], captured_in_place_only=True)
+    runner.measured, runner.launch_ms = True, 1e-12  # any copy costs more than launching saves
+    torch.testing.assert_close(compiled([x, w]), _expect(x, w))  # same memory, yet not captured
+    assert runner.captures == 0 and runner.copy_refusals == 1
+    forward = StaticOutputs([x.clone(), w.clone()])  # a capture's outputs, as a replay hands out
+    x2, w2 = forward.hand_out()
+    compiled([x2, w2])  # moved since the call before: put off once more
+    for _ in range(3):
+        torch.testing.assert_close(compiled([x2, w2]), _expect(x2, w2))
+    assert runner.captures == 1 and not runner.copied and runner.replays == 2
+    assert sorted(i for i, _, _ in runner.in_place) == [0, 1]
