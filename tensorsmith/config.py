@@ -87,7 +87,9 @@ cuda_graphs: bool = os.environ.get("TENSORSMITH_CUDA_GRAPHS", "1") != "0"
 # launch. FSDP2 GPT-2 on 2 H200s, alternating in one process: 97.4 ms/step on, 105.5 off.
 direct_launch: bool = os.environ.get("TENSORSMITH_DIRECT_LAUNCH", "1") != "0"
 
-# A graph several places call in turn within a step (one graph for twelve identical blocks under
-# FSDP2 or a per-block compile) gets one CUDA-graph capture per call site, each with its own memory
-# (runtime/call_sites.py). Off: one capture per graph, which such a graph cannot replay.
-cuda_graph_call_sites: bool = os.environ.get("TENSORSMITH_CUDA_GRAPH_SITES", "1") != "0"
+# Experimental, off by default: a graph several places call in turn within a step (one graph for
+# twelve identical blocks under FSDP2 or a per-block compile) gets one CUDA-graph capture per call
+# site, each with its own memory (runtime/call_sites.py). Its first form measured slower under
+# FSDP2 on 2 H200s (134.9 against 112.7 ms a step, 5.5 GB more); the current one (in place only
+# what a capture returned) is not measured on a GPU yet. Off: one capture per graph.
+cuda_graph_call_sites: bool = os.environ.get("TENSORSMITH_CUDA_GRAPH_SITES", "0") == "1"
