@@ -324,6 +324,8 @@ def test_unsupported():
     assert "CPU" in flash_cpp.unsupported(q, k, v, torch.ones(1, 2, 8, 8, device="meta"))
     assert "mask" in flash_cpp.unsupported(q, k, v, torch.ones(1, 2, 8, 8, dtype=torch.int64))
     assert "broadcast" in flash_cpp.unsupported(q, k, v, torch.ones(1, 2, 8, 7, dtype=torch.bool))
+    # a mask with more batches than q: it broadcasts with q's shape, but not to it
+    assert "broadcast" in flash_cpp.unsupported(q, k, v, torch.ones(3, 2, 8, 8, dtype=torch.bool))
     assert "dimensions" in flash_cpp.unsupported(q[0], k[0], v[0], None)
     assert "match" in flash_cpp.unsupported(q, k[..., :8], v, None)
     with pytest.raises(flash_cpp.FlashKernelError, match="float32"):
