@@ -34,7 +34,7 @@ from collections import Counter
 from torch.multiprocessing.reductions import StorageWeakRef
 
 from ..log import log
-from .cuda_graphs import CudaGraphRunner
+from .cuda_graphs import CudaGraphRunner, graph_name
 
 DETECTION_CALLS = 256  # calls watched for a steady order; then one runner for good
 MAX_SITES = 64
@@ -82,7 +82,6 @@ class CallSites:
         if self.in_generation and not any(_alive(p) for p in self.alive):
             self._generation_ended()
             if self.period is not None:
-                self.alive = []
                 return self(tensors)
         site = self.sites[0]
         outputs = site(tensors)
@@ -95,7 +94,7 @@ class CallSites:
 
     def _generation_ended(self) -> None:
         self.lengths.append(self.in_generation)
-        log(2, f"{getattr(self.owner.record, 'graph_id', '?')}: generations of {self.lengths[-4:]} calls")
+        log(2, f"{graph_name(self.owner)}: generations of {self.lengths[-4:]} calls")
         self.in_generation, self.alive = 0, []
         last = self.lengths[-2:]
         if len(last) < 2:
@@ -108,9 +107,8 @@ class CallSites:
 
     def _settle_on(self, period: int, why: str) -> None:
         self.period = period
-        name = getattr(self.owner.record, "graph_id", self.owner.schedule.graph.name)
         if period > 1:
-            log(1, f"{name}: {why}: one CUDA-graph capture per call site")
+            log(1, f"{graph_name(self.owner)}: {why}: one CUDA-graph capture per call site")
         self.alive = []
 
 

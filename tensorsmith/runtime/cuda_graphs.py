@@ -202,11 +202,16 @@ def attach(owner, tensors):
     return CallSites(owner, tensors)
 
 
+def graph_name(owner) -> str:
+    """How logs name a TritonGraph: its record's id, else its IR graph's name."""
+    return getattr(owner.record, "graph_id", owner.schedule.graph.name)
+
+
 def _refuse(owner, reason: str) -> None:
     record = owner.record
     if record is not None:
         record.cuda_graph = f"not: {reason}"
-    log(1, f"{getattr(record, 'graph_id', owner.schedule.graph.name)}: no CUDA graph: {reason}")
+    log(1, f"{graph_name(owner)}: no CUDA graph: {reason}")
 
 
 # -- outputs and their liveness ------------------------------------------------------------------
@@ -365,7 +370,7 @@ class CudaGraphRunner:
 
     @property
     def name(self) -> str:
-        return getattr(self.owner.record, "graph_id", self.owner.schedule.graph.name)
+        return graph_name(self.owner)
 
     def __call__(self, tensors):
         owner = self.owner
@@ -483,14 +488,10 @@ class CudaGraphRunner:
             self.last = layout
             in_place = [i for i in same if i not in self.unstable and
                         (not self.captured_in_place_only or captured_output(tensors[i]))]
-            too_costly = self._copies_cost_too_much([tensors[i] for i in range(len(tensors))
-                                                     if i not in in_place])
+            moved, too_costly = self._copies(tensors, in_place)
             if too_costly and len(in_place) < len(same) and not self.captured_in_place_only:
-                # then in place while they stay put
-                in_place = same
-                too_costly = self._copies_cost_too_much([tensors[i] for i in range(len(tensors))
-                                                         if i not in in_place])
-            moved = [i for i in range(len(tensors)) if i not in in_place]
+                in_place = same  # then in place while they stay put
+                moved, too_costly = self._copies(tensors, in_place)
             if too_costly:  # addresses may settle (a forward captured meanwhile): try again later
                 self.copy_refusals += 1
                 log(2, f"{self.name}: not captured this call: {too_costly}")
@@ -533,6 +534,12 @@ class CudaGraphRunner:
             log(1, f"{self.name}: captured as a CUDA graph ({len(in_place)} arguments in place, "
                    f"{len(copied)} copied{timed})")
         return result
+
+    def _copies(self, tensors, in_place: list[int]) -> tuple[list[int], str | None]:
+        """The arguments a capture taking `in_place` in place would copy at each replay, and why
+        that costs too much (None when it does not)."""
+        moved = [i for i in range(len(tensors)) if i not in in_place]
+        return moved, self._copies_cost_too_much([tensors[i] for i in moved])
 
     def _copies_cost_too_much(self, moved: list[torch.Tensor]) -> str | None:
         """A reason when copying these arguments each replay would cost more GPU time than a share of
