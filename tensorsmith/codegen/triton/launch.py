@@ -56,7 +56,7 @@ class KernelLaunch:
 
     def __init__(self, jit, grid: tuple, num_warps: int, checked: tuple[int, ...] | None = None):
         self.jit = jit
-        self.grid = tuple(grid) + (1,) * (3 - len(grid))
+        self.grid = _grid3(grid)
         self.num_warps = num_warps
         # The arguments whose alignment each launch checks: None for all; the wrapper leaves out
         # its arena views, constants and flags, aligned by construction (runtime/memory.py).
@@ -70,8 +70,8 @@ class KernelLaunch:
         kernels lack the parts a direct launch needs."""
         with torch.cuda.device(device):
             compiled = compile_and_load(self.jit, *dtypes, grid=self.grid, num_warps=self.num_warps)
-        parts = tuple(getattr(compiled, name, None) for name in ("run", "function", "packed_metadata"))
-        if any(p is None for p in parts) or len(self.jit.arg_names) != len(dtypes):
+        parts = _launcher_parts(compiled)
+        if parts is None or len(self.jit.arg_names) != len(dtypes):
             return False
         self.direct, self.device_index = parts, device.index or 0
         return True
@@ -79,7 +79,7 @@ class KernelLaunch:
     def __call__(self, *args):
         direct = self.direct
         if direct is None or not config.direct_launch or _launch_hooks_set() or \
-                _misaligned(args if self.checked is None else [args[i] for i in self.checked]):
+                _misaligned(args, self.checked):
             self.jit[self.grid](*args, num_warps=self.num_warps)
             return
         launcher, function, metadata = direct
@@ -87,11 +87,24 @@ class KernelLaunch:
         launcher(g0, g1, g2, _current_stream(self.device_index), function, metadata, None, None, None, *args)
 
 
-def _misaligned(args) -> bool:
-    for a in args:
-        if a.data_ptr() % ALIGNMENT:
+def _misaligned(args, checked: tuple[int, ...] | None = None) -> bool:
+    """Whether any of `args` (only those at `checked`, when given) is not ALIGNMENT-aligned."""
+    for i in range(len(args)) if checked is None else checked:
+        if args[i].data_ptr() % ALIGNMENT:
             return True
     return False
+
+
+def _grid3(grid) -> tuple[int, int, int]:
+    """A launch grid as the launcher takes it: three sizes, the missing ones 1."""
+    return tuple(grid) + (1,) * (3 - len(grid))
+
+
+def _launcher_parts(compiled) -> tuple | None:
+    """(launcher, function, packed metadata) of a compiled kernel, the launcher built and the
+    module loaded on the current device; None where this Triton's compiled kernels lack one."""
+    parts = tuple(getattr(compiled, name, None) for name in ("run", "function", "packed_metadata"))
+    return None if any(p is None for p in parts) else parts
 
 
 # Hand-written kernels (attention's) take integers too (strides, sizes), on which Triton
@@ -122,14 +135,15 @@ def launch(kernel, grid: tuple, args: tuple, options: dict) -> None:
             _BY_ARGUMENTS.clear()
         _BY_ARGUMENTS[key] = entry
     launcher, function, metadata, tail = entry
-    g0, g1, g2 = tuple(grid) + (1,) * (3 - len(grid))
+    g0, g1, g2 = _grid3(grid)
     launcher(g0, g1, g2, _current_stream(device), function, metadata, None, None, None, *args, *tail)
 
 
 def _compiled_entry(kernel, grid, args, options) -> tuple:
     """(launcher, function, packed metadata, the constexpr values after `args` in signature order)
     of the kernel compiled for these arguments (Triton's warmup: a cache hit once compiled)."""
-    compiled = kernel.warmup(*args, grid=grid, **options)
-    launcher = compiled.run  # loads the module on the current device first
+    parts = _launcher_parts(kernel.warmup(*args, grid=grid, **options))
+    if parts is None:
+        raise RuntimeError("this Triton's compiled kernels have no launcher to call directly")
     tail = tuple(options[p.name] if p.name in options else p.default for p in kernel.params[len(args):])
-    return launcher, compiled.function, compiled.packed_metadata, tail
+    return (*parts, tail)
