@@ -43,10 +43,7 @@ def _library_call(step: LibraryStep, numerics: NumericsGuard | None = None):
     # A product's result is fresh memory (cuBLAS's, or the transposed orientation's copy); any other
     # op's may be a view of an input, which is checked on each call.
     fresh = node.op in ("dot", "addmm")
-    direct = attention_op.DIRECT.get(op) if node.op == "fallback" else None  # not through the dispatcher
-    compute = matmul if node.op == "dot" else torch.addmm if node.op == "addmm" else \
-        (lambda *inputs: interpreter.fallback(node, list(inputs), direct)) if direct else \
-        (lambda *inputs: interpreter.eval(node, list(inputs)))
+    compute = _computation(node, interpreter)
 
     def call(*args):
         try:
@@ -73,6 +70,20 @@ def _library_call(step: LibraryStep, numerics: NumericsGuard | None = None):
             return result.clone()
         return result.contiguous()
     return call
+
+
+def _computation(node, interpreter: Interpreter):
+    """`f(*inputs)` computing a library step's node: products straight to matmul / torch.addmm,
+    attention to its computation (not through the dispatcher, attention_op.DIRECT), anything else
+    through the interpreter's rule for its op."""
+    if node.op == "dot":
+        return matmul
+    if node.op == "addmm":
+        return torch.addmm
+    direct = attention_op.DIRECT.get(node.attrs["target"]) if node.op == "fallback" else None
+    if direct is not None:
+        return lambda *inputs: interpreter.fallback(node, list(inputs), direct)
+    return lambda *inputs: interpreter.eval(node, list(inputs))
 
 
 class CompiledGraph:
