@@ -39,7 +39,7 @@ from torch.fx.experimental.proxy_tensor import make_fx
 from torch.fx.operator_schemas import normalize_function
 
 from .. import config
-from ..kernels.attention_op import kernels_for
+from ..kernels.attention_op import broadcasts_to, kernels_for
 from ..log import log
 from .source import source_line
 
@@ -251,10 +251,7 @@ def _mask_ok(node, dtype, shape) -> bool:
     t = _tensor_meta(node)
     if t is None or t.dtype not in (torch.bool, dtype):
         return False
-    try:
-        return tuple(torch.broadcast_shapes(t.shape, shape)) == tuple(shape)
-    except RuntimeError:
-        return False
+    return broadcasts_to(tuple(t.shape), tuple(shape))
 
 
 def _rewrite(graph: torch.fx.Graph, softmax: torch.fx.Node, learned: set) -> AttentionMatch | None:

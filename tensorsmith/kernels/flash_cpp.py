@@ -13,6 +13,7 @@ import torch
 
 from ..codegen.cpp.build import build_module
 from ..errors import TensorsmithError
+from .attention_op import broadcasts_to
 
 _SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "flash_attention.cpp")
 _MASK_NONE, _MASK_BOOL, _MASK_FLOAT = 0, 1, 2
@@ -59,15 +60,9 @@ def unsupported(q, k, v, mask) -> str | None:
     if mask is not None:
         if mask.dtype != torch.bool and not mask.dtype.is_floating_point:
             return f"mask is {mask.dtype}, neither bool nor floating"
-        if not _broadcasts_to(tuple(mask.shape), (B, H, Lq, k.shape[2])):
+        if not broadcasts_to(tuple(mask.shape), (B, H, Lq, k.shape[2])):
             return f"mask {tuple(mask.shape)} does not broadcast to {(B, H, Lq, k.shape[2])}"
     return None
-
-
-def _broadcasts_to(shape: tuple, target: tuple) -> bool:
-    """Whether `shape` expands to `target` (torch.broadcast_shapes took ~35 us a call, per attention
-    call on the hot path; it also accepted shapes that broadcast to something larger)."""
-    return len(shape) <= len(target) and all(s in (1, t) for s, t in zip(shape[::-1], target[::-1]))
 
 
 def _check(q, k, v, mask) -> None:
