@@ -9,6 +9,7 @@ ahead of the GPU at the end of each phase (forward, backward, optimizer).
 """
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 
@@ -90,6 +91,51 @@ def _print_lead_in(cpu_events, step, first_kernel: float, label: str) -> None:
               (", ".join(f"{e.name[-50:]} {us / 1e3:.2f} ms" for e, us in inner) or "nothing profiled"))
 
 
+_COMMUNICATION = re.compile(r"nccl", re.IGNORECASE)
+
+
+def _merged(intervals) -> list[tuple[float, float]]:
+    """The union of (start, end) intervals, as sorted disjoint intervals."""
+    merged: list[list[float]] = []
+    for start, end in sorted(intervals):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return [(s, e) for s, e in merged]
+
+
+def _uncovered(intervals, cover) -> float:
+    """How long the union of `intervals` runs outside the union of `cover`."""
+    cover, total, i = _merged(cover), 0.0, 0
+    for start, end in _merged(intervals):
+        while i < len(cover) and cover[i][1] <= start:
+            i += 1
+        at, j = start, i
+        while j < len(cover) and cover[j][0] < end:
+            total += max(0.0, min(cover[j][0], end) - at)
+            at = max(at, cover[j][1])
+            j += 1
+        total += max(0.0, end - at)
+    return total
+
+
+def communication_overlap(kernels: list[tuple[float, float, str]]) -> dict[str, float] | None:
+    """How much of a step's communication (NCCL kernels) the computation hides: the time some
+    NCCL kernel runs, the part of it when nothing else runs (exposed), and how long after the last
+    computing kernel the last NCCL kernel ends (the tail). Microseconds; None without NCCL kernels.
+    An NCCL kernel's time includes waiting for the other ranks to reach the same collective."""
+    communicating = [(s, e) for s, e, name in kernels if _COMMUNICATION.search(name)]
+    if not communicating:
+        return None
+    computing = [(s, e) for s, e, name in kernels if not _COMMUNICATION.search(name)]
+    last_compute = max((e for _, e in computing), default=min(s for s, _ in communicating))
+    return {"kernels": len(communicating),
+            "running": _uncovered(communicating, []),
+            "exposed": _uncovered(communicating, computing),
+            "tail": max(0.0, max(e for _, e in communicating) - last_compute)}
+
+
 def print_host_lead(step, label: str) -> None:
     """How far the host is ahead of the GPU at the end of each phase of one unprofiled step (the
     profiler slows the host down, and so makes a step look more host-bound than it is).
@@ -131,6 +177,11 @@ def print_step_timeline(step, label: str, top: int = 12, min_us: float = 10.0) -
     idle = window - busy
     print(f"   {label}: step window {window / 1e3:.2f} ms, GPU busy {busy / 1e3:.2f} ms, idle {idle / 1e3:.2f} ms "
           f"({len(gaps)} gaps of >= {min_us:.0f} us holding {sum(g.us for g in gaps) / 1e3:.2f} ms)")
+    overlap = communication_overlap(kernels)
+    if overlap is not None:
+        print(f"   {label}: communication: {overlap['kernels']} NCCL kernels running {overlap['running'] / 1e3:.2f} ms, "
+              f"{overlap['exposed'] / 1e3:.2f} ms of it exposed (nothing else running), the last ending "
+              f"{overlap['tail'] / 1e3:.2f} ms after the last computing kernel")
     marked = [e for e in cpu if e.name == "bench step"]
     if marked and kernels:
         _print_lead_in(cpu, marked[0], min(k[0] for k in kernels), label)

@@ -2,7 +2,7 @@
 import random
 from types import SimpleNamespace
 
-from tensorsmith.bench.step_timeline import Gap, host_cause, idle_gaps, lead_in
+from tensorsmith.bench.step_timeline import Gap, communication_overlap, host_cause, idle_gaps, lead_in
 
 
 def _random_kernels(rng, n):
@@ -34,6 +34,30 @@ def test_idle_gaps_match_a_grid_count():
             assert any(e == g.start and n == g.before for s, e, n in kernels)
             assert any(s == g.end and n == g.after for s, e, n in kernels)
         assert [g.us for g in gaps] == sorted((g.us for g in gaps), reverse=True)
+
+
+def test_communication_overlap_matches_a_grid_count():
+    rng = random.Random()
+    assert communication_overlap(_random_kernels(rng, 5)) is None  # no NCCL kernel
+    for _ in range(30):
+        kernels = [(s, e, f"ncclKernel_AllReduce_{n}" if rng.random() < 0.4 else n)
+                   for s, e, n in _random_kernels(rng, rng.randint(1, 30))]
+        comm = [k for k in kernels if k[2].startswith("nccl")]
+        if not comm:
+            continue
+        other = [k for k in kernels if not k[2].startswith("nccl")]
+        lo, hi = min(k[0] for k in kernels), max(k[1] for k in kernels)
+        ticks = [lo + 0.5 + i for i in range(int(hi - lo))]
+
+        def runs(group, t):
+            return any(s <= t < e for s, e, _ in group)
+
+        found = communication_overlap(kernels)
+        assert found["kernels"] == len(comm)
+        assert found["running"] == sum(runs(comm, t) for t in ticks)
+        assert found["exposed"] == sum(runs(comm, t) and not runs(other, t) for t in ticks)
+        last_compute = max((e for _, e, _ in other), default=min(s for s, _, _ in comm))
+        assert found["tail"] == max(0.0, max(e for _, e, _ in comm) - last_compute)
 
 
 def test_host_cause_names_the_innermost_covering_event_and_its_frames():
