@@ -79,7 +79,8 @@ class CallSites:
 
     # -- finding the order ------------------------------------------------------------------------
     def _watching(self, tensors):
-        if self.in_generation and not any(_alive(p) for p in self.alive):
+        self.alive = [p for p in self.alive if _alive(p)]  # what died stays dead: checked once
+        if self.in_generation and not self.alive:
             self._generation_ended()
             if self.period is not None:
                 return self(tensors)

@@ -26,15 +26,15 @@ it starts), into the graph's own memory pool; later calls replayed on the curren
 are ordered with the caller's work as the ordinary launches were. While another capture is under way
 on the current stream, calls run the ordinary way.
 
-Arguments. One whose address and strides were the same in the capturing call as in the call before
-(weights, optimizer-updated in place; saved activations that are a replayed forward's static
-outputs) is captured in place: each replay first checks its address and strides are still those,
+Arguments. Another capture's static outputs (saved activations of a replayed forward, the output
+of the graph before under Dynamo's DDP split), and one whose address and strides were the same in
+the capturing call as in the call before (weights, optimizer-updated in place), are captured in place: each replay first checks its address and strides are still those,
 else runs that call the ordinary way, and after two such calls in a row captures anew (at most
 MAX_CAPTURES times; then the graph stays ordinary and says why). Any other argument gets a static
 buffer the replay copies it into, and so, from the next capture on, does an argument that moved
 after being captured in place (FSDP2 gathers each block's weights into new memory every step),
 unless copying those costs too much (below): then they are taken in place again. A call site's
-runner (call_sites.py) goes by another rule: in place only what a capture returned. An index check
+runner (call_sites.py) takes in place only what a capture returned. An index check
 (`_check()`, which reads a flag on the host) is left out of the capture and run after each replay.
 
 Outputs and the liveness rule. A replay rewrites the same output memory, so it must never run
@@ -280,14 +280,23 @@ class StaticOutputs:
 
     def hand_out(self) -> list[torch.Tensor]:
         result = []
-        for i, dtype, device, size, stride, offset, copy in self.layout:
-            if i is None:
-                result.append(torch.empty_strided(size, stride, dtype=dtype, device=device))
-                continue
-            t = torch.empty(0, dtype=dtype, device=device).set_(self.storages[i].untyped_storage(), offset,
-                                                                size, stride)
-            result.append(t.clone() if copy else t)
+        for entry in self.layout:
+            t = self._view(entry)
+            result.append(t.clone() if entry[-1] and entry[0] is not None else t)
         return result
+
+    def fill(self, values: list[torch.Tensor]) -> None:
+        """Write `values` (one per output, as an ordinary call returned them) into the memory."""
+        for entry, value in zip(self.layout, values):
+            if entry[0] is not None:
+                self._view(entry).copy_(value)
+
+    def _view(self, entry: tuple) -> torch.Tensor:
+        i, dtype, device, size, stride, offset, _ = entry
+        if i is None:
+            return torch.empty_strided(size, stride, dtype=dtype, device=device)
+        return torch.empty(0, dtype=dtype, device=device).set_(self.storages[i].untyped_storage(), offset,
+                                                               size, stride)
 
 
 # -- the runner ----------------------------------------------------------------------------------
@@ -486,11 +495,10 @@ class CudaGraphRunner:
         with torch.no_grad(), self._device():
             same = [i for i, (now, before) in enumerate(zip(layout, self.last)) if now == before]
             self.last = layout
-            in_place = [i for i in same if i not in self.unstable and
-                        (not self.captured_in_place_only or captured_output(tensors[i]))]
+            in_place = self._in_place(tensors, same)
             moved, too_costly = self._copies(tensors, in_place)
-            if too_costly and len(in_place) < len(same) and not self.captured_in_place_only:
-                in_place = same  # then in place while they stay put
+            if too_costly and set(same) - set(in_place) and not self.captured_in_place_only:
+                in_place = sorted(set(same) | set(in_place))  # then in place while they stay put
                 moved, too_costly = self._copies(tensors, in_place)
             if too_costly:  # addresses may settle (a forward captured meanwhile): try again later
                 self.copy_refusals += 1
@@ -531,9 +539,26 @@ class CudaGraphRunner:
             self.arena = owner.arena
             timed = f"; launching took {self.launch_ms:.1f} ms, the GPU {self.gpu_ms:.1f} ms" \
                 if self.launch_ms is not None and self.gpu_ms is not None else ""
+            copied_mib = sum(b.numel() * b.element_size() for _, b in copied) / 2**20
             log(1, f"{self.name}: captured as a CUDA graph ({len(in_place)} arguments in place, "
-                   f"{len(copied)} copied{timed})")
-        return result
+                   f"{len(copied)} copied, {copied_mib:.1f} MiB a replay{timed})")
+            return self._adopt(result, tensors)
+
+    def _adopt(self, result, tensors) -> list[torch.Tensor]:
+        """The capturing call's outputs, computed the ordinary way, moved into the static outputs and
+        handed out as a replay's are. A graph captured next in the same step (the next block under
+        Dynamo's DDP split, the backward) then finds them where every replay will put them, and
+        takes them in place instead of copying them at each replay."""
+        self.outputs.fill([t for i, t in enumerate(result) if i not in self.argument_outputs])
+        return self._hand_out(tensors)
+
+    def _in_place(self, tensors, same: list[int]) -> list[int]:
+        """The arguments a capture takes in place: another capture's static outputs, which stay put
+        while it replays even when this call is the first to see them there (graphs captured in the
+        same step, one after the other, each take the one before's outputs); for a single runner also
+        those `same` as the last call's and never seen to move after a capture."""
+        return [i for i, t in enumerate(tensors) if captured_output(t) or
+                (not self.captured_in_place_only and i in same and i not in self.unstable)]
 
     def _copies(self, tensors, in_place: list[int]) -> tuple[list[int], str | None]:
         """The arguments a capture taking `in_place` in place would copy at each replay, and why

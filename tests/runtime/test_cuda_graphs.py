@@ -4,6 +4,7 @@ liveness rule over storage use counts (CPU storages count the same way), and the
 Triton interpreter, with the CUDA graph simulated by a recording that writes the same outputs."""
 from __future__ import annotations
 
+import ctypes
 import gc
 import os
 import sys
@@ -192,11 +193,23 @@ def test_seal_refuses_outputs_still_referenced_at_capture():
 
 
 # -- the runner, with the CUDA graph simulated ---------------------------------------------------
+def _by_address(t: torch.Tensor) -> torch.Tensor:
+    """A tensor over `t`'s memory that does not hold `t`'s storage: a CUDA graph keeps addresses, and
+    a reference would count as a holder of another capture's outputs taken in place."""
+    storage = t.untyped_storage()
+    if not storage.nbytes():
+        return torch.empty_strided(t.size(), t.stride(), dtype=t.dtype)
+    memory = (ctypes.c_char * storage.nbytes()).from_address(storage.data_ptr())
+    return torch.frombuffer(memory, dtype=torch.uint8).view(t.dtype).as_strided(t.size(), t.stride(),
+                                                                               t.storage_offset())
+
+
 def _simulated_capture(self, static):
     """A 'CUDA graph' that behaves like one: outputs allocated at capture, each replay rewrites
     that memory with the wrapper run over the same argument tensors (no index check: the runner's
     job). Like a real one it keeps addresses, no tensors: it writes through the runner's storages."""
     outputs = self.owner._run(*static)
+    arguments = [_by_address(t) for t in static]
     where = [(t.untyped_storage().data_ptr(), t.dtype, t.size(), t.stride(), t.storage_offset())
              for t in outputs]
     namespace = self.owner.namespace
@@ -205,7 +218,7 @@ def _simulated_capture(self, static):
         storages = {s.untyped_storage().data_ptr(): s.untyped_storage() for s in self.outputs.storages}
         check, namespace["_check"] = namespace["_check"], cuda_graphs._no_check
         try:
-            for (pointer, dtype, size, stride, offset), new in zip(where, self.owner._run(*static)):
+            for (pointer, dtype, size, stride, offset), new in zip(where, self.owner._run(*arguments)):
                 if pointer in storages:
                     torch.empty(0, dtype=dtype).set_(storages[pointer], offset, size, stride).copy_(new)
         finally:
@@ -373,8 +386,9 @@ def test_call_sites_give_up_watching_without_a_steady_order(simulated, monkeypat
 def test_call_sites_take_in_place_only_what_another_capture_returned(simulated):
     """Blocks chained as in a transformer (each block's input is the previous one's output), their
     weights gathered anew each step as FSDP2 does (new memory, at times where it was before): every
-    site replays, with the weights copied, never taken in place (the chained input is copied too,
-    as the site before it had not replayed yet when this one captured: cheap here)."""
+    site replays, with the weights copied, never taken in place; the chained input is taken in
+    place from the second block on (the block before hands out its static outputs from its capturing
+    call on), copied into the first (a fresh tensor each step)."""
     compiled = _sites(simulated)
     blocks, steps = 3, 10
     for step in range(steps):
@@ -392,7 +406,28 @@ def test_call_sites_take_in_place_only_what_another_capture_returned(simulated):
     sites = compiled.cuda_graph
     assert sites.period == blocks and all(s.replays >= 2 for s in sites.sites), [s.replays for s in sites.sites]
     for k, site in enumerate(sites.sites):
-        assert [i for i, _ in site.copied] == [0, 1], f"site {k}: in place {site.in_place}"
+        assert [i for i, _ in site.copied] == ([0, 1] if k == 0 else [1]), f"site {k}: in place {site.in_place}"
+        assert [i for i, _, _ in site.in_place] == ([] if k == 0 else [0])
+
+
+def test_a_graph_takes_in_place_the_outputs_of_one_captured_before_it_in_the_same_step(simulated):
+    """Dynamo's DDP split: graph B's input is graph A's output, and both capture in the same step.
+    A's capturing call already hands out its static outputs, so B takes that input in place (no copy
+    at each replay), and both replay with the right values every step after."""
+    first, attach_first = simulated(SCALE)
+    second, attach_second = simulated(SCALE)
+    w1, w2 = torch.randn(4, 3), torch.randn(4, 3)
+    for step in range(6):
+        x = torch.randn(4, 3)  # a fresh batch each step
+        out1 = first([x, w1]) if step else attach_first([x, w1])
+        out2 = second([out1[1], w2]) if step else attach_second([out1[1], w2])
+        torch.testing.assert_close(out1, _expect(x, w1))
+        torch.testing.assert_close(out2, _expect(x * w1, w2))
+        del out1, out2
+        gc.collect()
+    a, b = first.cuda_graph, second.cuda_graph
+    assert a.captures == b.captures == 1 and a.replays == b.replays == 4
+    assert [i for i, _ in a.copied] == [0] and not b.copied  # only the fresh batch is copied
 
 
 def test_an_argument_that_keeps_moving_is_copied_from_the_next_capture_on(simulated):
@@ -487,8 +522,7 @@ def test_a_site_runner_waits_for_a_capture_to_return_what_is_too_costly_to_copy(
     assert runner.captures == 0 and runner.copy_refusals == 1
     forward = StaticOutputs([x.clone(), w.clone()])  # a capture's outputs, as a replay hands out
     x2, w2 = forward.hand_out()
-    compiled([x2, w2])  # moved since the call before: put off once more
-    for _ in range(3):
+    for _ in range(3):  # captured at once, though they moved since the call before
         torch.testing.assert_close(compiled([x2, w2]), _expect(x2, w2))
     assert runner.captures == 1 and not runner.copied and runner.replays == 2
     assert sorted(i for i, _, _ in runner.in_place) == [0, 1]
