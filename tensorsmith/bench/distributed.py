@@ -14,6 +14,9 @@ allowed. For each backend it measures, on every rank at once:
   fsdp2 compiles them, without communication: the per-block graphs' host cost alone;
 - ddp: `DistributedDataParallel(model)` compiled whole (Dynamo's DDPOptimizer splits the graph at
   bucket boundaries, so gradient all-reduces overlap the backward);
+- ddp-view: the same with `gradient_as_bucket_view=True` (gradients live in DDP's buckets: no
+  per-parameter scaled copy into a bucket before the all-reduce, nor copy back after), not in the
+  default set;
 - fsdp2: `fully_shard` on each transformer block and on the root, each block compiled
   (`block.compile(backend=...)`), the per-layer pattern.
 
@@ -71,9 +74,10 @@ def _build(wrapper: str, backend: str, cfg: GPTConfig, device: torch.device):
             if compiled:
                 block.compile(backend=backend)
         return model, model
-    if wrapper == "ddp":
+    if wrapper in ("ddp", "ddp-view"):
         from torch.nn.parallel import DistributedDataParallel as DDP
-        ddp = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+        ddp = DDP(model, device_ids=[device.index] if device.type == "cuda" else None,
+                  gradient_as_bucket_view=wrapper == "ddp-view")
         return (torch.compile(ddp, backend=backend) if compiled else ddp), ddp
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
@@ -302,7 +306,7 @@ def main(argv=None):
                         help="torch.compile backends, comma-separated (eager: uncompiled)")
     parser.add_argument("--wrappers", default="single,ddp,fsdp2",
                         help="single (no communication: the one-GPU baseline), regional (single, each "
-                             "block compiled on its own), ddp, fsdp2")
+                             "block compiled on its own), ddp, ddp-view (gradient_as_bucket_view), fsdp2")
     parser.add_argument("--single", action="store_true",
                         help="only the single-rank runs (also what runs without torchrun)")
     parser.add_argument("--quick", action="store_true", help="4 layers, sequence 256")

@@ -101,10 +101,11 @@ def _train(name, net, params_of, rank, spy=None):
     return {"losses": losses, "grads": grads, "logs": logs}
 
 
-def ddp(rank: int, world: int, name: str, bucket_bytes: int):
+def ddp(rank: int, world: int, name: str, bucket_bytes: int, bucket_view: bool = False):
     """Eager DDP vs DDP compiled with tensorsmith. Small buckets (both the first and the rest, so
     that DDPOptimizer accepts them) make Dynamo's DDPOptimizer split the graph at bucket boundaries;
-    a comm hook logs each bucket's all-reduce into the spy's run log, between the backward graphs."""
+    a comm hook logs each bucket's all-reduce into the spy's run log, between the backward graphs.
+    `bucket_view`: DDP's gradient_as_bucket_view (the gradients are views of its buckets)."""
     from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
     from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -119,7 +120,7 @@ def ddp(rank: int, world: int, name: str, bucket_bytes: int):
     results = {}
     for mode in ("eager", "compiled"):
         module = _model(name)
-        wrapped = DDP(module, bucket_cap_mb=bucket_bytes / 2**20)
+        wrapped = DDP(module, bucket_cap_mb=bucket_bytes / 2**20, gradient_as_bucket_view=bucket_view)
         wrapped.register_comm_hook(None, hook)
         net = torch.compile(wrapped, backend="tensorsmith") if mode == "compiled" else wrapped
         results[mode] = _train(name, net, module, rank, spy if mode == "compiled" else None)

@@ -25,9 +25,10 @@ def check_matches_eager(results, tol=1e-4):
             f"rank {rank}: collectives inside compiled graphs: {r['collectives']}"
 
 
-@pytest.mark.parametrize("name, bucket_bytes", [("mlp", 16 * 1024), ("nanogpt", 64 * 1024)])
-def test_ddp_matches_eager_and_overlaps_allreduce(name, bucket_bytes):
-    results = run_ranks(ddp, name, bucket_bytes)
+@pytest.mark.parametrize("name, bucket_bytes, bucket_view",
+                         [("mlp", 16 * 1024, False), ("nanogpt", 64 * 1024, False), ("mlp", 16 * 1024, True)])
+def test_ddp_matches_eager_and_overlaps_allreduce(name, bucket_bytes, bucket_view):
+    results = run_ranks(ddp, name, bucket_bytes, bucket_view)
     check_matches_eager(results)
     r0, r1 = results
     # DDP averaged the gradients: both ranks hold the same ones (their data differ).
