@@ -23,8 +23,8 @@ allowed. For each backend it measures, on every rank at once:
 Per run: median step time over the timed steps (CUDA events on a GPU), the slowest rank's; tokens per
 second over all ranks; scaling efficiency = single-run step time / distributed step time (the same
 per-GPU batch: 1.0 is linear scaling, 0.95 is 1.9x on 2 GPUs); peak allocated memory per GPU (the
-largest rank's); compile time (first step minus the median); the first loss against eager's under
-the same wrapper. Every run is in try/except, so one failure still prints the rest. Installs nothing.
+largest rank's, less what earlier runs left allocated when it began); compile time (first step minus
+the median); the first loss against eager's under the same wrapper. Every run is in try/except, so one failure still prints the rest. Installs nothing.
 """
 from __future__ import annotations
 
@@ -141,6 +141,8 @@ def run_one(wrapper: str, backend: str, cfg: GPTConfig, batch: int, steps: int,
     from tensorsmith.frontend import attention, report
     report.reset()
     attention.MATCHES.clear()
+    # What earlier runs in this process left allocated is not this run's memory.
+    held_before = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
     run, module = _build(wrapper, backend, cfg, device)
     opt = torch.optim.AdamW(module.parameters(), lr=1e-4)
     idx, targets = (t.to(device) for t in
@@ -170,13 +172,14 @@ def run_one(wrapper: str, backend: str, cfg: GPTConfig, batch: int, steps: int,
         return {"ab": alternate(ab_knob, step, clock, steps)}
     times = [clock.time_ms(step) for _ in range(steps)]
     median = statistics.median(times)
-    peak = torch.cuda.max_memory_allocated(device) / 1e9 if device.type == "cuda" else float("nan")
+    peak = (torch.cuda.max_memory_allocated(device) - held_before) / 1e9 if device.type == "cuda" \
+        else float("nan")
     if reports and device.type == "cuda":
         _reports(reports, step, f"{backend} {wrapper}")
     if backend == "tensorsmith":
         _say(f"   rank 0: {records_summary()}")
     return {"median_ms": median, "compile_s": max(first_s - median / 1e3, 0.0),
-            "peak_gb": peak, "first_loss": first_loss}
+            "peak_gb": peak, "held_before_gb": held_before / 1e9, "first_loss": first_loss}
 
 
 AB_ROUNDS = 6
@@ -244,6 +247,7 @@ def benchmark(wrappers, backends, cfg, batch, steps, device, reports=(), warmup=
                     "median_ms": max(r["median_ms"] for r in ranks),
                     "compile_s": max(r["compile_s"] for r in ranks),
                     "peak_gb": max(r["peak_gb"] for r in ranks),
+                    "held_before_gb": max(r["held_before_gb"] for r in ranks),
                     "first_losses": [r["first_loss"] for r in ranks]}
             _say(f"   {results[wrapper, backend]}")
     return results
@@ -295,6 +299,11 @@ def print_table(results, cfg, batch, steps, device, world):
     print("scaling eff = single-rank step time / distributed step time at the same per-rank batch "
           f"(tokens/s on {world} ranks over {world} x the single rank's); 1st loss rel err: each "
           "rank's first-step loss against eager's under the same wrapper, the largest.", flush=True)
+    held = [f"{w} {b} {r['held_before_gb']:.2f} GB" for (w, b), r in results.items()
+            if r.get("held_before_gb", 0.0) > 0.05]
+    if held:
+        print("peak GB/GPU leaves out what earlier runs in this process still had allocated when a run "
+              "began: " + ", ".join(held), flush=True)
 
 
 def main(argv=None):
