@@ -39,14 +39,16 @@ def defers(kind: str | None, device: torch.device) -> bool:
     return device.type == "cuda" and not config.sync_index_checks and kind in ("forward", "backward")
 
 
-# device -> [(CUDA event or None, host flags, graph)], oldest first
+# device -> [(CUDA event or None, host flags, the graph's cuda.IndexErrorReport)], oldest first
 _PENDING: dict[torch.device, list] = {}
 _LOCK = threading.Lock()
 
 
-def defer(graph, flags: torch.Tensor) -> None:
+def defer(report, flags: torch.Tensor) -> None:
     """Queue a copy of `flags` to the host behind the graph's kernels, then zero them for its next
-    call; `graph.raise_index_error(host_flags)` is called once the copy shows a flag set."""
+    call; `report.raise_index_error(host_flags, deferred=True)` is called once the copy shows a flag
+    set. `report` must not hold the graph (cuda.IndexErrorReport): a check left pending after the
+    last call would keep the graph's memory."""
     host = torch.empty(flags.shape, dtype=flags.dtype, pin_memory=flags.is_cuda)
     host.copy_(flags, non_blocking=flags.is_cuda)
     flags.zero_()
@@ -55,7 +57,7 @@ def defer(graph, flags: torch.Tensor) -> None:
         done = torch.cuda.Event()
         done.record()
     with _LOCK:
-        _PENDING.setdefault(flags.device, []).append((done, host, graph))
+        _PENDING.setdefault(flags.device, []).append((done, host, report))
 
 
 def pending(device: torch.device) -> int:
@@ -69,10 +71,10 @@ def resolve(device: torch.device, count: int) -> None:
     with _LOCK:
         queue = _PENDING.get(device, [])
         taken, queue[:count] = queue[:count], []
-    for done, host, graph in taken:
+    for done, host, report in taken:
         if done is not None:
             done.synchronize()
         if host.any():
             with _LOCK:
                 _PENDING.pop(device, None)
-            graph.raise_index_error(host.tolist(), deferred=True)
+            report.raise_index_error(host.tolist(), deferred=True)

@@ -4,8 +4,10 @@ Run on interpreted Triton graphs on the CPU, where a deferred check is read the 
 an event to wait for."""
 from __future__ import annotations
 
+import gc
 import os
 import sys
+import weakref
 
 import pytest
 import torch
@@ -110,6 +112,24 @@ def test_a_raised_check_drops_the_checks_still_pending_after_it(graphs):
     torch.testing.assert_close(forward([w, ids])[0], w[ids] * w[ids])
     x = torch.randn(4, 3)
     torch.testing.assert_close(later([x])[0], x * x)
+
+
+def test_a_pending_check_does_not_keep_its_graph_alive_and_still_raises(graphs):
+    """A run's last forward leaves its check pending; the graph (its arena, its CUDA graphs) must go
+    when the model does, and the check still names it when the next compiled call reads it."""
+    _, later = graphs
+    forward = generate_code(_graph(EMBEDDING))  # not the fixture's, which it holds
+    forward.defers_checks = True
+    w = torch.randn(10, 4)
+    forward([w, torch.tensor([0, 10, 2])])  # bad, and the last call of this graph
+    assert index_checks.pending(torch.device("cpu")) == 1
+    name = forward.record.graph_id if forward.record is not None else forward.schedule.graph.name
+    gone = weakref.ref(forward)
+    del forward
+    gc.collect()  # (Triton's interpreter leaves the last launch's arguments in a cycle)
+    assert gone() is None, "a pending index check keeps its graph alive"
+    with pytest.raises(IndexOutOfRange, match=f"last call of {name}"):
+        later([torch.randn(4, 3)])
 
 
 def test_training_graphs_on_cuda_defer_and_the_rest_check_in_their_own_call(monkeypatch):
