@@ -28,14 +28,17 @@ on the current stream, calls run the ordinary way.
 
 Arguments. Another capture's static outputs (saved activations of a replayed forward, the output
 of the graph before under Dynamo's DDP split), and one whose address and strides were the same in
-the capturing call as in the call before (weights, optimizer-updated in place), are captured in place: each replay first checks its address and strides are still those,
-else runs that call the ordinary way, and after two such calls in a row captures anew (at most
+the capturing call as in the call before (weights, optimizer-updated in place), are captured in
+place: each replay first checks its address and strides are still those, else runs that call the
+ordinary way, and after two such calls in a row captures anew (at most
 MAX_CAPTURES times; then the graph stays ordinary and says why). Any other argument gets a static
 buffer the replay copies it into, and so, from the next capture on, does an argument that moved
 after being captured in place (FSDP2 gathers each block's weights into new memory every step),
 unless copying those costs too much (below): then they are taken in place again. A call site's
-runner (call_sites.py) takes in place only what a capture returned. An index check
-(`_check()`, which reads a flag on the host) is left out of the capture and run after each replay.
+runner (call_sites.py) takes in place only what a capture returned. A capturing call hands out
+its static outputs, the ordinary result copied in, so that a graph captured next in the same step
+finds them in place. An index check (`_check()`, which reads a flag on the host) is left out of the
+capture and run after each replay.
 
 Outputs and the liveness rule. A replay rewrites the same output memory, so it must never run
 while anything outside still references an earlier replay's outputs (the user kept `loss`,
