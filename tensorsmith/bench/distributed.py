@@ -24,7 +24,8 @@ Per run: median step time over the timed steps (CUDA events on a GPU), the slowe
 second over all ranks; scaling efficiency = single-run step time / distributed step time (the same
 per-GPU batch: 1.0 is linear scaling, 0.95 is 1.9x on 2 GPUs); peak allocated memory per GPU (the
 largest rank's, less what earlier runs left allocated when it began); compile time (first step minus
-the median); the first loss against eager's under the same wrapper. Every run is in try/except, so one failure still prints the rest. Installs nothing.
+the median); the first loss against eager's under the same wrapper. Every run is in try/except, so
+one failure still prints the rest. Installs nothing.
 """
 from __future__ import annotations
 
