@@ -83,15 +83,14 @@ class IndexErrorReport:
     a run's last call kept the graph's arena and CUDA-graph memory allocated until the next compiled
     call on the device (2.4 GB of GPT-2 small's on an H200)."""
 
-    def __init__(self, checked: list[TritonKernel], record, graph_name: str):
+    def __init__(self, checked: list[TritonKernel], graph_name: str):
         self.checked = [(k.name, tuple(k.sources)) for k in checked]
-        self.record, self.graph_name = record, graph_name
+        self.graph_name = graph_name
 
     def raise_index_error(self, flags: list[int], deferred: bool = False):
         bad = [(name, sources) for (name, sources), flag in zip(self.checked, flags) if flag]
         where = "; ".join(s for _, sources in bad for s in sources if s) or None
-        graph_id = getattr(self.record, "graph_id", self.graph_name)
-        when = f" (in the last call of {graph_id}, read after the next call)" if deferred else ""
+        when = f" (in the last call of {self.graph_name}, read after the next call)" if deferred else ""
         raise IndexOutOfRange(f"an index read from data is out of range{when}",
                               f"generated {bad[0][0] if bad else 'kernel'}", where)
 
@@ -115,7 +114,7 @@ class TritonGraph:
         self.namespace: dict = {"torch": torch, "_check": self._check_flags, "_settle": self._settle}
         self._earlier = 0
         self.source = self._generate()
-        self.index_report = IndexErrorReport(self._checked, record, schedule.graph.name)
+        self.index_report = IndexErrorReport(self._checked, cuda_graphs.graph_name(self))
         exec(compile(self.source, f"<tensorsmith triton wrapper {schedule.graph.name}>", "exec"),  # noqa: S102
              self.namespace)
         self._run = self.namespace["run"]
