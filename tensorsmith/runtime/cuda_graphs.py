@@ -343,6 +343,11 @@ def _unchecked(owner):
         namespace["_check"], namespace["_settle"] = check, settle
 
 
+def _launch_share(launch_ms: float, gpu_ms: float) -> float:
+    """How much of a call's GPU time its launches took (HOST_BOUND_SHARE's measure)."""
+    return launch_ms / max(gpu_ms, 1e-3)
+
+
 def _layout(tensors) -> list[tuple]:
     return [(t.data_ptr(), t.stride()) for t in tensors]
 
@@ -476,14 +481,14 @@ class CudaGraphRunner:
             owner._check_flags()
         end.synchronize()
         gpu_ms = start.elapsed_time(end)
-        share = launch_ms / max(gpu_ms, 1e-3)
-        if self.launch_ms is None or share > self.launch_ms / max(self.gpu_ms, 1e-3):
+        share = _launch_share(launch_ms, gpu_ms)
+        if self.launch_ms is None or share > _launch_share(self.launch_ms, self.gpu_ms):
             self.launch_ms, self.gpu_ms = launch_ms, gpu_ms  # the most launch-bound call counts
         if share >= HOST_BOUND_SHARE:
             self.measured = True
         elif self.timed >= TIMED_CALLS:
             self.measured = True
-            most = self.launch_ms / max(self.gpu_ms, 1e-3)
+            most = _launch_share(self.launch_ms, self.gpu_ms)
             self._stop(f"GPU-bound: launching took at most {most:.0%} of the GPU time in "
                        f"{self.timed} timed calls (replay would save little and keep its outputs' memory)")
         return result
