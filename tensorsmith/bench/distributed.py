@@ -14,9 +14,9 @@ allowed. For each backend it measures, on every rank at once:
   fsdp2 compiles them, without communication: the per-block graphs' host cost alone;
 - ddp: `DistributedDataParallel(model)` compiled whole (Dynamo's DDPOptimizer splits the graph at
   bucket boundaries, so gradient all-reduces overlap the backward);
-- ddp-view: the same with `gradient_as_bucket_view=True` (gradients live in DDP's buckets: no
-  per-parameter scaled copy into a bucket before the all-reduce, nor copy back after), not in the
-  default set;
+- ddp-view: the same with `gradient_as_bucket_view=True` (each gradient is a view of DDP's bucket:
+  no copy back after the all-reduce; DDP still scales each gradient, one kernel per parameter), not
+  in the default set;
 - fsdp2: `fully_shard` on each transformer block and on the root, each block compiled
   (`block.compile(backend=...)`), the per-layer pattern.
 
