@@ -289,10 +289,13 @@ class StaticOutputs:
         return result
 
     def fill(self, values: list[torch.Tensor]) -> None:
-        """Write `values` (one per output, as an ordinary call returned them) into the memory."""
+        """Write `values` (one per output, as an ordinary call returned them) into the memory. An
+        output that broadcasts a buffer (a stride-0 dim: an expanded mask or rotary table) is
+        written through one element of each such dim, since its other elements are the same memory."""
         for entry, value in zip(self.layout, values):
             if entry[0] is not None:
-                self._view(entry).copy_(value)
+                target, value = _one_per_broadcast_dim(self._view(entry), value)
+                target.copy_(value)
 
     def _view(self, entry: tuple) -> torch.Tensor:
         i, dtype, device, size, stride, offset, _ = entry
@@ -300,6 +303,14 @@ class StaticOutputs:
             return torch.empty_strided(size, stride, dtype=dtype, device=device)
         return torch.empty(0, dtype=dtype, device=device).set_(self.storages[i].untyped_storage(), offset,
                                                                size, stride)
+
+
+def _one_per_broadcast_dim(target: torch.Tensor, value: torch.Tensor):
+    """`target` and `value` narrowed to one element along each dim `target` broadcasts (stride 0)."""
+    for dim, (size, stride) in enumerate(zip(target.size(), target.stride())):
+        if stride == 0 and size > 1:
+            target, value = target.narrow(dim, 0, 1), value.narrow(dim, 0, 1)
+    return target, value
 
 
 # -- the runner ----------------------------------------------------------------------------------

@@ -185,6 +185,25 @@ def test_a_gradient_stolen_into_param_grad_holds_the_outputs():
     assert not static.held()
 
 
+def test_broadcast_outputs_are_filled_through_their_memory():
+    """An output that expands a buffer (HF's rotary table or mask, expanded over the batch) has
+    elements sharing memory; copying the capturing call's result into it must write the buffer."""
+    gen = torch.Generator().manual_seed(1)
+    table = torch.randn(1, 4, 3, generator=gen)
+    expanded = table.expand(5, 4, 3)
+    row = torch.randn(6, generator=gen)
+    static = StaticOutputs([expanded, row[:, None].expand(6, 2), table], copy_out_bytes=0)
+    del expanded
+    fresh = torch.randn(1, 4, 3, generator=gen)
+    fresh_row = torch.randn(6, generator=gen)
+    static.fill([fresh.expand(5, 4, 3), fresh_row[:, None].expand(6, 2), fresh])
+    del table, row
+    assert static.seal() is None
+    a, b, c = static.hand_out()
+    assert a.stride()[0] == 0 and torch.equal(a, fresh.expand(5, 4, 3))
+    assert torch.equal(b, fresh_row[:, None].expand(6, 2)) and torch.equal(c, fresh)
+
+
 def test_seal_refuses_outputs_still_referenced_at_capture():
     out = torch.ones(4)
     static = StaticOutputs([out], copy_out_bytes=0)
