@@ -59,8 +59,10 @@ def tensorsmith_backend(gm: torch.fx.GraphModule, example_inputs, **kwargs):
 
 
 def register() -> None:
-    """Register under "tensorsmith" (the package's entry point also does, without an import)."""
-    from torch._dynamo.backends.registry import _COMPILER_FNS, register_backend
+    """Register under "tensorsmith", unless Dynamo has found the package's entry point: then it
+    registers the name itself when it loads it (which imports this package: registering here too
+    would make its own registration fail as a duplicate)."""
+    from torch._dynamo.backends.registry import _BACKENDS, _COMPILER_FNS, register_backend
 
-    if "tensorsmith" not in _COMPILER_FNS:
+    if "tensorsmith" not in _COMPILER_FNS and _BACKENDS.get("tensorsmith") is None:
         register_backend(name="tensorsmith")(tensorsmith_backend)
