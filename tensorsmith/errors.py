@@ -56,6 +56,11 @@ class NumericsError(ExecutionError):
         super().__init__(message, op, source)
 
 
+class FallbackWarning(UserWarning):
+    """A graph runs through ATen as traced, without tensorsmith's kernels (slower, same numbers);
+    given once per kind of reason, so that a user does not lose the speed without being told."""
+
+
 class NumericsWarning(RuntimeWarning):
     """The warning `config.check_numerics = "warn"` gives, once per op and source line."""
 

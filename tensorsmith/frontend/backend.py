@@ -15,8 +15,9 @@ from torch._functorch.partitioners import min_cut_rematerialization_partition
 
 from .. import config
 from .attention import rewrite_attention
-from .compile import compile_fx_graph
+from .compile import compile_fx_graph, fall_back
 from .decompositions import decomposition_table
+from .report import new_record
 
 
 def _compiler(kind: str):
@@ -46,7 +47,30 @@ def _tracing_context(fused: bool, on_cuda: bool):
 
 
 def tensorsmith_backend(gm: torch.fx.GraphModule, example_inputs, **kwargs):
-    """Entry point for `torch.compile(model, backend="tensorsmith")`."""
+    """Entry point for `torch.compile(model, backend="tensorsmith")`. An exception in our attention
+    rewrite or in AOTAutograd's tracing with our decompositions runs the Dynamo graph as captured
+    (reported and warned), except the ones Dynamo turns into a graph break or a restart itself."""
+    try:
+        return _compile(gm, example_inputs, **kwargs)
+    except _dynamo_handles():
+        raise
+    except Exception as e:  # noqa: BLE001 - never the user's crash; TENSORSMITH_STRICT=1 re-raises
+        if config.strict:
+            raise
+        return fall_back(gm, new_record("dynamo"), f"internal error before import, {type(e).__name__}: {e}")
+
+
+@functools.cache
+def _dynamo_handles() -> tuple:
+    """Exceptions Dynamo expects from a backend and handles (a graph break at a data-dependent op,
+    a restart of its analysis, a skipped frame)."""
+    from torch._dynamo import exc
+    names = ("TensorifyScalarRestartAnalysis", "ShortenTraceback", "SkipFrame", "RestartAnalysis")
+    return tuple(getattr(exc, n) for n in names if hasattr(exc, n)) + \
+        tuple(getattr(exc, "exceptions_allowed_to_be_fallback", ()))
+
+
+def _compile(gm: torch.fx.GraphModule, example_inputs, **kwargs):
     on_cuda = any(isinstance(x, torch.Tensor) and x.is_cuda for x in example_inputs)
     # Attention is not fused under CUDA autocast: the memory-efficient kernel's bfloat16 results came
     # back wrong through the CUDA runtime (found on an H100, not yet understood), and a wrong answer

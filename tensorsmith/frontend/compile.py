@@ -6,11 +6,12 @@ each concrete input signature met at run time, and cached by it.
 from __future__ import annotations
 
 import time
+import warnings
 
 import torch
 
 from .. import config, events
-from ..errors import TensorsmithError, UnsupportedError
+from ..errors import ExecutionError, FallbackWarning, InputError, TensorsmithError, UnsupportedError
 from ..log import log
 from ..passes.pipeline import run_pipeline
 from ..runtime.codegen import backend_for, generate_code
@@ -90,7 +91,7 @@ class _Specializing:
 def _guarded(build, gm, record: GraphRecord):
     """Build, or, if the compiler fails on this graph, run it through ATen and say why."""
     try:
-        return build()
+        return _FallsBackAtRunTime(build(), gm, record)
     except UnsupportedError as e:  # a limit of the compiler, not a bug: fall back even when strict
         reason = f"unsupported: {e}"
     except TensorsmithError as e:
@@ -101,9 +102,53 @@ def _guarded(build, gm, record: GraphRecord):
         if config.strict:
             raise
         reason = f"internal error {type(e).__name__}: {e}"
-    record.whole_graph_fallback = reason.splitlines()[0]
+    return fall_back(gm, record, reason)
+
+
+# What a compiled call may raise to the user: their error, as eager would raise it (a bad argument,
+# an index out of range, a numerics check they asked for), or the device's memory running out.
+_USERS_ERRORS = (InputError, ExecutionError, torch.OutOfMemoryError)
+
+
+class _FallsBackAtRunTime:
+    """Runs a built graph; an internal error in a call (anything but `_USERS_ERRORS`) makes that
+    call and every later one run the graph through ATen. Graphs are functional (AOTAutograd applies
+    mutations after the call), so running the call again through ATen is exact."""
+
+    def __init__(self, executor: GraphExecutor, gm, record: GraphRecord):
+        self.executor, self.gm, self.record = executor, gm, record
+
+    def __call__(self, *args):
+        if self.executor is None:
+            return self.gm(*args)
+        try:
+            return self.executor(*args)
+        except _USERS_ERRORS:
+            raise
+        except Exception as e:
+            if config.strict:
+                raise
+            self.executor = None
+            fall_back(self.gm, self.record, f"internal error while running, {type(e).__name__}: {e}")
+            return self.gm(*args)
+
+
+_WARNED: set[str] = set()
+
+
+def fall_back(gm, record: GraphRecord, reason: str):
+    """Record, report and warn (once per kind of reason) that `gm` runs through ATen; returns it."""
+    record.whole_graph_fallback = reason.splitlines()[0] if reason else "no reason given"
     events.graph_fallback(record)
     log(1, f"{record.graph_id}: running through ATen: {record.whole_graph_fallback}")
+    kind = record.whole_graph_fallback.split(":")[0]
+    if kind not in _WARNED:
+        _WARNED.add(kind)
+        warnings.warn(FallbackWarning(
+            f"tensorsmith: graph {record.graph_id} runs through ATen without tensorsmith's kernels "
+            f"(same numbers, not faster): {record.whole_graph_fallback[:300]}. Later graphs falling "
+            f"back for this kind of reason are not warned about: tensorsmith.explain() lists them, "
+            f"TENSORSMITH_DEBUG=1 logs each."), stacklevel=2)
     return gm
 
 
