@@ -1,5 +1,6 @@
-"""The `tensorsmith` command: `tensorsmith bench [...]`, `tensorsmith verify FILE.tsir ...`,
-`tensorsmith data check TRAIN EVAL [...]`, `tensorsmith report EVENTS.jsonl`."""
+"""The `tensorsmith` command: `tensorsmith bench [...]`, `tensorsmith zoo [...]`,
+`tensorsmith verify FILE.tsir ...`, `tensorsmith data check TRAIN EVAL [...]`,
+`tensorsmith report EVENTS.jsonl`."""
 from __future__ import annotations
 
 import argparse
@@ -28,6 +29,9 @@ def main(argv=None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("bench", help="benchmark backends on the model zoo (tensorsmith bench --help)",
                         add_help=False)
+    commands.add_parser("zoo", help="sweep the model zoo: every model trains and infers against "
+                        "float64, statuses and speed against Inductor (tensorsmith zoo --help)",
+                        add_help=False)
     commands.add_parser("data", help="check training data: duplicates across splits, leakage, "
                         "NaN/Inf (tensorsmith data --help)", add_help=False)
     commands.add_parser("report", help="summarize an event file (TENSORSMITH_EVENTS=path)",
@@ -38,6 +42,9 @@ def main(argv=None) -> int:
     if args.command == "bench":
         from .bench.command import main as bench_main
         return bench_main(rest)
+    if args.command == "zoo":
+        from .bench.sweep import main as zoo_main
+        return zoo_main(rest)
     if args.command == "data":
         from .data.command import main as data_main
         return data_main(rest)

@@ -34,6 +34,11 @@ class FirstCall:
 def tensorsmith_fallbacks(records_start: int) -> dict:
     """Fallback ops, whole-graph fallbacks and re-specializations in the records since a point."""
     records = report.RECORDS[records_start:]
+    details = [f"{target} x{n} at {source or '<unknown source>'}: {reason}"
+               for (target, source, reason), n in report.fallback_summary(records).most_common()]
+    details += [f"graph {r.graph_id} through ATen: {r.whole_graph_fallback}"
+                for r in records if r.whole_graph_fallback]
     return {"fallback_ops": sum(len(r.fallbacks) for r in records),
             "fallback_graphs": sum(1 for r in records if r.whole_graph_fallback),
-            "respecializations": sum(max(0, r.specializations - 1) for r in records)}
+            "respecializations": sum(max(0, r.specializations - 1) for r in records),
+            "details": details}

@@ -62,6 +62,7 @@ class Settings:
     probe_timeout: float = 900.0
     seed: int = 0
     progress: bool = True
+    precision: str = "fp32"  # or "bf16": every backend's calls under bfloat16 autocast
 
 
 def run(settings: Settings, on_task_done=None) -> list[Row]:
@@ -89,7 +90,7 @@ def run(settings: Settings, on_task_done=None) -> list[Row]:
 
 def run_one(name: str, mode: str, s: Settings, cache_root: str, bar=None) -> list[Row]:
     bar = bar or _progress(0, Settings(progress=False))
-    rows = {b: Row(name, mode, b) for b in dict.fromkeys(s.backends)}
+    rows = {b: Row(name, mode, b, precision=s.precision) for b in dict.fromkeys(s.backends)}
     entry = zoo.ZOO.get(name)
     if entry is None:
         for row in rows.values():
@@ -172,6 +173,7 @@ def _in_process(name, size, mode, rows, active, caches, s: Settings, bar) -> Non
     if "tensorsmith" in ts_start:
         row, extra = rows["tensorsmith"], counters.tensorsmith_fallbacks(ts_start["tensorsmith"])
         row.fallback_ops, row.fallback_graphs = extra["fallback_ops"], extra["fallback_graphs"]
+        row.fallbacks = extra["details"]
         row.recompiles = (row.recompiles or 0) + extra["respecializations"]
     bar.update(len(active))
     del steps, fns, optimizer, model, workload
@@ -189,7 +191,7 @@ def _first_calls(workload, model, mode, rows, active, caches, clock, s, bar):
         try:
             count = counters.FirstCall()
             ts_start[b] = count.records_start
-            fns[b] = backends.compiled(model, b)
+            fns[b] = _in_precision(backends.compiled(model, b), s)
             with _phase(rows[b].model, mode, f"first call {b}"):
                 captured[b], rows[b].first_call_s = clock.wall(
                     lambda: accuracy.capture(workload, fns[b], mode, model))
@@ -203,6 +205,19 @@ def _first_calls(workload, model, mode, rows, active, caches, clock, s, bar):
             probe.restore_cache_dirs(old_env)
         bar.update(1)
     return fns, captured, ts_start
+
+
+def _in_precision(fn, s: Settings):
+    """`fn` as the settings' precision runs it: itself for fp32, under bfloat16 autocast for bf16
+    (the float64 reference stays float64: eager's own bf16 error sets the tolerance's floor)."""
+    if s.precision == "fp32":
+        return fn
+    device_type = torch.device(s.device).type
+
+    def autocast(**inputs):
+        with torch.autocast(device_type, dtype=torch.bfloat16):
+            return fn(**inputs)
+    return autocast
 
 
 def _check_accuracy(captured, reference, reference_name, rows, tolerance) -> None:

@@ -80,7 +80,7 @@ def info(device: str) -> dict:
         "python": platform.python_version(),
         "device": device,
         "versions": {p: _version(p) for p in ("torch", "numpy", "transformers", "diffusers",
-                                              "tensorsmith")},
+                                              "timm", "tensorsmith")},
         "tensorsmith_commit": _git_commit(),
     }
     if torch.cuda.is_available():

@@ -37,6 +37,8 @@ class Row:
     recompiles: int | None = None
     fallback_ops: int | None = None  # tensorsmith: ATen ops run as fallbacks
     fallback_graphs: int | None = None  # tensorsmith: graphs run whole through ATen
+    fallbacks: list = field(default_factory=list)  # tensorsmith: "op x2 at file:line: why", ...
+    precision: str = "fp32"  # "bf16": under bfloat16 autocast
     notes: list = field(default_factory=list)
 
     def fail(self, status: str, error) -> None:

@@ -20,6 +20,7 @@ class Entry:
     build: Callable[[str, object], Workload]  # (size, device) -> Workload
     sizes: tuple[str, ...] = ("tiny", "real")
     requires: tuple[str, ...] = ()  # importable packages it needs
+    family: str = "other"  # FAMILIES: what `tensorsmith zoo --family` and the CI subset group by
 
     def missing(self) -> list[str]:
         return [m for m in self.requires if importlib.util.find_spec(m) is None]
@@ -27,10 +28,22 @@ class Entry:
 
 ZOO: dict[str, Entry] = {}
 
+# One small model of each family: what CI sweeps (tests/bench/test_zoo_sweep.py).
+CI_SUBSET = ("llama", "mixtral", "bert", "t5", "vit", "clip", "mamba", "timm_resnet", "unet")
+
 
 def register(entry: Entry) -> Entry:
     ZOO[entry.name] = entry
     return entry
+
+
+def families() -> set[str]:
+    return {e.family for e in ZOO.values()}
+
+
+def subset() -> list[str]:
+    """CI's sweep (`tensorsmith zoo --subset`): one small model of each family, tiny sizes."""
+    return [name for name in CI_SUBSET if name in ZOO]
 
 
 def resolve_size(entry: Entry, size: str, device: str) -> str:
@@ -87,17 +100,18 @@ def _unet(size, device):
 
 
 register(Entry("nanogpt", "the embedded nanoGPT-style causal LM (the `make bench` default)",
-               _nanogpt, sizes=("tiny", "default", "real")))
+               _nanogpt, sizes=("tiny", "default", "real"), family="decoder"))
 register(Entry("gpt2", "transformers GPT2LMHeadModel (real: GPT-2 small, seq 1024)", _hf("gpt2"),
-               requires=("transformers",)))
+               requires=("transformers",), family="decoder"))
 register(Entry("llama", "transformers LlamaForCausalLM (real: 24x1024, GQA, seq 1024)",
-               _hf("llama"), requires=("transformers",)))
+               _hf("llama"), requires=("transformers",), family="decoder"))
 register(Entry("bert", "transformers BertForMaskedLM encoder (real: BERT-base, seq 512)",
-               _hf("bert"), requires=("transformers",)))
+               _hf("bert"), requires=("transformers",), family="encoder"))
 register(Entry("t5", "transformers T5ForConditionalGeneration encoder-decoder (real: T5-small)",
-               _hf("t5"), requires=("transformers",)))
+               _hf("t5"), requires=("transformers",), family="encoder-decoder"))
 register(Entry("vit", "transformers ViTForImageClassification (real: ViT-B/16, 224px)", _hf("vit"),
-               requires=("transformers",)))
+               requires=("transformers",), family="vision"))
 register(Entry("unet", "diffusers UNet2DConditionModel with cross-attention (real: SD-1.x geometry)",
-               _unet, requires=("diffusers",)))
-register(Entry("resnet", "a plain ResNet-style CNN with BatchNorm (real: ResNet-18, 224px)", _resnet))
+               _unet, requires=("diffusers",), family="diffusers"))
+register(Entry("resnet", "a plain ResNet-style CNN with BatchNorm (real: ResNet-18, 224px)", _resnet,
+               family="vision"))
