@@ -4,13 +4,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: test bench clean
+.PHONY: test bench zoo clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	# The CPU machines keep torch 2.13.0 on local disk; elsewhere take any torch >= 2.11.
 	$(PY) -m pip install -q "torch==2.13.0" || $(PY) -m pip install -q "torch>=2.11"
-	$(PY) -m pip install -q -e ".[test,bench]"
+	# Extras install with torch held at the version just installed: timm needs torchvision, and
+	# pip would otherwise replace torch with the CUDA build that torchvision's newest release pins.
+	$(PY) -m pip install -q -e ".[test,bench]" "torch==$$($(PY) -c "import importlib.metadata as m; print(m.version('torch'))")"
 	touch $(STAMP)
 
 test: $(STAMP)
@@ -20,6 +22,11 @@ test: $(STAMP)
 # table is printed, and JSON, Markdown and PNG charts land in bench-results/.
 bench: $(STAMP)
 	$(PY) -m tensorsmith.bench --out bench-results
+
+# The whole model zoo on the CPU (tiny sizes): eager vs Inductor vs tensorsmith, a status per model
+# and mode, geometric means; tables in zoo-results/.
+zoo: $(STAMP)
+	$(PY) -m tensorsmith.cli zoo --device cpu --out zoo-results
 
 clean:
 	rm -rf $(VENV) build *.egg-info

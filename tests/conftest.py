@@ -7,6 +7,9 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 
 import tensorsmith  # noqa: E402
+from tensorsmith.bench.torchvision_stubs import torchvision_without_ops  # noqa: E402
+
+torchvision_without_ops()  # before anything imports transformers, diffusers or timm
 
 
 @pytest.fixture(autouse=True)

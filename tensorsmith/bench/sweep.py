@@ -184,7 +184,8 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def run(args) -> tuple[list[ZooRow], list[Row]]:
+def run(args, on_rows=None) -> list[Row]:
+    """The harness rows of every precision; on_rows(rows so far) after each model and mode."""
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     precisions = [p.strip() for p in (args.precision or ("fp32,bf16" if args.device == "cuda" else "fp32")).split(",")]
@@ -196,24 +197,33 @@ def run(args) -> tuple[list[ZooRow], list[Row]]:
             size=args.size, warmup=args.warmup, rounds=args.rounds, probes=False,
             tolerance=args.tolerance if precision == "fp32" else max(args.tolerance, BF16_TOLERANCE),
             precision=precision, progress=not args.no_progress)
-        rows += harness.run(settings)
-    return zoo_rows(rows), rows
+        done = list(rows)
+        rows = done + harness.run(settings, on_task_done=lambda partial: on_rows and on_rows(done + partial))
+    return rows
+
+
+def write(args, rows: list[Row], wall_s: float) -> tuple[list[ZooRow], str]:
+    """zoo.json (the harness rows and the zoo rows) and zoo.md in args.out; the zoo rows and the
+    Markdown written."""
+    zrows = zoo_rows(rows)
+    info = machine.info(args.device)
+    os.makedirs(args.out, exist_ok=True)
+    doc = report.document(rows, info, vars(args), machine.warnings(args.device), wall_s)
+    doc["zoo"] = [asdict(z) for z in zrows]
+    report.write_json(doc, os.path.join(args.out, "zoo.json"))
+    versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items() if v)
+    where = f"{info.get('gpu') if args.device == 'cuda' else info.get('cpu')}; {versions}"
+    text = "\n".join([f"{where}; {doc['created']}; {wall_s:.0f} s", "", markdown(zrows), "",
+                      *summary(zrows)])
+    with open(os.path.join(args.out, "zoo.md"), "w") as f:
+        f.write(text + "\n")
+    return zrows, text
 
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     start = time.perf_counter()
-    zrows, rows = run(args)
-    wall = time.perf_counter() - start
-    info = machine.info(args.device)
-    os.makedirs(args.out, exist_ok=True)
-    doc = report.document(rows, info, vars(args), machine.warnings(args.device), wall)
-    doc["zoo"] = [asdict(z) for z in zrows]
-    report.write_json(doc, os.path.join(args.out, "zoo.json"))
-    table, lines = markdown(zrows), summary(zrows)
-    versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items() if v)
-    where = f"{info.get('gpu') if args.device == 'cuda' else info.get('cpu')}; {versions}"
-    with open(os.path.join(args.out, "zoo.md"), "w") as f:
-        f.write(f"{where}, {doc['created']}\n\n{table}\n\n" + "\n".join(lines) + "\n")
-    print(table, "", *lines, f"{where}; {wall:.0f} s; wrote {args.out}/zoo.json and zoo.md", sep="\n")
+    rows = run(args, on_rows=lambda partial: write(args, partial, time.perf_counter() - start))
+    zrows, text = write(args, rows, time.perf_counter() - start)
+    print(text, f"wrote {args.out}/zoo.json and zoo.md", sep="\n")
     return 1 if any(z.status == FAIL for z in zrows) else 0

@@ -10,7 +10,10 @@ from typing import Callable
 
 import torch
 
+from .torchvision_stubs import torchvision_without_ops
 from .workload import Workload, to_device
+
+torchvision_without_ops()  # before any builder imports transformers, diffusers or timm
 
 
 @dataclass(frozen=True)
@@ -115,3 +118,15 @@ register(Entry("unet", "diffusers UNet2DConditionModel with cross-attention (rea
                _unet, requires=("diffusers",), family="diffusers"))
 register(Entry("resnet", "a plain ResNet-style CNN with BatchNorm (real: ResNet-18, 224px)", _resnet,
                family="vision"))
+
+
+def _register_listed(module: str, requires: tuple[str, ...]) -> None:
+    """The entries a module of models/ lists in its ZOO_ENTRIES (dicts of Entry's fields)."""
+    listed = importlib.import_module(f".models.{module}", __package__).ZOO_ENTRIES
+    for fields in listed:
+        register(Entry(**{"requires": requires, **fields}))
+
+
+_register_listed("hf_zoo", ("transformers",))
+_register_listed("timm_zoo", ("timm",))
+_register_listed("diffusers_zoo", ("diffusers",))

@@ -11,10 +11,11 @@ import warnings
 import torch
 
 from .. import config, events
-from ..errors import ExecutionError, FallbackWarning, InputError, TensorsmithError, UnsupportedError
+from ..errors import FallbackWarning, InputError, NumericsError, TensorsmithError, UnsupportedError
 from ..log import log
 from ..passes.pipeline import run_pipeline
 from ..runtime.codegen import backend_for, generate_code
+from ..runtime.compiled import IndexOutOfRange
 from ..runtime.executor import GraphExecutor
 from .importer import import_graph
 from .report import GraphRecord, new_record
@@ -106,8 +107,9 @@ def _guarded(build, gm, record: GraphRecord):
 
 
 # What a compiled call may raise to the user: their error, as eager would raise it (a bad argument,
-# an index out of range, a numerics check they asked for), or the device's memory running out.
-_USERS_ERRORS = (InputError, ExecutionError, torch.OutOfMemoryError)
+# an index out of range, a numerics check they asked for), or the device's memory running out. A
+# library step that fails otherwise (ExecutionError) may be our doing: it falls back.
+_USERS_ERRORS = (InputError, IndexOutOfRange, NumericsError, torch.OutOfMemoryError)
 
 
 class _FallsBackAtRunTime:

@@ -15,13 +15,33 @@ def target_name(op: torch._ops.OpOverload) -> str:
 
 
 # Fused kernels PyTorch already has, which a graph calls as library steps by design (attention kept
-# whole, see frontend/attention.py). They take strided inputs as they are.
+# whole, see frontend/attention.py; a convolution's gradients, cuDNN's or oneDNN's, as its forward
+# is). They take strided inputs as they are.
 LIBRARY_KERNELS = frozenset(f"aten.{name}.default" for name in (
     "_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_flash_attention_for_cpu_backward",
     "_scaled_dot_product_efficient_attention", "_scaled_dot_product_efficient_attention_backward",
     "_scaled_dot_product_flash_attention", "_scaled_dot_product_flash_attention_backward",
-    "_scaled_dot_product_cudnn_attention", "_scaled_dot_product_cudnn_attention_backward")) | {
+    "_scaled_dot_product_cudnn_attention", "_scaled_dot_product_cudnn_attention_backward",
+    "convolution_backward")) | {
     "tensorsmith.attention.default", "tensorsmith.attention_backward.default"}  # kernels/attention_op.py
+
+
+# Which argument of a library kernel is an attention bias that PyTorch's memory-efficient kernel
+# reads with a unit last stride and 16-element-aligned rows. Eager's SDPA pads and slices the mask to
+# that layout before the call; in a graph the pad and slice may simplify away to a plain (or
+# broadcast) view, so the step lays the bias out again (`aligned_bias`).
+ALIGNED_BIAS = {"aten._scaled_dot_product_efficient_attention.default": 3,
+                "aten._scaled_dot_product_efficient_attention_backward.default": 4}
+
+
+def aligned_bias(bias: torch.Tensor) -> torch.Tensor:
+    """`bias` with a unit last stride and rows starting at multiples of 16 elements (a padded copy
+    sliced back, as eager's SDPA makes it); itself when it already is so."""
+    rows_aligned = all(s % 16 == 0 for s, n in zip(bias.stride()[:-1], bias.shape[:-1]) if n > 1)
+    if bias.stride(-1) == 1 and rows_aligned:
+        return bias
+    last = bias.size(-1)
+    return torch.nn.functional.pad(bias, (0, -last % 16))[..., :last]
 
 
 def resolve_target(name: str) -> torch._ops.OpOverload:

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ExecutionError, TensorsmithError
-from .aten import LIBRARY_KERNELS, from_attr, resolve_target
+from .aten import ALIGNED_BIAS, LIBRARY_KERNELS, aligned_bias, from_attr, resolve_target
 from .graph import Graph, Node
 from .types import DType, TensorType, TupleType
 
@@ -212,6 +212,9 @@ class Interpreter:
             args = [a.contiguous() if isinstance(a, torch.Tensor) else a for a in args]
         call_args = from_attr(node.attrs["args"], args, self.dtype)
         call_kwargs = from_attr(node.attrs["kwargs"], args, self.dtype)
+        bias = ALIGNED_BIAS.get(node.attrs["target"])
+        if bias is not None and bias < len(call_args) and isinstance(call_args[bias], torch.Tensor):
+            call_args[bias] = aligned_bias(call_args[bias])
         result = target(*call_args, **call_kwargs)
         if isinstance(node.type, TupleType):
             result = tuple(r for r in result if r is not None)  # the IR type leaves Nones out
