@@ -160,7 +160,8 @@ def _in_process(name, size, mode, rows, active, caches, s: Settings, bar) -> Non
     optimizer = optimizer_for(model) if mode == "train" else None
 
     fns, captured, ts_start = _first_calls(workload, model, mode, rows, active, caches, clock, s, bar)
-    _check_accuracy(captured, reference, reference_name, rows, s.tolerance)
+    _check_accuracy(captured, reference, reference_name, rows,
+                    max(s.tolerance, zoo.ZOO[name].tolerance or 0.0))
     del captured, reference
     steps = {b: make_step(workload, fns[b], mode, optimizer) for b in fns
              if rows[b].status in (OK, FAIL_ACCURACY)}

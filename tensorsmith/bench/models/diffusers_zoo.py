@@ -250,7 +250,11 @@ ZOO_ENTRIES = [
                      "1024px)", build=sd3, requires=("diffusers",)),
     dict(name="flux", family="diffusers",
          description="diffusers FluxTransformer2DModel (real: Flux.1-dev width, 2+4 of 19+38 "
-                     "blocks, 1024px)", build=flux, requires=("diffusers",)),
+                     "blocks, 1024px)", build=flux, requires=("diffusers",),
+         # The guidance embedding takes sin(1000 g f) in float32 even in the float64 reference
+         # (diffusers casts to float32), where one ulp of the argument moves it by 1e-4: eager
+         # agrees with that reference exactly, Inductor and tensorsmith differ from both by 1e-4.
+         tolerance=3e-4),
     dict(name="controlnet", family="diffusers",
          description="diffusers ControlNetModel (real: SD-1.x ControlNet, 512px condition)",
          build=controlnet, requires=("diffusers",)),
