@@ -192,3 +192,32 @@ def test_index_select_with_a_zero_dim_index():
     # (it fails the same way with backend="aot_eager_decomp_partition").
     compile_check(lambda x, i: torch.index_select(x, 0, i) * 2, x, torch.tensor(1), grads=False,
                   native=[aten.index_select.default])
+
+
+@FEW
+@given(shape=shapes(2, 4, 1, 5), index_shape=shapes(1, 2, 1, 4), layout=layouts(), data=st.data())
+def test_index_with_adjacent_tensors(shape, index_shape, layout, data):
+    """x[i, j], x[:, i, j] with index tensors that broadcast together (Hugging Face's mask
+    functions, nearest-neighbour upsampling), negative entries included; the backward is an
+    accumulating index_put over the same indices."""
+    first = data.draw(st.integers(0, len(shape) - 2))
+    count = data.draw(st.integers(2, len(shape) - first))
+    x = lay_out(randn(*shape), layout)
+    idx = [indices(shape[first + k], *(index_shape if k % 2 == 0 else index_shape[-1:]))
+           for k in range(count)]  # shapes that broadcast together, none 0-dim (a Python int to Dynamo)
+
+    def fn(x, *idx):
+        return (x[(slice(None),) * first + tuple(idx)] * 2,)
+    compile_check(fn, x, *idx, native=[aten.index.Tensor, aten.index_put.default])
+
+
+def test_index_with_several_tensors_checks_each_range():
+    """An index out of its own dim's range raises, even where the combined offset would land inside
+    the tensor (x[0, 5] of a 4x4 is x[1, 1] in memory)."""
+    x = randn(4, 4)
+    f = torch.compile(lambda x, i, j: x[i, j] + 1, backend="tensorsmith")
+    i, j = torch.tensor([0, 3, -1]), torch.tensor([1, -4, 2])
+    torch.testing.assert_close(f(x, i, j), x[i, j] + 1)
+    for bad in (torch.tensor([0, 5, 1]), torch.tensor([0, -5, 1])):
+        with pytest.raises(IndexError):
+            f(x, i, bad)
