@@ -215,3 +215,22 @@ def test_softmax_family():
         return (x.softmax(-1), x.log_softmax(0), torch.logsumexp(x, 1),
                 torch.nn.functional.layer_norm(x, (5,)), x.norm(dim=1), x.norm())
     compile_check(fn, x, native=[aten.amax.default, aten.sum.dim_IntList, aten.var_mean.correction])
+
+
+@FEW
+@given(shape=st.lists(st.integers(1, 6), min_size=1, max_size=3), data=st.data())
+def test_cumsum_of_integers_and_bools(shape, data):
+    """Position ids from a mask (`mask.cumsum(1) - 1`), packed-sequence ids (`(diff != 1).cumsum(-1)`):
+    exact, as a masked sum over the triangle. Floats fall back (their rounding order is eager's)."""
+    dim = data.draw(st.integers(-len(shape), len(shape) - 1))
+    x, mask = ints(*shape), torch.rand(*shape) > 0.4
+
+    def fn(x, mask):
+        return x.cumsum(dim) * 2, mask.cumsum(dim) - 1, torch.cumsum(x, dim, dtype=torch.int32)
+    compile_check(fn, x, mask, native=[aten.cumsum.default], exact=True)
+
+
+def test_cumsum_of_floats_falls_back():
+    x = randn(3, 5)
+    _, lowered = compile_check(lambda x: (x.cumsum(1),), x)
+    lowered.assert_fallback(aten.cumsum.default)

@@ -1,4 +1,5 @@
-"""Lowerings of reductions: sum, mean, prod, amax/amin, any/all, argmax/argmin, var/var_mean."""
+"""Lowerings of reductions: sum, mean, prod, amax/amin, any/all, argmax/argmin, var/var_mean,
+and the cumulative sum of integers."""
 from __future__ import annotations
 
 import torch
@@ -118,3 +119,33 @@ def _var(ctx, x, dims=None, correction=None, keepdim=False):
     if isinstance(ctx.meta, (tuple, list)):
         return var, (mean if keepdim else ctx.reshape(mean, var.type.shape))
     return var
+
+
+# The longest dim whose integer cumulative sum is lowered: it becomes a masked sum over an n x n
+# triangle per row (n^2 additions, fused into one reduction kernel).
+CUMSUM_MAX = 4096
+
+
+@lower(aten.cumsum.default)
+def _cumsum(ctx, x, dim, dtype=None):
+    """cumsum of bools or integers (position ids from a mask, packed-sequence ids) as
+    out[..., k, ...] = sum over j <= k of x[..., j, ...]: exact for integers in any order of
+    addition. Floats fall back: a sum in another order than eager's running one rounds otherwise."""
+    x = _accumulation_input(ctx, x, dtype)
+    if not x.type.dtype.is_integer:
+        unsupported("cumsum of floating point values")
+    dim = normalize_dim(dim, max(x.type.rank, 1))
+    if x.type.rank == 0:
+        return x
+    shape = list(x.type.shape)
+    n = shape[dim]
+    if n > CUMSUM_MAX:
+        unsupported(f"cumsum over {n} elements (a triangle of {n}^2)")
+    # [..., j, k, ...]: x along j, the result's position along k
+    wide = [*shape[:dim], n, n, *shape[dim + 1:]]
+    spread = ctx.add("broadcast_in_dim", [x], {"shape": wide, "dims": [
+        *range(dim + 1), *range(dim + 2, len(wide))]})
+    j, k = (ctx.add("iota", [], {"shape": wide, "dim": d, "dtype": I64, "device": x.type.device})
+            for d in (dim, dim + 1))
+    kept = ctx.select(ctx.compare("LE", j, k), spread, 0)
+    return ctx.reduce(kept, "sum", [dim])
