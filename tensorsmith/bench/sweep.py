@@ -7,8 +7,8 @@ Each (model, mode, precision) gets a status from tensorsmith's row:
   partial  the same, with ops or whole graphs run through ATen (named with their source lines);
   fail     an error, or numbers off the reference (what a fallback cannot hide).
 Comparisons are deterministic on purpose: the builders switch dropout and stochastic depth off, and
-TF32 is off for matmuls and cuDNN (TF32 convolutions alone put conv models 1e-3 to 5e-2 away from
-any other run). Speed is Inductor's median step time over tensorsmith's, from interleaved rounds of
+TF32 is off for matmuls and cuDNN (TF32 alone moves conv models further from float64 than any
+compiler's rounding does). Speed is Inductor's median step time over tensorsmith's, from interleaved rounds of
 one run; the summary gives geometric means per mode and precision and lists the models below
 OUTLIER_RATIO with what their compiled graphs looked like.
 """

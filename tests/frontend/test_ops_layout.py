@@ -1,6 +1,7 @@
 """as_strided, slice_scatter and index assignment: lowered where exact, else a safe fallback."""
 from __future__ import annotations
 
+import pytest
 import torch
 from helpers import check_against_eager
 
@@ -24,6 +25,24 @@ def test_slice_assignment_becomes_slice_scatter():
 
     check_against_eager(f, torch.randn(4, 5), torch.randn(4, 2))
     assert "aten.slice_scatter.default" in _native()
+
+
+@pytest.mark.parametrize("size,start,end,step", [(8, 1, None, 2), (8, 0, None, 2), (7, 1, None, 2),
+                                                  (9, 2, 8, 3), (6, 0, None, 5), (5, 4, None, 2)])
+def test_strided_slice_assignment_becomes_slice_scatter(size, start, end, step):
+    """x[:, 1::2] = z (Mamba's associative scan), spans that end inside the tensor and past it."""
+    report.reset()
+    count = len(range(start, size if end is None else end, step))
+
+    def f(x, z):
+        y = x * 2
+        y[:, start:end:step] = z  # functionalized into slice_scatter with a step
+        return y.sin()
+
+    gen = torch.Generator().manual_seed(size * 100 + start * 10 + step)
+    check_against_eager(f, torch.randn(3, size, 2, generator=gen), torch.randn(3, count, 2, generator=gen))
+    assert "aten.slice_scatter.default" in _native()
+    assert not any(r.fallbacks or r.whole_graph_fallback for r in report.RECORDS)
 
 
 def test_index_assignment_is_imported_without_fallback():
