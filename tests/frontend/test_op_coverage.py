@@ -137,6 +137,7 @@ def _direct_cases():
         (aten.reshape.default, (transposed(x), [12]), {}), (aten.squeeze.dims, (randn(1, 3), [0]), {}),
         (aten.index_put.default, (x, [torch.tensor([1, 1])], randn(4), True), {}),
         (aten.sum.dim_IntList, (n, [1]), {}), (aten.mean.default, (x,), {}),
+        (aten.cumsum.default, (n, 1), {}), (aten.cumsum.default, (b, -1), {}),
         (aten.prod.default, (n,), {}), (aten.var_mean.correction, (x, [1]), {"correction": 0}),
         # prims left by some decompositions
         (prims.convert_element_type.default, (x, torch.float64), {}),
