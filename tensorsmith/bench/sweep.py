@@ -188,11 +188,13 @@ def run(args, on_rows=None) -> list[Row]:
     """The harness rows of every precision; on_rows(rows so far) after each model and mode."""
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
-    precisions = [p.strip() for p in (args.precision or ("fp32,bf16" if args.device == "cuda" else "fp32")).split(",")]
+    default = "fp32,bf16" if args.device == "cuda" else "fp32"
+    precisions = [p.strip() for p in (args.precision or default).split(",")]
+    models = models_for(args)
     rows: list[Row] = []
     for precision in precisions:
         settings = harness.Settings(
-            models=models_for(args), backends=[b.strip() for b in args.backends.split(",")],
+            models=models, backends=[b.strip() for b in args.backends.split(",")],
             modes=list(harness.MODES) if args.mode == "both" else [args.mode], device=args.device,
             size=args.size, warmup=args.warmup, rounds=args.rounds, probes=False,
             tolerance=args.tolerance if precision == "fp32" else max(args.tolerance, BF16_TOLERANCE),
@@ -202,13 +204,12 @@ def run(args, on_rows=None) -> list[Row]:
     return rows
 
 
-def write(args, rows: list[Row], wall_s: float) -> tuple[list[ZooRow], str]:
+def write(args, rows: list[Row], wall_s: float, info: dict, warnings: list[str]) -> tuple[list[ZooRow], str]:
     """zoo.json (the harness rows and the zoo rows) and zoo.md in args.out; the zoo rows and the
-    Markdown written."""
+    Markdown written. `info` and `warnings` describe the machine (bench/machine.py), read once."""
     zrows = zoo_rows(rows)
-    info = machine.info(args.device)
     os.makedirs(args.out, exist_ok=True)
-    doc = report.document(rows, info, vars(args), machine.warnings(args.device), wall_s)
+    doc = report.document(rows, info, vars(args), warnings, wall_s)
     doc["zoo"] = [asdict(z) for z in zrows]
     report.write_json(doc, os.path.join(args.out, "zoo.json"))
     versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items() if v)
@@ -223,7 +224,11 @@ def write(args, rows: list[Row], wall_s: float) -> tuple[list[ZooRow], str]:
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     start = time.perf_counter()
-    rows = run(args, on_rows=lambda partial: write(args, partial, time.perf_counter() - start))
-    zrows, text = write(args, rows, time.perf_counter() - start)
+    info, warnings = machine.info(args.device), machine.warnings(args.device)
+
+    def save(rows):
+        return write(args, rows, time.perf_counter() - start, info, warnings)
+    rows = run(args, on_rows=save)
+    zrows, text = save(rows)
     print(text, f"wrote {args.out}/zoo.json and zoo.md", sep="\n")
     return 1 if any(z.status == FAIL for z in zrows) else 0

@@ -2,6 +2,8 @@
 and the accumulating index_put that embedding's backward becomes."""
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ...ir.types import I32, I64, U8
@@ -41,9 +43,7 @@ def _flat_index(ctx, x, present):
     does, rather than reading another row."""
     first, last = present[0][0], present[-1][0]
     sizes = [x.type.shape[d] for d, _ in present]
-    merged = 1
-    for size in sizes:
-        merged *= size
+    merged = math.prod(sizes)
     if len(present) == 1:
         return x, first, _wrapped(ctx, present[0][1], sizes[0])
     if merged == 0:

@@ -52,21 +52,14 @@ def _slice_scatter(ctx, base, src, dim=0, start=None, end=None, step=1):
     start, end = max(0, min(size, start)), max(0, min(size, end))
     if src.type.shape[dim] != len(range(start, end, step)):
         unsupported("slice_scatter source does not fit the slice")
-    src = ctx.convert(src, base.type.dtype)
-    if step != 1:
-        return _strided_slice_scatter(ctx, base, src, dim, start, step)
-    parts = [_slice(ctx, base, dim, 0, start, 1), src, _slice(ctx, base, dim, end, size, 1)]
-    parts = [p for p in parts if p.type.shape[dim] > 0]
-    if len(parts) == 1:
-        return parts[0]
-    return ctx.add("concat", parts, {"dim": dim})
+    return _scattered(ctx, base, ctx.convert(src, base.type.dtype), dim, start, step)
 
 
-
-def _strided_slice_scatter(ctx, base, src, dim: int, start: int, step: int):
-    """`base` with `src` written at start, start + step, ... along `dim` (an in-place update of
-    `x[..., 1::2]`, as in Mamba's associative scan): the span those positions cover, padded at the
-    end if it runs past `base`, seen as [count, step] blocks whose first column is `src`."""
+def _scattered(ctx, base, src, dim: int, start: int, step: int):
+    """`base` with `src` written at start, start + step, ... along `dim`: the span those positions
+    cover, with `src` itself for a step of 1; for a larger step (an in-place update of
+    `x[..., 1::2]`, as in Mamba's associative scan) the span, padded at the end if it runs past
+    `base`, seen as [count, step] blocks whose first column is `src`."""
     shape, count = list(base.type.shape), src.type.shape[dim]
     if count == 0:
         return base
@@ -75,15 +68,15 @@ def _strided_slice_scatter(ctx, base, src, dim: int, start: int, step: int):
     def along(n):
         return [*shape[:dim], *n, *shape[dim + 1:]]
 
-    extended = base
-    if span_end > size:
-        padding = ctx.constant(0, base.type.dtype, base.type.device, along([span_end - size]))
-        extended = ctx.add("concat", [base, padding], {"dim": dim})
-    blocks = ctx.reshape(_slice(ctx, extended, dim, start, span_end, 1), along([count, step]))
-    columns = [ctx.reshape(src, along([count, 1]))]
+    span = src
     if step > 1:
-        columns.append(_slice(ctx, blocks, dim + 1, 1, step, 1))
-    span = ctx.reshape(ctx.add("concat", columns, {"dim": dim + 1}), along([count * step]))
+        extended = base
+        if span_end > size:
+            padding = ctx.constant(0, base.type.dtype, base.type.device, along([span_end - size]))
+            extended = ctx.add("concat", [base, padding], {"dim": dim})
+        blocks = ctx.reshape(_slice(ctx, extended, dim, start, span_end, 1), along([count, step]))
+        columns = [ctx.reshape(src, along([count, 1])), _slice(ctx, blocks, dim + 1, 1, step, 1)]
+        span = ctx.reshape(ctx.add("concat", columns, {"dim": dim + 1}), along([count * step]))
     parts = [_slice(ctx, base, dim, 0, start, 1), span,
              _slice(ctx, base, dim, min(span_end, size), size, 1)]
     parts = [p for p in parts if p.type.shape[dim] > 0]
