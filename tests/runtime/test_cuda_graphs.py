@@ -1,4 +1,4 @@
-"""CUDA-graph replay (runtime/cuda_graphs.py) without a GPU: which graphs are refused and why, the
+"""CUDA-graph replay (runtime/cuda_graphs/) without a GPU: which graphs are refused and why, the
 liveness rule over storage use counts (CPU storages count the same way), and the runner's calls
 (capture, in-place and copied arguments, held outputs, moved arguments, the index check) on the
 Triton interpreter, with the CUDA graph simulated by a recording that writes the same outputs."""
@@ -17,15 +17,17 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "codegen"))
 
 import tensorsmith
-from tensorsmith.frontend import report
+from tensorsmith import records
 from tensorsmith.ir import parse_graph
 from tensorsmith.ir.attrs import Operand
 from tensorsmith.ir.graph import Graph
 from tensorsmith.ir.types import F32, TensorType
 from tensorsmith.passes.fuse import schedule
-from tensorsmith.runtime import cuda_graphs
-from tensorsmith.runtime.call_sites import CallSites
-from tensorsmith.runtime.cuda_graphs import CudaGraphRunner, StaticOutputs
+from tensorsmith.runtime.cuda_graphs import eligibility, static_outputs
+from tensorsmith.runtime.cuda_graphs import runner as cuda_graph_runner
+from tensorsmith.runtime.cuda_graphs.call_sites import CallSites
+from tensorsmith.runtime.cuda_graphs.runner import CudaGraphRunner
+from tensorsmith.runtime.cuda_graphs.static_outputs import StaticOutputs
 
 CUDA = torch.device("cuda")
 
@@ -63,15 +65,15 @@ def _fallback_graph(target: str, args: list, kwargs: dict | None = None):
 # -- eligibility ---------------------------------------------------------------------------------
 def test_a_plain_graph_on_cuda_is_eligible_and_the_reasons_against_are_named(monkeypatch):
     s = schedule(_graph(SCALE))
-    assert cuda_graphs.refusal(s, CUDA, interpreted=False) is None
-    assert cuda_graphs.refusal(s, torch.device("cpu"), interpreted=False) == "device is cpu"
-    assert "interpreted" in cuda_graphs.refusal(s, CUDA, interpreted=True)
+    assert eligibility.refusal(s, CUDA, interpreted=False) is None
+    assert eligibility.refusal(s, torch.device("cpu"), interpreted=False) == "device is cpu"
+    assert "interpreted" in eligibility.refusal(s, CUDA, interpreted=True)
     monkeypatch.setattr(tensorsmith.config, "cuda_graphs", False)
-    assert cuda_graphs.refusal(s, CUDA, interpreted=False).startswith("off")
+    assert eligibility.refusal(s, CUDA, interpreted=False).startswith("off")
 
 
 def test_a_graph_with_a_random_op_is_refused():
-    reason = cuda_graphs.refusal(schedule(_graph(NOISE)), CUDA, interpreted=False)
+    reason = eligibility.refusal(schedule(_graph(NOISE)), CUDA, interpreted=False)
     assert reason and "random" in reason and "uniform" in reason
 
 
@@ -94,16 +96,16 @@ def test_a_graph_with_a_random_op_is_refused():
 ])
 def test_fallbacks_that_draw_random_numbers_are_refused(target, args, kwargs, random):
     g = _fallback_graph(target, args, kwargs)
-    assert (cuda_graphs.random_node(g) is not None) == random
-    reason = cuda_graphs.refusal(schedule(g), CUDA, interpreted=False)
+    assert (eligibility.random_node(g) is not None) == random
+    reason = eligibility.refusal(schedule(g), CUDA, interpreted=False)
     assert (reason is not None and target in reason) == random
 
 
 def test_cpu_tensor_arguments_are_refused():
     host_scalar = torch.tensor(7)
     on_device = [torch.empty(3, device="meta"), torch.empty((), device="meta")]
-    assert cuda_graphs.argument_refusal(on_device) is None
-    reason = cuda_graphs.argument_refusal([*on_device, host_scalar])
+    assert eligibility.argument_refusal(on_device) is None
+    reason = eligibility.argument_refusal([*on_device, host_scalar])
     assert reason and "argument 2" in reason and "CPU" in reason
 
 
@@ -111,7 +113,7 @@ def _interpreted(monkeypatch):
     pytest.importorskip("triton")
     monkeypatch.setenv("TRITON_INTERPRET", "1")
     monkeypatch.setattr(tensorsmith.config, "executor", "triton")
-    report.reset()
+    records.reset()
 
 
 def test_compiled_graphs_record_why_they_are_not_replayed(monkeypatch):
@@ -126,7 +128,7 @@ def test_compiled_graphs_record_why_they_are_not_replayed(monkeypatch):
     d = torch.compile(lambda x: F.dropout(x, 0.5, training=True) + 1, backend="tensorsmith")
     kept = d(x)
     assert ((kept == 1) | torch.isclose(kept, x * 2 + 1)).all()
-    reasons = [r.cuda_graph for r in report.RECORDS]
+    reasons = [r.cuda_graph for r in records.RECORDS]
     assert reasons[0] == "not: device is cpu"
     assert reasons[1] is not None and reasons[1].startswith("not: random op"), reasons
 
@@ -235,7 +237,7 @@ def _simulated_capture(self, static):
 
     def replay():
         storages = {s.untyped_storage().data_ptr(): s.untyped_storage() for s in self.outputs.storages}
-        check, namespace["_check"] = namespace["_check"], cuda_graphs._no_check
+        check, namespace["_check"] = namespace["_check"], cuda_graph_runner._no_check
         try:
             for (pointer, dtype, size, stride, offset), new in zip(where, self.owner._run(*arguments)):
                 if pointer in storages:
@@ -249,10 +251,10 @@ def _simulated_capture(self, static):
 def simulated(monkeypatch):
     _interpreted(monkeypatch)
     monkeypatch.setattr(CudaGraphRunner, "_capture_graph", _simulated_capture)
-    monkeypatch.setattr(cuda_graphs, "COPY_OUT_BYTES", 0)  # every output aliased (the shapes are tiny)
+    monkeypatch.setattr(static_outputs, "COPY_OUT_BYTES", 0)  # every output aliased (the shapes are tiny)
 
     def build(text):
-        from tensorsmith.runtime.codegen import generate_code
+        from tensorsmith.compile.codegen import generate_code
         compiled = generate_code(_graph(text))
 
         def attach(tensors):
@@ -309,7 +311,7 @@ def test_runner_captures_replays_and_never_rewrites_held_outputs(simulated):
 
 
 def test_runner_replays_while_a_small_output_is_kept(simulated, monkeypatch):
-    monkeypatch.setattr(cuda_graphs, "COPY_OUT_BYTES", 48)  # SCALE's f32[4,3] outputs: copies
+    monkeypatch.setattr(static_outputs, "COPY_OUT_BYTES", 48)  # SCALE's f32[4,3] outputs: copies
     compiled, attach = simulated(SCALE)
     w = torch.randn(4, 3)
     attach([torch.randn(4, 3), w])
@@ -324,7 +326,7 @@ def test_runner_replays_while_a_small_output_is_kept(simulated, monkeypatch):
 
 
 def test_runner_stops_after_too_many_captures(simulated, monkeypatch):
-    monkeypatch.setattr(cuda_graphs, "MAX_CAPTURES", 1)
+    monkeypatch.setattr(cuda_graph_runner, "MAX_CAPTURES", 1)
     compiled, attach = simulated(SCALE)
     w, x = torch.randn(4, 3), torch.randn(4, 3)
     attach([x, w])
@@ -339,7 +341,7 @@ def test_runner_stops_after_too_many_captures(simulated, monkeypatch):
 
 
 def _sites(simulated, text=SCALE):
-    from tensorsmith.runtime.codegen import generate_code
+    from tensorsmith.compile.codegen import generate_code
     compiled = generate_code(_graph(text))
     return compiled
 
@@ -368,7 +370,7 @@ def test_call_sites_capture_one_graph_per_block_of_a_step(simulated):
     # a call whose outputs are partly static (replayed) and partly fresh is probed both ways
     from torch.multiprocessing.reductions import StorageWeakRef
 
-    from tensorsmith.runtime.call_sites import _alive, _probes
+    from tensorsmith.runtime.cuda_graphs.call_sites import _alive, _probes
     site = sites.sites[0]
     mixed = _probes(site, [torch.randn(2), *site.outputs.hand_out()])
     assert isinstance(mixed[0], StorageWeakRef) and mixed[-1] is site and not _alive(mixed[0])
@@ -385,7 +387,7 @@ def test_call_sites_keep_one_runner_for_one_caller(simulated):
 
 
 def test_call_sites_give_up_watching_without_a_steady_order(simulated, monkeypatch):
-    from tensorsmith.runtime import call_sites
+    from tensorsmith.runtime.cuda_graphs import call_sites
     monkeypatch.setattr(call_sites, "DETECTION_CALLS", 8)
     compiled = _sites(simulated)
     w = torch.randn(4, 3)
@@ -490,7 +492,7 @@ def _runner_with_cheap_launches(simulated):
 
 def test_capture_waits_while_copying_moved_arguments_costs_more_than_launching(simulated):
     compiled, runner, w = _runner_with_cheap_launches(simulated)
-    for _ in range(cuda_graphs.MAX_CAPTURES):  # x moves every call: it would be copied at each replay
+    for _ in range(cuda_graph_runner.MAX_CAPTURES):  # x moves every call: it would be copied at each replay
         x = torch.randn(4, 3)
         torch.testing.assert_close(compiled([x, w]), _expect(x, w))
     assert runner.stopped and "copying 1 moved arguments" in runner.stopped and runner.captures == 0
@@ -513,7 +515,7 @@ def test_capture_put_off_for_copies_happens_once_the_addresses_settle(simulated)
 def test_index_check_runs_after_each_replay(simulated):
     from codegen_cases import EMBEDDING
 
-    from tensorsmith.runtime.compiled import IndexOutOfRange
+    from tensorsmith.errors import IndexOutOfRange
     compiled, attach = simulated(EMBEDDING)
     w = torch.randn(10, 4)
     attach([w, torch.tensor([1, 2, 3])])

@@ -5,22 +5,21 @@ Dynamo compiles identical blocks once: under FSDP2's per-block compile (or any r
 other, and one backward graph serves them again in reverse. A single capture cannot serve them:
 each block brings its own weights and activations, and block k's outputs are still held (saved for
 its backward) when block k+1 calls. CallSites gives each position in that order its own
-CudaGraphRunner (cuda_graphs.py), which captures and replays as for a graph with one caller.
+CudaGraphRunner (runner.py), which captures and replays as for a graph with one caller.
 
 The order is found from the outputs' lifetimes. A *generation* is the run of calls during which
 something the earlier calls of it returned is still alive; it ends at a call that finds all of
 them dead (the next training step's first block, after the backward freed everything). When
 two generations in a row had the same length P > 1, the k-th call of each later generation goes to
 site k mod P. Otherwise (one caller, the usual case, or no steady pattern within DETECTION_CALLS
-calls) every call goes to the one runner, as before, and nothing is tracked any more.
+calls) every call goes to the one runner, as while watching, and nothing is tracked any more.
 
 A site's runner takes in place only the arguments that are another capture's static outputs (the
 block before it, or its forward's saved activations for a backward site), which stay put while
 that capture replays; it copies every other argument into its own buffer. Under FSDP2 the gathered
 weights land in new memory each step, at times where they were the step before and at times not,
-so "unchanged since the last call" (what a single runner goes by) made the sites capture again and
-again until they gave up. Copying a block's weights costs ~0.04 ms a replay for GPT-2 small; a
-backward site whose saved activations would be too costly to copy waits, up to twice as many
+so "unchanged since the last call" (what a single runner goes by) does not tell that they stay
+put. A backward site whose saved activations would be too costly to copy waits, up to twice as many
 calls as a single runner, until its forward replays.
 
 The site a call lands on never decides what it computes: each runner replays only when its
@@ -33,8 +32,9 @@ from collections import Counter
 
 from torch.multiprocessing.reductions import StorageWeakRef
 
-from ..log import log
-from .cuda_graphs import CudaGraphRunner, graph_name
+from ...log import log
+from .eligibility import graph_name
+from .runner import CudaGraphRunner
 
 DETECTION_CALLS = 256  # calls watched for a steady order; then one runner for good
 MAX_SITES = 64
