@@ -40,12 +40,6 @@ def kernels_for(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> ModuleT
     return module
 
 
-def broadcasts_to(shape: tuple, target: tuple) -> bool:
-    """Whether a mask of `shape` expands to `target`, the scores' (B, H, Lq, Lk). Without
-    torch.broadcast_shapes, which took ~35 us a call on the CPU kernel's per-call check."""
-    return len(shape) <= len(target) and all(s in (1, t) for s, t in zip(shape[::-1], target[::-1]))
-
-
 def _full_mask(mask: Tensor | None, q: Tensor, k: Tensor) -> Tensor | None:
     """The mask as a (B, H, Lq, Lk) view (stride 0 where it broadcasts), as the kernels take it."""
     if mask is None:

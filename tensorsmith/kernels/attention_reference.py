@@ -6,6 +6,12 @@ from __future__ import annotations
 import torch
 
 
+def broadcasts_to(shape: tuple, target: tuple) -> bool:
+    """Whether a mask of `shape` expands to `target`, the scores' (B, H, Lq, Lk). Plain tuples, not
+    torch.broadcast_shapes: the CPU kernel checks this on every call."""
+    return len(shape) <= len(target) and all(s in (1, t) for s, t in zip(shape[::-1], target[::-1]))
+
+
 def _compute_dtype(q: torch.Tensor) -> torch.dtype:
     return torch.float64 if q.dtype == torch.float64 else torch.float32
 

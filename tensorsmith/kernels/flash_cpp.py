@@ -12,18 +12,14 @@ import os
 import torch
 
 from ..codegen.cpp.build import build_module
-from ..errors import TensorsmithError
-from .attention_op import broadcasts_to
+from ..errors import FlashKernelError
+from .attention_reference import broadcasts_to
 
 _SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "flash_attention.cpp")
 _MASK_NONE, _MASK_BOOL, _MASK_FLOAT = 0, 1, 2
 
 _p = ctypes.c_void_p
 _i = ctypes.c_int
-
-
-class FlashKernelError(TensorsmithError):
-    """The C++ attention kernel could not run (inputs it does not take, or out of memory)."""
 
 
 @functools.cache

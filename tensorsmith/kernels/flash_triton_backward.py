@@ -7,8 +7,8 @@ writer, at the cost of recomputing the probabilities twice.
 
 Both recompute p = exp(s - lse) from the saved lse, with dS = p * (dP - delta), dP = dO @ V^T, and
 visit only the tiles that the mask or causality leaves some element of, without the mask where they
-leave all of it (bounds from `_tile_bounds`, as the forward). A row whose keys were all masked
-(lse = -inf) takes lse = +inf here, so that its p, and so its gradients, are 0.
+leave all of it (bounds from flash_triton_tiles.tile_bounds, as the forward). A row whose keys were
+all masked (lse = -inf) takes lse = +inf here, so that its p, and so its gradients, are 0.
 """
 from __future__ import annotations
 
@@ -17,49 +17,41 @@ import triton
 import triton.language as tl
 from triton import knobs
 
-from .flash_triton import (
+from .flash_triton_launch import (
     LOG2E,
-    Job,
     Launch,
     device_guard,
     first_fit,
     head_block,
-    interpreting,
-    kernel_module,
     mask_args,
     mask_ranges,
     precision,
 )
+from .tile_ranges import Job
+from .triton_mode import interpreting, kernel_module
 
 _INTERPRETED = knobs.runtime.interpret  # how this copy's kernels were decorated
-_forward = kernel_module("tensorsmith.kernels.flash_triton", _INTERPRETED)  # same mode as this copy
-_scores, _add, _dot = _forward._scores, _forward._add, _forward._dot
-_tile_bounds = _forward._tile_bounds
+# the jitted helpers, decorated as this copy's kernels are
+_tiles = kernel_module("tensorsmith.kernels.flash_triton_tiles", _INTERPRETED)
+_combine = kernel_module("tensorsmith.kernels.triton_combine", _INTERPRETED)
 
 
 @triton.jit
 def _delta_kernel(O, DO, DELTA, sob, soh, som, sod, sdb, sdh, sdm, sdd, H, Lq, D,
                   BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr):
-    bh = tl.program_id(1)
-    b = (bh // H).to(tl.int64)
-    h = (bh % H).to(tl.int64)
-    offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    offs_d = tl.arange(0, BLOCK_D)
-    inside = (offs_m[:, None] < Lq) & (offs_d[None, :] < D)
-    o = tl.load(O + b * sob + h * soh + offs_m[:, None] * som + offs_d[None, :] * sod, mask=inside,
-                other=0.0)
-    do = tl.load(DO + b * sdb + h * sdh + offs_m[:, None] * sdm + offs_d[None, :] * sdd, mask=inside,
-                 other=0.0)
-    delta = tl.reduce(o.to(tl.float32) * do.to(tl.float32), 1, _add)
+    bh, b, h, offs_m, offs_d = _tiles.program_tile(H, BLOCK_M, BLOCK_D)
+    o = _tiles.load_tile(_tiles.head(O, b, h, sob, soh), offs_m, offs_d, som, sod, Lq, D)
+    do = _tiles.load_tile(_tiles.head(DO, b, h, sdb, sdh), offs_m, offs_d, sdm, sdd, Lq, D)
+    delta = tl.reduce(o.to(tl.float32) * do.to(tl.float32), 1, _combine.add)
     tl.store(DELTA + bh * Lq + offs_m, delta, mask=offs_m < Lq)
 
 
 @triton.jit
 def _query_rows(Q, DO, LSE, DELTA, offs_m, offs_d, sqm, sqd, sdm, sdd, Lq, D):
-    """q, dO, lse (log2 units, +inf for fully masked rows and rows past Lq) and delta of a query block."""
-    inside = (offs_m[:, None] < Lq) & (offs_d[None, :] < D)
-    q = tl.load(Q + offs_m[:, None] * sqm + offs_d[None, :] * sqd, mask=inside, other=0.0)
-    do = tl.load(DO + offs_m[:, None] * sdm + offs_d[None, :] * sdd, mask=inside, other=0.0)
+    """q, dO, lse (log2 units, +inf for fully masked rows and rows past Lq) and delta of a query
+    block, at its (batch, head)."""
+    q = _tiles.load_tile(Q, offs_m, offs_d, sqm, sqd, Lq, D)
+    do = _tiles.load_tile(DO, offs_m, offs_d, sdm, sdd, Lq, D)
     lse = tl.load(LSE + offs_m, mask=offs_m < Lq, other=float("inf"))
     lse = tl.where(lse == float("-inf"), float("inf"), lse) * 1.4426950408889634
     delta = tl.load(DELTA + offs_m, mask=offs_m < Lq, other=0.0)
@@ -73,13 +65,13 @@ def _dkdv_block(dk, dv, kt, vt, Q, DO, LSE, DELTA, M, start_m, offs_n, offs_d, s
     """Adds one query block's share to a key block's dK (unscaled) and dV."""
     offs_m = start_m + tl.arange(0, BLOCK_M)
     q, do, lse, delta = _query_rows(Q, DO, LSE, DELTA, offs_m, offs_d, sqm, sqd, sdm, sdd, Lq, D)
-    s = _scores(q, kt, M + offs_m[:, None] * smm + offs_n[None, :] * smn, offs_m, offs_n, Lq, Lk,
-                qk_scale, MASK_KIND, DIAGONAL, EVEN_N, PRECISION)
+    s = _tiles.scores(q, kt, M, smm, smn, offs_m, offs_n, Lq, Lk, qk_scale, MASK_KIND, DIAGONAL,
+                      EVEN_N, PRECISION)
     p = tl.math.exp2(s - lse[:, None])
-    dv += _dot(tl.trans(p.to(do.dtype)), do, PRECISION)
-    dp = _dot(do, vt, PRECISION)
+    dv += _tiles.dot(tl.trans(p.to(do.dtype)), do, PRECISION)
+    dp = _tiles.dot(do, vt, PRECISION)
     ds = p * (dp - delta[:, None])
-    dk += _dot(tl.trans(ds.to(q.dtype)), q, PRECISION)
+    dk += _tiles.dot(tl.trans(ds.to(q.dtype)), q, PRECISION)
     return dk, dv
 
 
@@ -91,30 +83,21 @@ def _dkdv_kernel(Q, K, V, M, R, DO, LSE, DELTA, DK, DV,
                  MASK_KIND: tl.constexpr, CAUSAL: tl.constexpr, EVEN_N: tl.constexpr,
                  MASKED_STAGES: tl.constexpr, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
                  BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
-    start_n = tl.program_id(0) * BLOCK_N
-    bh = tl.program_id(1)
-    b = (bh // H).to(tl.int64)
-    h = (bh % H).to(tl.int64)
-    offs_n = start_n + tl.arange(0, BLOCK_N)
-    offs_d = tl.arange(0, BLOCK_D)
-    inside_t = (offs_n[None, :] < Lk) & (offs_d[:, None] < D)
-    kt = tl.load(K + b * skb + h * skh + offs_n[None, :] * skn + offs_d[:, None] * skd, mask=inside_t,
-                 other=0.0)
-    vt = tl.load(V + b * svb + h * svh + offs_n[None, :] * svn + offs_d[:, None] * svd, mask=inside_t,
-                 other=0.0)
-    Q += b * sqb + h * sqh
-    DO += b * sdb + h * sdh
-    M += b * smb + h * smh
+    bh, b, h, offs_n, offs_d = _tiles.program_tile(H, BLOCK_N, BLOCK_D)
+    kt = _tiles.load_tile_t(_tiles.head(K, b, h, skb, skh), offs_n, offs_d, skn, skd, Lk, D)
+    vt = _tiles.load_tile_t(_tiles.head(V, b, h, svb, svh), offs_n, offs_d, svn, svd, Lk, D)
+    Q = _tiles.head(Q, b, h, sqb, sqh)
+    DO = _tiles.head(DO, b, h, sdb, sdh)
+    M = _tiles.head(M, b, h, smb, smh)
     LSE += bh * Lq
     DELTA += bh * Lq
     dk = tl.full([BLOCK_N, BLOCK_D], 0.0, dtype=tl.float32)
     dv = tl.full([BLOCK_N, BLOCK_D], 0.0, dtype=tl.float32)
-    lo, full_lo, full_hi, hi = _tile_bounds(R, b, h, srb, srh, tl.program_id(0), Lq, MASK_KIND != 0,
-                                            CAUSAL, False, BLOCK_N, BLOCK_M)
+    lo, full_lo, full_hi, hi = _tiles.tile_bounds(R, b, h, srb, srh, tl.program_id(0), Lq,
+                                                  MASK_KIND != 0, CAUSAL, False, BLOCK_N, BLOCK_M)
     # Query blocks in three runs: masked, in full (no mask load, no causal test), masked. The masked
-    # runs take MASKED_STAGES = 1 (not software-pipelined) for 16-bit inputs and on the causal
-    # diagonal: pipelined, Triton 3.6 on an H100 got dK wrong by 4-13% for 16-bit inputs at 2-3
-    # stages on the diagonal (tensorsmith.bench.attention_gpu caught it; 1 stage is right), and
+    # runs are not software-pipelined (MASKED_STAGES = 1) for 16-bit inputs or causal attention:
+    # pipelined, Triton 3.6 on an H100 got dK wrong for 16-bit inputs on the causal diagonal, and
     # without knowing why, other masked loops of 16-bit inputs take the same care.
     if MASK_KIND != 0 or CAUSAL:
         for start_m in tl.range(lo * BLOCK_M, full_lo * BLOCK_M, BLOCK_M, num_stages=MASKED_STAGES):
@@ -130,10 +113,8 @@ def _dkdv_kernel(Q, K, V, M, R, DO, LSE, DELTA, DK, DV,
             dk, dv = _dkdv_block(dk, dv, kt, vt, Q, DO, LSE, DELTA, M, start_m, offs_n, offs_d, sqm,
                                  sqd, sdm, sdd, smm, smn, Lq, Lk, D, qk_scale, MASK_KIND, CAUSAL,
                                  EVEN_N, PRECISION, BLOCK_M)
-    inside = (offs_n[:, None] < Lk) & (offs_d[None, :] < D)
-    rows = b * sgb + h * sgh + offs_n[:, None] * sgn + offs_d[None, :]
-    tl.store(DK + rows, (dk * scale).to(DK.dtype.element_ty), mask=inside)
-    tl.store(DV + rows, dv.to(DV.dtype.element_ty), mask=inside)
+    _tiles.store_tile(_tiles.head(DK, b, h, sgb, sgh), offs_n, offs_d, sgn, Lk, D, dk * scale)
+    _tiles.store_tile(_tiles.head(DV, b, h, sgb, sgh), offs_n, offs_d, sgn, Lk, D, dv)
 
 
 @triton.jit
@@ -142,15 +123,14 @@ def _dq_block(dq, q, do, lse, delta, K, V, M, start_n, offs_m, offs_d, skn, skd,
               EVEN_N: tl.constexpr, PRECISION: tl.constexpr, BLOCK_N: tl.constexpr):
     """Adds one key block's share to a query block's dQ (unscaled)."""
     offs_n = start_n + tl.arange(0, BLOCK_N)
-    inside_t = (offs_n[None, :] < Lk) & (offs_d[:, None] < D)
-    kt = tl.load(K + offs_n[None, :] * skn + offs_d[:, None] * skd, mask=inside_t, other=0.0)
-    vt = tl.load(V + offs_n[None, :] * svn + offs_d[:, None] * svd, mask=inside_t, other=0.0)
-    s = _scores(q, kt, M + offs_m[:, None] * smm + offs_n[None, :] * smn, offs_m, offs_n, Lq, Lk,
-                qk_scale, MASK_KIND, DIAGONAL, EVEN_N, PRECISION)
+    kt = _tiles.load_tile_t(K, offs_n, offs_d, skn, skd, Lk, D)
+    vt = _tiles.load_tile_t(V, offs_n, offs_d, svn, svd, Lk, D)
+    s = _tiles.scores(q, kt, M, smm, smn, offs_m, offs_n, Lq, Lk, qk_scale, MASK_KIND, DIAGONAL,
+                      EVEN_N, PRECISION)
     p = tl.math.exp2(s - lse[:, None])
-    dp = _dot(do, vt, PRECISION)
+    dp = _tiles.dot(do, vt, PRECISION)
     ds = p * (dp - delta[:, None])
-    return dq + _dot(ds.to(kt.dtype), tl.trans(kt), PRECISION)
+    return dq + _tiles.dot(ds.to(kt.dtype), tl.trans(kt), PRECISION)
 
 
 @triton.jit
@@ -161,20 +141,16 @@ def _dq_kernel(Q, K, V, M, R, DO, LSE, DELTA, DQ,
                MASK_KIND: tl.constexpr, CAUSAL: tl.constexpr, EVEN_N: tl.constexpr,
                PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                BLOCK_D: tl.constexpr):
-    start_m = tl.program_id(0) * BLOCK_M
-    bh = tl.program_id(1)
-    b = (bh // H).to(tl.int64)
-    h = (bh % H).to(tl.int64)
-    offs_m = start_m + tl.arange(0, BLOCK_M)
-    offs_d = tl.arange(0, BLOCK_D)
-    q, do, lse, delta = _query_rows(Q + b * sqb + h * sqh, DO + b * sdb + h * sdh, LSE + bh * Lq,
-                                    DELTA + bh * Lq, offs_m, offs_d, sqm, sqd, sdm, sdd, Lq, D)
-    K += b * skb + h * skh
-    V += b * svb + h * svh
-    M += b * smb + h * smh
+    bh, b, h, offs_m, offs_d = _tiles.program_tile(H, BLOCK_M, BLOCK_D)
+    q, do, lse, delta = _query_rows(_tiles.head(Q, b, h, sqb, sqh), _tiles.head(DO, b, h, sdb, sdh),
+                                    LSE + bh * Lq, DELTA + bh * Lq, offs_m, offs_d, sqm, sqd, sdm,
+                                    sdd, Lq, D)
+    K = _tiles.head(K, b, h, skb, skh)
+    V = _tiles.head(V, b, h, svb, svh)
+    M = _tiles.head(M, b, h, smb, smh)
     dq = tl.full([BLOCK_M, BLOCK_D], 0.0, dtype=tl.float32)
-    lo, full_lo, full_hi, hi = _tile_bounds(R, b, h, srb, srh, tl.program_id(0), Lk, MASK_KIND != 0,
-                                            CAUSAL, True, BLOCK_M, BLOCK_N)
+    lo, full_lo, full_hi, hi = _tiles.tile_bounds(R, b, h, srb, srh, tl.program_id(0), Lk,
+                                                  MASK_KIND != 0, CAUSAL, True, BLOCK_M, BLOCK_N)
     # as the forward: masked, in full, masked
     if MASK_KIND != 0 or CAUSAL:
         for start_n in range(lo * BLOCK_N, full_lo * BLOCK_N, BLOCK_N):
@@ -189,8 +165,7 @@ def _dq_kernel(Q, K, V, M, R, DO, LSE, DELTA, DQ,
             dq = _dq_block(dq, q, do, lse, delta, K, V, M, start_n, offs_m, offs_d, skn, skd, svn,
                            svd, smm, smn, Lq, Lk, D, qk_scale, MASK_KIND, CAUSAL, EVEN_N, PRECISION,
                            BLOCK_N)
-    tl.store(DQ + b * sgb + h * sgh + offs_m[:, None] * sgm + offs_d[None, :],
-             (dq * scale).to(DQ.dtype.element_ty), mask=(offs_m[:, None] < Lq) & (offs_d[None, :] < D))
+    _tiles.store_tile(_tiles.head(DQ, b, h, sgb, sgh), offs_m, offs_d, sgm, Lq, D, dq * scale)
 
 
 def _configs(block_d: int, itemsize: int, queries_outer: bool) -> list[tuple[int, int, int, int]]:
@@ -202,7 +177,7 @@ def _configs(block_d: int, itemsize: int, queries_outer: bool) -> list[tuple[int
     bench/attention_configs.py's sweep on the H100 (GPT-2's shape, tril mask)."""
     if interpreting():
         pairs = [(32, 16, 4, 1)]
-    elif block_d <= 64 and itemsize == 4:  # the backward took 0.56 ms with dK/dV so, 0.74 at 8 warps, 3 stages
+    elif block_d <= 64 and itemsize == 4:
         pairs = [(128, 32, 8, 3)] if queries_outer else [(128, 32, 4, 1)]
     elif block_d <= 64:
         pairs = [(128, 32, 4, 3)]

@@ -30,23 +30,11 @@ import triton
 import triton.language as tl
 from triton import knobs
 
-_INTERPRETED = knobs.runtime.interpret  # how this copy's kernels were decorated (see flash_triton)
+from .triton_mode import kernel_module
+
+_INTERPRETED = knobs.runtime.interpret  # how this copy's kernels were decorated (see triton_mode)
+_combine = kernel_module("tensorsmith.kernels.triton_combine", _INTERPRETED)  # in this copy's mode
 FINE = 16  # edge of the summarized tiles; every kernel block size is a multiple of it
-
-
-@triton.jit
-def _or(a, b):
-    return a | b
-
-
-@triton.jit
-def _min(a, b):
-    return tl.minimum(a, b)
-
-
-@triton.jit
-def _max(a, b):
-    return tl.maximum(a, b)
 
 
 @triton.jit
@@ -73,7 +61,8 @@ def _tile_states_kernel(M, S, smb, smh, smm, smn, Hs, Lq, Lk, n_fm, n_fn,
         visible = visible & (offs_m[:, None] >= offs_n[None, :])
         dirty = dirty | (offs_m[:, None] < offs_n[None, :])
     state = tl.where(inside & visible, 1, 0) | tl.where(inside & dirty, 2, 0)
-    tiles = tl.reduce(tl.reshape(tl.reduce(state, 0, _or), (TILES, FINE)), 1, _or)
+    tiles = tl.reduce(tl.reshape(tl.reduce(state, 0, _combine.bitwise_or), (TILES, FINE)), 1,
+                      _combine.bitwise_or)
     offs_t = tl.program_id(1) * TILES + tl.arange(0, TILES)
     tl.store(S + bh.to(tl.int64) * n_fm * n_fn + fm * n_fn + offs_t, tiles.to(tl.int8),
              mask=offs_t < n_fn)
@@ -97,17 +86,18 @@ def _block_ranges(S, R, o, n_fm, n_fn, n_tiles, QUERIES_OUTER: tl.constexpr, RO:
         cols = c0 + tl.arange(0, CHUNK)
         st = tl.load(S + rows[:, None] * s_o + cols[None, :] * s_i,
                      mask=(rows[:, None] < n_fo) & (cols[None, :] < n_fi), other=0).to(tl.int32)
-        tiles = tl.reduce(tl.reshape(tl.reduce(st, 0, _or), (CHUNK // RI, RI)), 1, _or)
+        tiles = tl.reduce(tl.reshape(tl.reduce(st, 0, _combine.bitwise_or), (CHUNK // RI, RI)), 1,
+                          _combine.bitwise_or)
         t = c0 // RI + tl.arange(0, CHUNK // RI)
         valid = t < n_tiles
         seen = valid & ((tiles & 1) != 0)
         full = valid & (tiles == 1)
-        lo = tl.minimum(lo, tl.reduce(tl.where(seen, t, n_tiles), 0, _min))
-        hi = tl.maximum(hi, tl.reduce(tl.where(seen, t + 1, 0), 0, _max))
-        full_lo = tl.minimum(full_lo, tl.reduce(tl.where(full, t, n_tiles), 0, _min))
+        lo = tl.minimum(lo, tl.reduce(tl.where(seen, t, n_tiles), 0, _combine.minimum))
+        hi = tl.maximum(hi, tl.reduce(tl.where(seen, t + 1, 0), 0, _combine.maximum))
+        full_lo = tl.minimum(full_lo, tl.reduce(tl.where(full, t, n_tiles), 0, _combine.minimum))
         # the first run ends at the first tile after its start that is not full
         ends = valid & (tiles != 1) & (t > full_lo)
-        full_hi = tl.minimum(full_hi, tl.reduce(tl.where(ends, t, n_tiles), 0, _min))
+        full_hi = tl.minimum(full_hi, tl.reduce(tl.where(ends, t, n_tiles), 0, _combine.minimum))
     tl.store(R + o * 4, tl.minimum(lo, hi))
     tl.store(R + o * 4 + 1, tl.minimum(full_lo, hi))
     tl.store(R + o * 4 + 2, tl.minimum(full_hi, hi))

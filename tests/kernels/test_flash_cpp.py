@@ -14,6 +14,7 @@ import math
 import pytest
 import torch
 
+from tensorsmith.errors import FlashKernelError
 from tensorsmith.kernels import flash_cpp
 
 TOL = 2e-6
@@ -328,5 +329,5 @@ def test_unsupported():
     assert "broadcast" in flash_cpp.unsupported(q, k, v, torch.ones(3, 2, 8, 8, dtype=torch.bool))
     assert "dimensions" in flash_cpp.unsupported(q[0], k[0], v[0], None)
     assert "match" in flash_cpp.unsupported(q, k[..., :8], v, None)
-    with pytest.raises(flash_cpp.FlashKernelError, match="float32"):
+    with pytest.raises(FlashKernelError, match="float32"):
         flash_cpp.forward(q.double(), k.double(), v.double(), None, False, 0.25)

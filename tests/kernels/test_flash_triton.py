@@ -11,6 +11,7 @@ import torch
 pytest.importorskip("triton")
 
 from tensorsmith.kernels import flash_triton
+from tensorsmith.kernels.flash_triton_launch import Launch
 
 F32_TOL = 1e-5
 BF16_TOL = 2e-2
@@ -266,8 +267,8 @@ def test_planned_launches_are_the_launches(monkeypatch, mask_kind, is_causal):
     mask = None if mask_kind is None else keep if mask_kind == "bool" else _additive(keep)
 
     ran = []
-    run = flash_triton.Launch.run
-    monkeypatch.setattr(flash_triton.Launch, "run", lambda self: (ran.append(self), run(self)))
+    run = Launch.run
+    monkeypatch.setattr(Launch, "run", lambda self: (ran.append(self), run(self)))
     full = None if mask is None else mask.expand(B, H, L, L)
     out, lse = flash_triton.forward(q, k, v, full, is_causal, 0.1)
     flash_triton.backward(torch.randn(out.shape), q, k, v, out, lse, full, is_causal, 0.1)

@@ -9,7 +9,7 @@ import torch
 
 pytest.importorskip("triton")
 
-from tensorsmith.kernels import flash_triton
+from tensorsmith.kernels.flash_triton_launch import mask_args, mask_ranges
 from tensorsmith.kernels.tile_ranges import Job
 
 
@@ -23,8 +23,8 @@ def _ranges(mask, is_causal, jobs):
     """Runs the pre-pass on `mask` (B, H, Lq, Lk); the ranges per job as (B, H, n_outer, 4) tensors."""
     B, H, Lq, Lk = mask.shape
     q = torch.empty(B, H, Lq, 16)
-    m, m_strides, kind = flash_triton.mask_args(mask, q)
-    launches, ranges = flash_triton.mask_ranges(m, m_strides, kind, is_causal, B, H, Lq, Lk, jobs)
+    m, m_strides, kind = mask_args(mask, q)
+    launches, ranges = mask_ranges(m, m_strides, kind, is_causal, B, H, Lq, Lk, jobs)
     assert len(launches) == (2 if Lq and Lk else 0)  # two launches, whatever the jobs
     for launch in launches:
         launch.run()
