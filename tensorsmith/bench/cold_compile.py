@@ -21,6 +21,7 @@ def _child(backend: str) -> None:
 
     from tensorsmith.bench.gpu import GPT2_SMALL as cfg
     from tensorsmith.bench.models.nanogpt import NanoGPT, make_batch
+    from tensorsmith.bench.train_step import train_step
 
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.manual_seed(0)
@@ -28,18 +29,17 @@ def _child(backend: str) -> None:
     run = torch.compile(model, backend=backend)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     idx, targets = (t.cuda() for t in make_batch(cfg, 8, torch.Generator().manual_seed(1)))
+    step = train_step(lambda: run(idx, targets), opt)
 
-    def step() -> float:
+    def timed() -> float:
         torch.cuda.synchronize()
         began = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        run(idx, targets).backward()
-        opt.step()
+        step()
         torch.cuda.synchronize()
         return time.perf_counter() - began
 
-    first = step()
-    warm = min(step() for _ in range(3))
+    first = timed()
+    warm = min(timed() for _ in range(3))
     print(f"{backend}: first step {first:.1f} s, warm step {warm * 1e3:.0f} ms, cold compile {first - warm:.1f} s",
           flush=True)
 

@@ -1,4 +1,4 @@
-"""GPU self-check of CUDA-graph replay (runtime/cuda_graphs.py), in one process that installs nothing:
+"""GPU self-check of CUDA-graph replay (runtime/cuda_graphs/), in one process that installs nothing:
 
 1. parity: an MLP and a tiny nanoGPT trained a few AdamW steps through tensorsmith with CUDA graphs
    on and off vs eager (fp32, TF32 off): every loss, every final gradient and parameter; and that
@@ -28,7 +28,8 @@ import tensorsmith
 from tensorsmith.bench.gpu import max_relative_error
 from tensorsmith.bench.models.nanogpt import GPTConfig, NanoGPT, make_batch
 from tensorsmith.bench.models.small import MLP, TINY_GPT
-from tensorsmith.frontend import report
+from tensorsmith.bench.train_step import train_step
+from tensorsmith import records
 from tensorsmith.runtime import cuda
 
 TIMED = GPTConfig(vocab=512, width=256, layers=4, heads=4, seq=256)
@@ -52,18 +53,18 @@ def _guarded(check: str, fn) -> None:
 def _fresh(graphs: bool) -> None:
     tensorsmith.config.cuda_graphs = graphs
     torch._dynamo.reset()
-    report.reset()
+    records.reset()
     gc.collect()
     torch.cuda.empty_cache()
 
 
 def counters() -> Counter:
     """Replays, captures and ordinary calls (by reason) of the graphs compiled since _fresh()."""
-    records = {id(r) for r in report.RECORDS}
+    compiled = {id(r) for r in records.RECORDS}
     total = Counter()
     for graph in list(cuda.LIVE):
         runner = graph.cuda_graph
-        if runner is None or id(graph.record) not in records:
+        if runner is None or id(graph.record) not in compiled:
             continue
         total["replays"] += runner.replays
         total["captures"] += runner.captures
@@ -72,7 +73,7 @@ def counters() -> Counter:
 
 
 def _states() -> str:
-    return "; ".join(f"{r.graph_id}={r.cuda_graph}" for r in report.RECORDS)
+    return "; ".join(f"{r.graph_id}={r.cuda_graph}" for r in records.RECORDS)
 
 
 # -- 1. parity -----------------------------------------------------------------------------------
@@ -180,13 +181,10 @@ def _time(backend: str | None, graphs: bool, mode: str, steps: int = 30) -> tupl
     gen = torch.Generator().manual_seed(1)
     idx, targets = (t.cuda() for t in make_batch(TIMED, 8, gen))
 
-    def step():
-        if mode == "train":
-            opt.zero_grad(set_to_none=True)
-            loss = run(idx, targets)
-            loss.backward()
-            opt.step()
-        else:
+    if mode == "train":
+        step = train_step(lambda: run(idx, targets), opt)
+    else:
+        def step():
             with torch.no_grad():
                 run(idx)
 

@@ -44,6 +44,7 @@ import torch.distributed as dist
 import tensorsmith  # noqa: F401 - registers the backend
 from tensorsmith.bench.gpu import REPORTS, records_summary
 from tensorsmith.bench.models.nanogpt import GPTConfig, NanoGPT, make_batch
+from tensorsmith.bench.train_step import train_step
 
 GPT2_SMALL = GPTConfig(vocab=50304, width=768, layers=12, heads=12, seq=1024)
 QUICK = GPTConfig(vocab=50304, width=768, layers=4, heads=12, seq=256)
@@ -149,16 +150,7 @@ def run_one(wrapper: str, backend: str, cfg: GPTConfig, batch: int, steps: int,
     idx, targets = (t.to(device) for t in
                     make_batch(cfg, batch, torch.Generator().manual_seed(1 + _rank())))
 
-    def step(mark=lambda phase: None):  # mark(phase) after each phase (bench/step_timeline.py)
-        opt.zero_grad(set_to_none=True)
-        loss = run(idx, targets)
-        mark("forward")
-        loss.backward()
-        mark("backward")
-        opt.step()
-        mark("optimizer")
-        return loss.detach()
-
+    step = train_step(lambda: run(idx, targets), opt)
     clock = _Clock(device)
     clock.sync()
     t0 = time.perf_counter()

@@ -34,7 +34,9 @@ from tensorsmith.bench.kernel_profile import print_kernel_profile
 from tensorsmith.bench.models.nanogpt import GPTConfig, NanoGPT, make_batch
 from tensorsmith.bench.models.small import MLP, TINY_GPT
 from tensorsmith.bench.step_timeline import print_step_timeline
-from tensorsmith.frontend import attention, report
+from tensorsmith.bench.train_step import no_mark, train_step
+from tensorsmith import records
+from tensorsmith.frontend import attention
 
 GPT2_SMALL = GPTConfig(vocab=50304, width=768, layers=12, heads=12, seq=1024)
 QUICK = GPTConfig(vocab=50304, width=768, layers=4, heads=12, seq=256)
@@ -47,20 +49,20 @@ def max_relative_error(actual, ref) -> float:
 
 
 def records_summary() -> str:
-    records = report.RECORDS
-    whole = [r.graph_id for r in records if r.whole_graph_fallback]
-    kernels = sum(r.kernels for r in records)
-    ops = sorted({f.target for r in records for f in r.fallbacks})
-    text = f"{len(records)} graphs, {kernels} kernels"
+    graphs = records.RECORDS
+    whole = [r.graph_id for r in graphs if r.whole_graph_fallback]
+    kernels = sum(r.kernels for r in graphs)
+    ops = sorted({f.target for r in graphs for f in r.fallbacks})
+    text = f"{len(graphs)} graphs, {kernels} kernels"
     fused = [m.kernel for m in attention.MATCHES]
     if fused:
         text += f", attention fused x{len(fused)} ({', '.join(sorted(set(fused)))} kernels)"
     if whole:
-        text += f", WHOLE-GRAPH FALLBACK {whole}: {records[0].whole_graph_fallback}"
+        text += f", WHOLE-GRAPH FALLBACK {whole}: {graphs[0].whole_graph_fallback}"
     if ops:
         text += f", op fallbacks: {', '.join(ops)}"
-    graphs = Counter(r.cuda_graph or "undecided" for r in records)
-    text += ", CUDA graphs: " + ", ".join(f"{state} x{n}" for state, n in graphs.most_common())
+    captures = Counter(r.cuda_graph or "undecided" for r in graphs)
+    text += ", CUDA graphs: " + ", ".join(f"{state} x{n}" for state, n in captures.most_common())
     return text
 
 
@@ -91,7 +93,7 @@ def _check(fn, inputs, module=None) -> tuple[float, str]:
     """Max relative error of the compiled outputs and gradients vs float64 eager, over PARITY_CALLS
     calls of the compiled function."""
     torch._dynamo.reset()
-    report.reset()
+    records.reset()
     params = list(module.parameters()) if module is not None else []
     leaves = [x.detach().clone().requires_grad_(x.dtype.is_floating_point) for x in inputs]
     compiled = torch.compile(fn, backend="tensorsmith")
@@ -123,12 +125,11 @@ def autocast_parity(dev) -> None:
     gpt = NanoGPT(TINY_GPT).to(dev)
     idx, targets = (t.to(dev) for t in make_batch(TINY_GPT, 2))
     torch._dynamo.reset()
-    report.reset()
+    records.reset()
     results = {}
     for name, fn in (("eager", gpt), ("tensorsmith", torch.compile(gpt, backend="tensorsmith"))):
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            loss = fn(idx, targets)
-        results[name] = [loss] + list(torch.autograd.grad(loss, list(gpt.parameters())))
+        loss, grads = train_step(lambda: fn(idx, targets), autocast="cuda", grads_of=list(gpt.parameters()))()
+        results[name] = [loss, *grads]
     summary = records_summary()
     gpt.double()
     loss = gpt(idx, targets)
@@ -170,7 +171,7 @@ def index_check(dev) -> None:
     """An out-of-range token id must raise IndexOutOfRange: in a training step from loss.backward()
     (the forward's check is read after the backward's launches: runtime/index_checks.py), before
     the optimizer runs; in inference from the call itself."""
-    from tensorsmith.runtime.compiled import IndexOutOfRange
+    from tensorsmith.errors import IndexOutOfRange
 
     torch._dynamo.reset()
     gpt = NanoGPT(TINY_GPT).to(dev)
@@ -271,23 +272,17 @@ def _bench(backend: str, mode: str, cfg: GPTConfig, batch: int, steps: int, refe
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4) if mode == "train" else None
     gen = torch.Generator().manual_seed(1)
     idx, targets = (t.cuda() for t in make_batch(cfg, batch, gen))
-    report.reset()
+    records.reset()
     attention.MATCHES.clear()
 
-    def step(mark=lambda phase: None):  # mark(phase) after each phase (bench/step_timeline.py)
-        if mode == "train":
-            opt.zero_grad(set_to_none=True)
-            loss = run(idx, targets)
-            mark("forward")
-            loss.backward()
-            mark("backward")
-            opt.step()
-            mark("optimizer")
-            return loss.detach()
-        with torch.no_grad():
-            result = run(idx)[0]
-            mark("forward")
-            return result
+    if mode == "train":
+        step = train_step(lambda: run(idx, targets), opt)
+    else:
+        def step(mark=no_mark):  # mark(phase) after each phase (bench/step_timeline.py)
+            with torch.no_grad():
+                result = run(idx)[0]
+                mark("forward")
+                return result
 
     torch.cuda.synchronize()
     t0 = time.perf_counter()

@@ -31,7 +31,8 @@ import torch.nn.functional as F
 import tensorsmith  # noqa: F401 - registers the backend
 from tensorsmith.bench.models.nanogpt import GPTConfig, NanoGPT, make_batch
 from tensorsmith.bench.models.small import MLP, TINY_GPT
-from tensorsmith.frontend import report
+from tensorsmith.bench.train_step import train_step
+from tensorsmith import records
 
 TIMED_GPT = GPTConfig(vocab=50304, width=768, layers=4, heads=12, seq=256)
 
@@ -81,16 +82,16 @@ def _same_specials(actual, ref) -> bool:
 
 def counts() -> str:
     """The compiled graphs' kernels, library calls, op fallbacks and whole-graph fallbacks."""
-    records = report.RECORDS
-    kernels = sum(r.kernels for r in records)
-    library = sum(r.library_calls for r in records)
-    ops = sorted({f.target for r in records for f in r.fallbacks})
-    whole = [r.graph_id for r in records if r.whole_graph_fallback]
-    text = f"{len(records)} graphs, {kernels} kernels, {library} library calls"
+    graphs = records.RECORDS
+    kernels = sum(r.kernels for r in graphs)
+    library = sum(r.library_calls for r in graphs)
+    ops = sorted({f.target for r in graphs for f in r.fallbacks})
+    whole = [r.graph_id for r in graphs if r.whole_graph_fallback]
+    text = f"{len(graphs)} graphs, {kernels} kernels, {library} library calls"
     if ops:
         text += f", op fallbacks: {', '.join(ops)}"
     if whole:
-        text += f", WHOLE-GRAPH FALLBACK {whole}: {records[0].whole_graph_fallback}"
+        text += f", WHOLE-GRAPH FALLBACK {whole}: {graphs[0].whole_graph_fallback}"
     return text
 
 
@@ -135,7 +136,7 @@ def op_parity(dev) -> list[tuple]:
     for name, (fn, inputs, max_ulps) in _op_cases(dev).items():
         try:
             torch._dynamo.reset()
-            report.reset()
+            records.reset()
             with half_fusion(True):
                 out = torch.compile(fn, backend="tensorsmith")(*inputs)
             ref = fn(*inputs)
@@ -156,9 +157,8 @@ def op_parity(dev) -> list[tuple]:
 
 # -- models -------------------------------------------------------------------------------------
 def _autocast_grads(fn, params, args, dev):
-    with torch.autocast(dev.type, dtype=torch.bfloat16):
-        loss = fn(*args)
-    return [loss] + list(torch.autograd.grad(loss, params))
+    loss, grads = train_step(lambda: fn(*args), autocast=dev.type, grads_of=params)()
+    return [loss, *grads]
 
 
 def model_parity(dev) -> list[tuple]:
@@ -175,7 +175,7 @@ def model_parity(dev) -> list[tuple]:
     for name, (module, loss_of) in models.items():
         try:
             torch._dynamo.reset()
-            report.reset()
+            records.reset()
             params = list(module.parameters())
             with half_fusion(True):
                 compiled = torch.compile(module, backend="tensorsmith")
@@ -202,17 +202,11 @@ def model_parity(dev) -> list[tuple]:
 def time_step(dev, variant: str, steps: int = 10) -> tuple:
     torch.manual_seed(0)
     torch._dynamo.reset()
-    report.reset()
+    records.reset()
     model = NanoGPT(TIMED_GPT).to(dev)
     idx, targets = (t.to(dev) for t in make_batch(TIMED_GPT, 8, torch.Generator().manual_seed(1)))
     run = model if variant == "eager" else torch.compile(model, backend="tensorsmith")
-    params = list(model.parameters())
-
-    def step():
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            loss = run(idx, targets)
-        grads = torch.autograd.grad(loss, params)
-        return loss.detach(), grads
+    step = train_step(lambda: run(idx, targets), autocast="cuda", grads_of=list(model.parameters()))
 
     with half_fusion(variant != "tensorsmith, half off"):
         first = step()

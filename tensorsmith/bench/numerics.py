@@ -20,6 +20,7 @@ import torch
 
 from .. import config
 from .models.nanogpt import GPTConfig, NanoGPT
+from .train_step import train_step
 
 
 def _variant(model, idx, targets, mode: str, train: bool = True):
@@ -29,15 +30,12 @@ def _variant(model, idx, targets, mode: str, train: bool = True):
     compiled = torch.compile(model, backend="tensorsmith")
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
-    def step():
-        if not train:
+    if train:
+        step = train_step(lambda: compiled(idx, targets), optimizer)
+    else:
+        def step():
             with torch.no_grad():
                 return compiled(idx).sum()
-        optimizer.zero_grad(set_to_none=True)
-        loss = compiled(idx, targets)
-        loss.backward()
-        optimizer.step()
-        return loss
 
     previous = config.check_numerics
     config.check_numerics = mode  # read when the forward and (lazily) the backward compile

@@ -139,7 +139,7 @@ def communication_overlap(kernels: list[tuple[float, float, str]]) -> dict[str, 
 def print_host_lead(step, label: str) -> None:
     """How far the host is ahead of the GPU at the end of each phase of one unprofiled step (the
     profiler slows the host down, and so makes a step look more host-bound than it is).
-    `step(mark)` calls mark(phase) after each phase. A phase whose end the host reached later than
+    `step(mark)` calls mark(phase) after each phase (bench/train_step.py's steps do). A phase whose end the host reached later than
     the GPU did left the GPU waiting for it."""
     marks = []
 

@@ -10,6 +10,8 @@ from typing import Any, Callable
 
 import torch
 
+from .train_step import train_step
+
 
 def flatten(value) -> list[torch.Tensor]:
     """Every tensor in a (nested) output, in order: tensors, tuples, dicts, HF ModelOutputs."""
@@ -61,21 +63,16 @@ def to_device(value, device):
 
 
 def make_step(workload: Workload, fn, mode: str, optimizer=None):
-    """One benchmark step: train = zero grads, forward, loss, backward, optimizer step (the
-    optimizer runs eagerly, as in most training loops); infer = a forward under no_grad."""
+    """One benchmark step: train = bench/train_step.py's (zero grads, forward, loss, backward,
+    optimizer step); infer = a forward under no_grad."""
     if mode == "train":
         inputs = workload.train_inputs
+        return train_step(lambda: fn(**inputs), optimizer, loss_of=workload.loss)
+    inputs = workload.infer_inputs
 
-        def step():
-            optimizer.zero_grad(set_to_none=True)
-            workload.loss(fn(**inputs)).backward()
-            optimizer.step()
-    else:
-        inputs = workload.infer_inputs
-
-        def step():
-            with torch.no_grad():
-                fn(**inputs)
+    def step():
+        with torch.no_grad():
+            fn(**inputs)
     return step
 
 
