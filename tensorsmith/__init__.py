@@ -3,13 +3,14 @@
     model = torch.compile(model, backend="tensorsmith")
 """
 from . import config
-from .errors import InputError, NumericsError, NumericsWarning, TensorsmithError, VerifyError
+from .errors import (FallbackWarning, IndexOutOfRange, InputError, NumericsError, NumericsWarning,
+                     TensorsmithError, VerifyError)
+from .compile.backend import register as _register
+from .compile.backend import tensorsmith_backend as backend
 from .explain import explain
-from .frontend.backend import register as _register
-from .frontend.backend import tensorsmith_backend as backend
+from .version import __version__
 
 _register()
 
-__all__ = ["InputError", "NumericsError", "NumericsWarning", "TensorsmithError", "VerifyError", "backend",
-           "config", "explain"]
-__version__ = "0.1.0"
+__all__ = ["FallbackWarning", "IndexOutOfRange", "InputError", "NumericsError", "NumericsWarning",
+           "TensorsmithError", "VerifyError", "backend", "config", "explain"]

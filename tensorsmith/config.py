@@ -31,9 +31,7 @@ fuse_attention: bool = os.environ.get("TENSORSMITH_FUSE_ATTENTION", "1") != "0"
 
 # Hand-written attention is rewritten only where its score tensor (batch x heads x L x S) takes at
 # least this many MiB. 0 = always: since the CPU runs our own C++ flash kernel (not PyTorch's),
-# fusing is no slower even at small sizes. nanoGPT default (2 MiB scores), 1 thread, 2-core Xeon,
-# medians of fresh processes, interleaved: training step (AdamW) 253 ms fused vs 261 ms unfused
-# (12 each), inference 73 vs 78 ms (5 each); ru_maxrss 671 vs 680 MB train, 495 vs 502 MB infer.
+# fusing is no slower even at small sizes.
 fuse_attention_min_mb: float = float(os.environ.get("TENSORSMITH_FUSE_ATTENTION_MIN_MB", "0"))
 
 # Where compiled artifacts are cached (per user; created 0700). A fresh directory means a cold start.
@@ -77,18 +75,18 @@ check_numerics: str = os.environ.get("TENSORSMITH_CHECK_NUMERICS", "off").strip(
 
 # On CUDA, a compiled graph whose shapes are static (every graph here: a new shape is a new graph)
 # is replayed as a CUDA graph after two ordinary calls: one graph launch per call instead of one
-# Python-dispatched launch per kernel (runtime/cuda_graphs.py). Never for graphs with random ops or
+# Python-dispatched launch per kernel (runtime/cuda_graphs/). Never for graphs with random ops or
 # CPU tensor arguments, and a call runs the ordinary way while an output of the last replay is still
 # referenced (replays rewrite the same output memory). Off: every call runs the ordinary way.
 cuda_graphs: bool = os.environ.get("TENSORSMITH_CUDA_GRAPHS", "1") != "0"
 
 # After a graph's first call, its generated kernels (and attention's) are launched through their
-# compiled launchers instead of Triton's JIT dispatch (codegen/triton/launch.py). Read at each
-# launch. FSDP2 GPT-2 on 2 H200s, alternating in one process: 97.4 ms/step on, 105.5 off.
+# compiled launchers instead of Triton's JIT dispatch, whose per-launch host time is the step's
+# where a graph is not replayed as a CUDA graph (codegen/triton/launch.py). Read at each launch.
 direct_launch: bool = os.environ.get("TENSORSMITH_DIRECT_LAUNCH", "1") != "0"
 
 # A graph several places call in turn within a step (one graph for twelve identical blocks under
-# FSDP2 or a per-block compile) gets one CUDA-graph capture per call site, each with its own memory
-# (runtime/call_sites.py). FSDP2 GPT-2 on 2 H200s: 77.2 ms a step and 13.7 GB on, 101.8 ms and
-# 11.7 GB off (separate runs). Off ("0"): one capture per graph.
+# FSDP2 or a per-block compile) gets one CUDA-graph capture per call site, each with its own memory,
+# so that every call site replays (runtime/cuda_graphs/call_sites.py). Off ("0"): one capture per
+# graph.
 cuda_graph_call_sites: bool = os.environ.get("TENSORSMITH_CUDA_GRAPH_SITES", "1") != "0"

@@ -56,6 +56,22 @@ class NumericsError(ExecutionError):
         super().__init__(message, op, source)
 
 
+class IndexOutOfRange(ExecutionError, IndexError):
+    """A kernel read an index (take/gather/embedding) outside its dimension, as eager would reject."""
+
+
+class CacheError(TensorsmithError):
+    """The cache directory is not safe to load code from."""
+
+
+class BuildError(TensorsmithError):
+    """The system compiler rejected generated code (a compiler bug: the source is kept)."""
+
+
+class FlashKernelError(TensorsmithError):
+    """The C++ attention kernel could not run (inputs it does not take, or out of memory)."""
+
+
 class FallbackWarning(UserWarning):
     """A graph runs through ATen as traced, without tensorsmith's kernels (slower, same numbers);
     given once per kind of reason, so that a user does not lose the speed without being told."""

@@ -71,7 +71,7 @@ def _file(path: str) -> None:
     _fd_path = path
     import torch
 
-    from . import __version__
+    from .version import __version__
     session = {"time": _now(), "event": "session", "pid": os.getpid(), "tensorsmith": __version__,
                "torch": torch.__version__, "executor": config.executor}
     os.write(_fd, (json.dumps(session) + "\n").encode())

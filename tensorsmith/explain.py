@@ -9,26 +9,26 @@ from dataclasses import dataclass
 
 import torch
 
-from .frontend import report
+from . import records as compatibility
 
 
 @dataclass
 class Explanation:
     graph_count: int
     graph_breaks: list[tuple[str, str]]  # (reason, user source line)
-    records: list[report.GraphRecord]
+    records: list[compatibility.GraphRecord]
 
     @property
     def fallbacks(self):
         """(ATen op, source line, reason) -> count."""
-        return report.fallback_summary(self.records)
+        return compatibility.fallback_summary(self.records)
 
     def __str__(self) -> str:
         lines = [f"tensorsmith explain: {self.graph_count} Dynamo graph(s), "
                  f"{len(self.graph_breaks)} graph break(s)"]
         for reason, where in self.graph_breaks:
             lines.append(f"  break at {where}: {reason}")
-        lines.append(report.format_records(self.records))
+        lines.append(compatibility.format_records(self.records))
         return "\n".join(lines)
 
 
@@ -44,11 +44,11 @@ def explain(model, *inputs, backward: bool | None = None) -> Explanation:
     breaks = [(b.reason, _frame_text(b.user_stack[-1]) if b.user_stack else "<unknown>")
               for b in dynamo.break_reasons]
     torch._dynamo.reset()
-    start = len(report.RECORDS)
+    start = len(compatibility.RECORDS)
     compiled = torch.compile(model, backend="tensorsmith")
     out = compiled(*inputs)
     tensors = [t for t in (out if isinstance(out, (tuple, list)) else [out])
                if isinstance(t, torch.Tensor) and t.requires_grad]
     if tensors and backward is not False:
         sum(t.float().sum() for t in tensors).backward()
-    return Explanation(dynamo.graph_count, breaks, report.RECORDS[start:])
+    return Explanation(dynamo.graph_count, breaks, compatibility.RECORDS[start:])

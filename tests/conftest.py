@@ -32,10 +32,10 @@ def _fresh_dynamo():
 def interpreted_triton(monkeypatch):
     """Graphs go through the Triton backend, its kernels run on the CPU by Triton's interpreter, with
     fresh report records and fresh (but logged-reproducible) random inputs."""
-    from tensorsmith.frontend import report
+    from tensorsmith import records
 
     monkeypatch.setenv("TRITON_INTERPRET", "1")
     monkeypatch.setattr(tensorsmith.config, "executor", "triton")
-    report.reset()
+    records.reset()
     torch.manual_seed(torch.seed() % 2**31)
     yield

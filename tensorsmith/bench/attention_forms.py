@@ -11,7 +11,8 @@ import argparse
 import torch
 
 from .. import config
-from ..frontend import attention, report
+from .. import records
+from ..frontend import attention
 from .workload import Workload
 from .zoo import ZOO, build
 
@@ -32,14 +33,14 @@ def survey(name: str) -> list[str]:
     workload = build(name, "tiny", "cpu")
     expected, expected_grads = _step(workload.model, workload)
     attention.MATCHES.clear()
-    report.reset()
+    records.reset()
     torch._dynamo.reset()
     loss, grads = _step(torch.compile(workload.model, backend="tensorsmith"), workload)
     # Gradients compared as one vector: some are zero in exact arithmetic (a key bias under softmax)
     # and differ only by rounding noise, which per tensor would look like a large relative error.
     flat = torch.cat([g.flatten() for g in grads]), torch.cat([g.flatten() for g in expected_grads])
     error = max(_rel(loss, expected), _rel(*flat))
-    pytorch_calls = sum(n for r in report.RECORDS for op, n in r.native.items() if "scaled_dot_product" in op)
+    pytorch_calls = sum(n for r in records.RECORDS for op, n in r.native.items() if "scaled_dot_product" in op)
     if not attention.MATCHES:
         return [f"| {name} | none rewritten | | | {pytorch_calls} | {error:.1e} |"]
     forms: dict[tuple, int] = {}

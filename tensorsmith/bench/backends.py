@@ -42,7 +42,7 @@ def _checked_backend(gm, example_inputs, **kwargs):
     from torch._functorch import config as functorch_config
 
     from .. import config
-    from ..frontend.backend import tensorsmith_backend
+    from ..compile.backend import tensorsmith_backend
 
     previous = config.check_numerics
     config.check_numerics = "warn"

@@ -1,5 +1,5 @@
 """What the compiler did: graphs, graph breaks and recompiles from Dynamo; fallbacks from
-tensorsmith's own record (tensorsmith.frontend.report.RECORDS).
+tensorsmith's own record (tensorsmith.records.RECORDS).
 
 Dynamo's counters are process-wide, so the first call of each backend (where compilation happens)
 is measured alone, and every later call is checked for new graphs: a graph compiled after the first
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch._dynamo.utils import counters
 
-from ..frontend import report
+from .. import records
 
 
 def graphs_compiled() -> int:
@@ -21,7 +21,7 @@ class FirstCall:
 
     def __init__(self):
         counters.clear()
-        self.records_start = len(report.RECORDS)
+        self.records_start = len(records.RECORDS)
 
     def result(self) -> dict:
         # Recompiles are not read from Dynamo's recompile reasons: with several backends on one
@@ -33,12 +33,12 @@ class FirstCall:
 
 def tensorsmith_fallbacks(records_start: int) -> dict:
     """Fallback ops, whole-graph fallbacks and re-specializations in the records since a point."""
-    records = report.RECORDS[records_start:]
+    graphs = records.RECORDS[records_start:]
     details = [f"{target} x{n} at {source or '<unknown source>'}: {reason}"
-               for (target, source, reason), n in report.fallback_summary(records).most_common()]
+               for (target, source, reason), n in records.fallback_summary(graphs).most_common()]
     details += [f"graph {r.graph_id} through ATen: {r.whole_graph_fallback}"
-                for r in records if r.whole_graph_fallback]
-    return {"fallback_ops": sum(len(r.fallbacks) for r in records),
-            "fallback_graphs": sum(1 for r in records if r.whole_graph_fallback),
-            "respecializations": sum(max(0, r.specializations - 1) for r in records),
+                for r in graphs if r.whole_graph_fallback]
+    return {"fallback_ops": sum(len(r.fallbacks) for r in graphs),
+            "fallback_graphs": sum(1 for r in graphs if r.whole_graph_fallback),
+            "respecializations": sum(max(0, r.specializations - 1) for r in graphs),
             "details": details}

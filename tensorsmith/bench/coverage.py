@@ -9,7 +9,7 @@ from collections import Counter
 import torch
 import torch.nn.functional as F
 
-from ..frontend import report
+from .. import records
 from .models.small import MLP, ConvBlock, hf_causal_lm, hf_encoder, tiny_nanogpt
 
 
@@ -30,15 +30,15 @@ def main() -> int:
     print(f"{'model':<12}{'graphs':>7}{'native ops':>12}{'op kinds':>10}{'fallbacks':>11}")
     for name, model, loss_fn in _cases():
         torch._dynamo.reset()
-        report.reset()
+        records.reset()
         loss_fn(torch.compile(model, backend="tensorsmith")).backward()
         native = Counter()
-        for r in report.RECORDS:
+        for r in records.RECORDS:
             native.update(r.native)
-        fallbacks = Counter(f.target for r in report.RECORDS for f in r.fallbacks)
+        fallbacks = Counter(f.target for r in records.RECORDS for f in r.fallbacks)
         totals_native.update(native)
         totals_fallback.update(fallbacks)
-        print(f"{name:<12}{len(report.RECORDS):>7}{sum(native.values()):>12}{len(native):>10}"
+        print(f"{name:<12}{len(records.RECORDS):>7}{sum(native.values()):>12}{len(native):>10}"
               f"{sum(fallbacks.values()):>11}  {', '.join(sorted(fallbacks))}")
     print(f"\nnative ATen ops seen: {len(totals_native)} kinds; fallbacks: "
           f"{dict(totals_fallback) or 'none'}")

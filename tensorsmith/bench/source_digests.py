@@ -77,7 +77,7 @@ def collect(device: str, work: pathlib.Path) -> dict[str, list[str]]:
     groups = {}
     if device == "cpu":
         _run([sys.executable, "-m", "pytest", "-q", "-p", "no:xdist", "-p", "no:cacheprovider",
-              "-p", "tensorsmith.bench.source_digests", "tests/codegen"], work / "cases", TRITON_INTERPRET="1")
+              "-p", "tensorsmith.bench.source_digests", "--hypothesis-seed=0", "tests/codegen"], work / "cases", TRITON_INTERPRET="1")
         groups["codegen test cases"] = _digests(work / "cases")
         runs = [("cpp", "tiny", "fp32", {}),
                 ("triton", "tiny", "fp32", {"TENSORSMITH_EXECUTOR": "triton", "TRITON_INTERPRET": "1"})]

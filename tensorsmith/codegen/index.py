@@ -12,8 +12,8 @@ from dataclasses import dataclass
 def keeps_its_hash(cls):
     """Class decorator for a frozen dataclass of nested fields: its hash (the same value the
     dataclass computes) is kept once computed. Expression trees are looked up in the emitters' and
-    the scheduler's tables at every subexpression, and each lookup hashed the whole subtree again.
-    The kept hash stays out of pickles (string hashes differ between processes)."""
+    the scheduler's tables at every subexpression, and each lookup would hash the whole subtree
+    again. The kept hash stays out of pickles (string hashes differ between processes)."""
     fields_hash = cls.__hash__
 
     def __hash__(self):

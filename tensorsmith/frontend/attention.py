@@ -39,7 +39,8 @@ from torch.fx.experimental.proxy_tensor import make_fx
 from torch.fx.operator_schemas import normalize_function
 
 from .. import config
-from ..kernels.attention_op import broadcasts_to, kernels_for
+from ..kernels.attention_op import kernels_for
+from ..kernels.attention_reference import broadcasts_to
 from ..log import log
 from .source import source_line
 

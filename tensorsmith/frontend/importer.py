@@ -21,6 +21,7 @@ from ..ir.aten import LIBRARY_KERNELS, target_name, to_attr
 from ..ir.attrs import format_value
 from ..ir.graph import Graph, Node
 from ..ir.types import TensorType, TupleType, dtype_from_torch
+from ..records import Fallback
 from . import lowering  # noqa: F401  (registers the lowerings)
 from .lowering.registry import LOWERINGS, LoweringContext
 from .source import source_line
@@ -31,13 +32,6 @@ _INT_FUNCTIONS = (operator.add, operator.sub, operator.mul, operator.floordiv, o
                   torch.sym_max, torch.sym_min, torch.sym_float, torch.sym_int, torch.sym_not)
 _SIZE_OPS = {torch.ops.aten.sym_size.int: lambda t, d: t.shape[d],
              torch.ops.aten.sym_numel.default: lambda t: t.numel}
-
-
-@dataclass
-class Fallback:
-    target: str
-    source: str | None
-    reason: str
 
 
 @dataclass
@@ -111,7 +105,7 @@ def _type_of_value(value) -> TensorType | TupleType:
 
 
 # Fallback result types by call signature: a model's layers repeat the same calls (GPT-2 small: 12
-# attention calls per graph, one signature), and each fake-tensor run costs milliseconds.
+# attention calls per graph, one signature), and each would be another fake-tensor run of the op.
 _FALLBACK_TYPES: dict[tuple, tuple] = {}
 _FALLBACK_TYPES_MAX = 4096
 

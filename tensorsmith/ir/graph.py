@@ -64,3 +64,10 @@ class Graph:
         from .printer import print_graph
 
         return print_graph(self)
+
+
+def graph_device(graph: Graph) -> str | None:
+    """The one device all of the graph's values live on, or None when they are on several."""
+    types = [p.type for p in graph.params] + [n.type for n in graph.nodes]
+    devices = {t.device for t in types if hasattr(t, "device")}
+    return devices.pop() if len(devices) == 1 else ("cpu" if not devices else None)

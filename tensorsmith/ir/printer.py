@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import json
 import re
+from typing import TYPE_CHECKING
 
 from .attrs import format_value
-from .graph import Graph, Node
 from .ops import OPS
+
+if TYPE_CHECKING:  # graph.py prints through this module
+    from .graph import Graph, Node
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 

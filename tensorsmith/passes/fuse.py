@@ -77,7 +77,7 @@ def _view_suffix(base: Node, chain: list[Node]) -> tuple[Node, list[Node]]:
 
 
 # Answers of _is_strided_view by the shapes and attributes they depend on: a model's layers repeat
-# the same view chains, and each check costs about a millisecond of (fake) meta-tensor dispatch.
+# the same view chains, and each check goes through PyTorch's dispatch for every view op.
 _STRIDED_VIEW_ANSWERS: dict[tuple, bool] = {}
 _STRIDED_VIEW_ANSWERS_MAX = 4096
 
@@ -101,7 +101,7 @@ def _is_strided_view(base: Node, chain: list[Node]) -> bool:
 
 def _check_strided_view(base: Node, chain: list[Node]) -> bool:
     """_is_strided_view, checked on a meta tensor: no memory, no compute. (A plain one: under the
-    fake mode AOTAutograd compiles in, each view op cost about a millisecond of fake dispatch.)"""
+    fake mode AOTAutograd compiles in, each view op would go through the slower fake dispatch.)"""
     with unset_fake_temporarily():
         tensor = torch.empty(base.type.shape, dtype=base.type.dtype.torch_dtype, device="meta")
         viewed = Interpreter().apply_views(tensor, chain)

@@ -15,20 +15,15 @@ from concurrent.futures import Future
 import torch
 
 from .. import config
-from ..codegen.cpp.build import BuildError
 from ..codegen.cpp.emit import ERROR_INDEX, ERROR_NONFINITE
 from ..codegen.schedule import KernelStep, LibraryStep, Schedule
-from ..errors import ExecutionError
+from ..errors import BuildError, ExecutionError, IndexOutOfRange
 from ..log import log
 from ..ir.interpret import Interpreter, _constant
 from ..kernels import attention_op
 from .matmul_orientation import matmul
 from .memory import MemoryPlan, plan_memory
 from .numerics import NumericsGuard, all_finite
-
-
-class IndexOutOfRange(ExecutionError, IndexError):
-    """A kernel read an index (take/gather/embedding) outside its dimension, as eager would reject."""
 
 
 def _library_call(step: LibraryStep, numerics: NumericsGuard | None = None):

@@ -19,10 +19,10 @@ forward and backward graphs of training on CUDA, whose flags are read at the end
 (runtime/index_checks.py).
 
 Once shapes proved static (after two ordinary calls) a graph is replayed as a CUDA graph, unless it
-has random ops or host arguments or config.cuda_graphs is off (runtime/cuda_graphs.py).
+has random ops or host arguments or config.cuda_graphs is off (runtime/cuda_graphs/).
 
 Each distinct kernel is compiled once: in background threads while tracing goes on
-(triton_codegen.py), else on its first launch. A kernel that fails to compile makes the whole graph
+(compile/triton.py), else on its first launch. A kernel that fails to compile makes the whole graph
 run through the reference interpreter (and says so), unless strict.
 """
 from __future__ import annotations
@@ -41,8 +41,11 @@ from ..codegen.triton.emit import TritonKernel
 from ..codegen.triton.launch import KernelLaunch, argument_dtypes
 from ..ir.interpret import Interpreter, _constant
 from ..log import log
-from . import cuda_graphs, index_checks
-from .compiled import IndexOutOfRange, _library_call
+from . import index_checks
+from ..errors import IndexOutOfRange
+from .compiled import _library_call
+from .cuda_graphs.attach import attach as attach_cuda_graph
+from .cuda_graphs.eligibility import graph_name
 from .memory import MemoryPlan, plan_memory
 
 LIVE: weakref.WeakSet[TritonGraph] = weakref.WeakSet()  # for reports (bench/gpu.py --profile)
@@ -80,8 +83,8 @@ def shared_arena(device: torch.device) -> _SharedArena:
 class IndexErrorReport:
     """What raising a graph's index error takes: the names and model lines of its checked kernels,
     and its id. A deferred check (index_checks.py) holds this, not the graph: one still pending after
-    a run's last call kept the graph's arena and CUDA-graph memory allocated until the next compiled
-    call on the device (2.4 GB of GPT-2 small's on an H200)."""
+    a run's last call would keep the graph's arena and CUDA-graph memory allocated until the next
+    compiled call on the device."""
 
     def __init__(self, checked: list[TritonKernel], graph_name: str):
         self.checked = [(k.name, tuple(k.sources)) for k in checked]
@@ -114,12 +117,12 @@ class TritonGraph:
         self.namespace: dict = {"torch": torch, "_check": self._check_flags, "_settle": self._settle}
         self._earlier = 0
         self.source = self._generate()
-        self.index_report = IndexErrorReport(self._checked, cuda_graphs.graph_name(self))
+        self.index_report = IndexErrorReport(self._checked, graph_name(self))
         exec(compile(self.source, f"<tensorsmith triton wrapper {schedule.graph.name}>", "exec"),  # noqa: S102
              self.namespace)
         self._run = self.namespace["run"]
         self._verified = False
-        self.cuda_graph = None  # runtime/call_sites.CallSites, set after the first call if eligible
+        self.cuda_graph = None  # from cuda_graphs/attach.py after the first call, if eligible
         LIVE.add(self)
 
     def __call__(self, tensors):
@@ -164,7 +167,7 @@ class TritonGraph:
             self._bind_launches()
             log(1, f"{self.record.graph_id}: first call waited {waited * 1e3:.0f} ms for kernels compiling "
                    f"in the background, then ran in {(time.perf_counter() - began - waited) * 1e3:.0f} ms")
-            self.cuda_graph = cuda_graphs.attach(self, tensors)
+            self.cuda_graph = attach_cuda_graph(self, tensors)
             return result
 
     def _bind_launches(self) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import torch
 
 from ..errors import InputError
-from ..frontend.importer import Imported
 from ..ir.interpret import Interpreter
 from ..ir.types import TensorType, device_name
 from .numerics import guard_for
@@ -64,9 +63,10 @@ def _copy_with_strides(tensor: torch.Tensor, strides) -> torch.Tensor:
 
 
 class GraphExecutor:
-    """Callable for one imported graph: takes the FX graph's arguments, returns its outputs."""
+    """Callable for one imported graph: takes the FX graph's arguments, returns its outputs.
+    `imported` is the importer's result (its graph, outputs and output strides)."""
 
-    def __init__(self, imported: Imported, tensor_positions: list[int], runner=None,
+    def __init__(self, imported, tensor_positions: list[int], runner=None,
                  saved_from: int | None = None):
         self.graph = imported.graph
         self.outputs = imported.outputs

@@ -2,10 +2,8 @@
 
 Kernels that read an index from data (embedding ids, gather indices) set a device flag when one is
 out of range, and the graph raises IndexOutOfRange. Reading the flag waits for the GPU, which then
-idles while the host launches what comes next. At the end of a training forward that cost 16 ms of
-GPT-2 small's 76 ms step on an H100 (60 ms without the check). At the end of its backward (the
-cross-entropy gradient reads the targets) the GPU then idled while the host ran the optimizer's
-Python: 13 ms of a 71 ms step in the profiler's timeline (bench/step_timeline.py).
+idles while the host works on what comes next: after a training forward, launching the backward;
+after its backward (the cross-entropy gradient reads the targets), the optimizer's Python.
 
 So the flags of a training forward or backward are copied to pinned host memory behind its kernels
 and read later: at the end of the next compiled call on the device, after that call launched its
@@ -17,7 +15,7 @@ own work, by which time the GPU has long finished the graph that set them, so no
   could find was already found by the forward's check; reading it a step late costs nothing then.
 - A call whose library steps read index data (the embedding gradient's index_add) reads the
   deferred checks before the first of them instead: PyTorch's index kernels assert on the device,
-  and a device-side assert poisons the CUDA context for good (seen on the H100).
+  and a device-side assert poisons the CUDA context for good.
 - Once a check raises, the checks still pending on that device are dropped: they belong to the
   failing step or a later one, and would raise again for the same bad data.
 

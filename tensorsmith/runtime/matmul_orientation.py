@@ -1,15 +1,13 @@
 """Which way round a matrix product runs on CUDA: a @ b, or (b^T @ a^T)^T, measured once per
 signature.
 
-cuBLAS picks its kernel by the operands' shapes and layouts, and for the same product the two
-orientations can differ by a third: on an H100 in TF32 a GPT-2 MLP's weight gradient
-dY^T @ h ([768, 8192] x [8192, 3072]) took 0.276 ms as written and 0.214 ms as the transposed
-product plus a copy to row-major, while the fc layer's ([3072, 8192] x [8192, 768]) is fastest as
-written; no simple rule of shapes predicts it. So the first call of each signature (shapes, strides,
-dtype, device, TF32 setting) times both, the copy included (a library step hands out row-major
-results), and later calls take the faster; the transposed one only when it wins by MARGIN, so
-that timing noise does not pick it. Nothing is timed while a CUDA graph is being captured (the
-replay would repeat the timing launches): a signature first met there runs as written.
+cuBLAS picks its kernel by the operands' shapes and layouts, and for the same product one
+orientation can be much faster than the other: the transposed one for some shapes, the one as
+written for others; no simple rule of shapes predicts it. So the first call of each signature
+(shapes, strides, dtype, device, TF32 setting) times both, the copy included (a library step hands
+out row-major results), and later calls take the faster; the transposed one only when it wins by
+MARGIN, so that timing noise does not pick it. Nothing is timed while a CUDA graph is being
+captured (the replay would repeat the timing launches): a signature first met there runs as written.
 
 The two orientations sum the same products in another order: results agree to rounding, as any two
 cuBLAS kernels do.

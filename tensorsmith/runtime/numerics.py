@@ -65,7 +65,7 @@ def guard_for(graph, graph_id: str | None = None) -> NumericsGuard | None:
 def all_finite(value) -> bool:
     """The hot-path check (a library result, an argument): one sum, which NaN or Inf anywhere makes
     non-finite (confirmed element-wise then: finite values can overflow a sum). On the CPU a sum
-    costs about a fifteenth of `torch.isfinite(x).all()`, which writes a bool tensor first."""
+    costs far less than `torch.isfinite(x).all()`, which writes a bool tensor first."""
     if isinstance(value, torch.Tensor):
         if not value.is_floating_point() or value.numel() == 0 or value.is_meta:
             return True

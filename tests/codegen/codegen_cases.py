@@ -8,7 +8,7 @@ import torch
 from ir.ir_builders import random_inputs
 
 from tensorsmith.ir import interpret, parse_graph, verify
-from tensorsmith.runtime.codegen import generate_code
+from tensorsmith.compile.codegen import generate_code
 
 
 def graph(text: str):

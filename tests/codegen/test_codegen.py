@@ -11,8 +11,8 @@ from ir.ir_builders import random_graphs
 
 from tensorsmith.codegen.schedule import KernelStep, LibraryStep
 from tensorsmith.passes.fuse import schedule
-from tensorsmith.runtime.codegen import generate_code
-from tensorsmith.runtime.compiled import IndexOutOfRange
+from tensorsmith.compile.codegen import generate_code
+from tensorsmith.errors import IndexOutOfRange
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))

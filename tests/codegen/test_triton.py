@@ -15,8 +15,8 @@ import tensorsmith
 from tensorsmith.codegen.schedule import KernelStep
 from tensorsmith.codegen.triton import blocks
 from tensorsmith.passes.fuse import schedule
-from tensorsmith.runtime.codegen import generate_code
-from tensorsmith.runtime.compiled import IndexOutOfRange
+from tensorsmith.compile.codegen import generate_code
+from tensorsmith.errors import IndexOutOfRange
 from tensorsmith.runtime.cuda import TritonGraph
 
 
@@ -307,7 +307,7 @@ def test_block_heuristic_covers_the_index_space(x, r, reduces, lanes):
 
 
 def test_graphs_pick_their_backend_by_device(monkeypatch):
-    from tensorsmith.runtime.codegen import backend_for
+    from tensorsmith.compile.backends import backend_for
 
     cuda = _graph("""\
         graph @g(%x: f32[4]@cuda:0) {
@@ -325,7 +325,7 @@ def test_graphs_pick_their_backend_by_device(monkeypatch):
     monkeypatch.setattr(tensorsmith.config, "executor", "cpp")
     assert backend_for(cuda) == "triton" and backend_for(cpu) == "cpp"
     monkeypatch.setattr(tensorsmith.config, "executor", "interpreter")
-    assert backend_for(cuda) is None and backend_for(cpu) is None
+    assert backend_for(cuda) == "interpreter" and backend_for(cpu) == "interpreter"
 
 
 def test_unchecked_indices_still_never_read_outside(monkeypatch):

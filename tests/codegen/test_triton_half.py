@@ -23,9 +23,9 @@ pytest.importorskip("triton")
 
 from tensorsmith.codegen.schedule import KernelStep
 from tensorsmith.codegen.triton import blocks
-from tensorsmith.frontend import report
+from tensorsmith import records
 from tensorsmith.ir import interpret, verify
-from tensorsmith.runtime.codegen import generate_code
+from tensorsmith.compile.codegen import generate_code
 from tensorsmith.runtime.cuda import TritonGraph
 
 HALF = {"bf16": torch.bfloat16, "f16": torch.float16}
@@ -305,8 +305,8 @@ def test_float16_overflows_to_inf_and_constants_round():
 
 # -- end to end ---------------------------------------------------------------------------------
 def _records_ran_kernels():
-    assert report.RECORDS and not [r.graph_id for r in report.RECORDS if r.whole_graph_fallback]
-    assert all(r.kernels for r in report.RECORDS), "a graph ran without generated kernels"
+    assert records.RECORDS and not [r.graph_id for r in records.RECORDS if r.whole_graph_fallback]
+    assert all(r.kernels for r in records.RECORDS), "a graph ran without generated kernels"
 
 
 def test_compiled_bf16_function_matches_eager():
@@ -343,4 +343,4 @@ def test_mlp_under_bf16_autocast_forward_and_backward_match_eager():
         ours, eagers = (((t.double() - r).norm() / r.norm()).item() for t in (c, e))
         assert ours <= 2 * eagers + 5e-3, (ours, eagers)
     _records_ran_kernels()
-    assert sum(r.library_calls for r in report.RECORDS) <= 12  # the matmuls, no op-by-op fallback
+    assert sum(r.library_calls for r in records.RECORDS) <= 12  # the matmuls, no op-by-op fallback

@@ -21,6 +21,6 @@ try:
 finally:
     tensorsmith.config.executor = _executor
     torch._dynamo.reset()
-    from tensorsmith.frontend import report
-    report.reset()
+    from tensorsmith import records
+    records.reset()
 assert threading.active_count() == 1, f"warm-up left threads: {threading.enumerate()}"

@@ -23,7 +23,7 @@ class Spy:
     each compiled graph's kind and ATen targets, and logs each run of a compiled graph."""
 
     def __init__(self):
-        from tensorsmith.frontend import backend
+        from tensorsmith.compile import backend
 
         self.graphs: list[tuple[str, list[str]]] = []
         self.log: list[tuple] | None = None  # appended to while not None
@@ -124,9 +124,9 @@ def ddp(rank: int, world: int, name: str, bucket_bytes: int, bucket_view: bool =
         wrapped.register_comm_hook(None, hook)
         net = torch.compile(wrapped, backend="tensorsmith") if mode == "compiled" else wrapped
         results[mode] = _train(name, net, module, rank, spy if mode == "compiled" else None)
-    from tensorsmith.frontend import report
+    from tensorsmith import records
     results["graphs"] = spy.kinds()
-    results["fallbacks"] = [r.graph_id for r in report.RECORDS if r.whole_graph_fallback]
+    results["fallbacks"] = [r.graph_id for r in records.RECORDS if r.whole_graph_fallback]
     results["collectives"] = spy.collectives()
     return results
 
@@ -154,8 +154,8 @@ def fsdp2(rank: int, world: int, name: str):
             model.compile(backend="tensorsmith")
         assert all(isinstance(p, DTensor) for p in model.parameters()), "parameters not sharded"
         results[mode] = _train(name, model, model, rank, spy if mode == "compiled" else None)
-    from tensorsmith.frontend import report
+    from tensorsmith import records
     results["graphs"] = spy.kinds()
-    results["fallbacks"] = [r.graph_id for r in report.RECORDS if r.whole_graph_fallback]
+    results["fallbacks"] = [r.graph_id for r in records.RECORDS if r.whole_graph_fallback]
     results["collectives"] = spy.collectives()
     return results

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 import tensorsmith
 from helpers import _flatten, assert_close, check_against_eager
 from tensorsmith.errors import TypeInferenceError, UnsupportedError
-from tensorsmith.frontend import report
+from tensorsmith import records
 from tensorsmith.frontend.importer import _matches_meta, import_graph
 from tensorsmith.frontend.lowering import LOWERINGS, LoweringContext
 from tensorsmith.ir import Graph, TensorType, interpret, verify
@@ -67,7 +67,7 @@ class Lowered:
 
 
 def lowered() -> Lowered:
-    return Lowered(report.RECORDS)
+    return Lowered(records.RECORDS)
 
 
 # These tests check the frontend (what the importer makes of each ATen op), so by default the
@@ -89,7 +89,7 @@ def op_executor():
 def fresh_compile():
     """Start from an empty Dynamo cache and an empty compatibility record."""
     torch._dynamo.reset()
-    report.reset()
+    records.reset()
 
 
 def compile_check(fn, *inputs, native=(), tol: float = 1e-4, grads: bool = True, dynamic=None,

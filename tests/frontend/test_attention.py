@@ -12,14 +12,15 @@ import torch.nn.functional as F
 from helpers import check_against_eager
 
 from tensorsmith import config
-from tensorsmith.frontend import attention, report
+from tensorsmith import records
+from tensorsmith.frontend import attention
 
 
 @pytest.fixture(autouse=True)
 def _fresh(monkeypatch):
     monkeypatch.setattr(config, "fuse_attention_min_mb", 0)  # these shapes are small
     attention.MATCHES.clear()
-    report.reset()
+    records.reset()
     torch.manual_seed(torch.seed() % 2**31)
     yield
 
@@ -32,7 +33,7 @@ def _qkv(b=2, h=3, length=9, d=16, s=None, dtype=torch.float32):
 
 def _fused_kernels() -> int:
     """Fused attention library calls in the compiled graphs (forward and backward)."""
-    return sum(n for r in report.RECORDS for op, n in r.native.items()
+    return sum(n for r in records.RECORDS for op, n in r.native.items()
                if "scaled_dot_product" in op or op.startswith("tensorsmith.attention"))
 
 

@@ -6,7 +6,7 @@ import torch
 
 import tensorsmith
 from tensorsmith.errors import InputError, VerifyError
-from tensorsmith.frontend import report
+from tensorsmith import records
 from tensorsmith.frontend.importer import import_graph
 from tensorsmith.passes import pipeline
 from tensorsmith.runtime.executor import GraphExecutor
@@ -61,7 +61,7 @@ def _break_first_add(graph):
 
 
 def test_verifier_rejection_names_the_node_and_model_source_line(monkeypatch):
-    monkeypatch.setattr(pipeline, "PASSES", [("broken", _break_first_add)])
+    monkeypatch.setitem(pipeline.PIPELINES, "optimize", [("broken", _break_first_add)])
 
     def model(x, y):
         return torch.sin(x) + y  # the line the broken node came from
@@ -79,12 +79,12 @@ def test_verifier_rejection_names_the_node_and_model_source_line(monkeypatch):
 
 
 def test_non_strict_mode_runs_a_rejected_graph_through_aten_and_says_why(monkeypatch):
-    monkeypatch.setattr(pipeline, "PASSES", [("broken", _break_first_add)])
+    monkeypatch.setitem(pipeline.PIPELINES, "optimize", [("broken", _break_first_add)])
     monkeypatch.setattr(tensorsmith.config, "strict", False)
-    report.reset()
+    records.reset()
     x, y = torch.randn(3), torch.randn(3)
     out = torch.compile(lambda a, b: torch.sin(a) + b, backend="tensorsmith")(x, y)
     torch.testing.assert_close(out, torch.sin(x) + y)
-    (record,) = report.RECORDS
+    (record,) = records.RECORDS
     assert record.whole_graph_fallback and "VerifyError" in record.whole_graph_fallback
-    assert "ran whole through ATen" in report.format_records(report.RECORDS)
+    assert "ran whole through ATen" in records.format_records(records.RECORDS)

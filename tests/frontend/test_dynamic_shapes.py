@@ -5,7 +5,7 @@ import torch
 from helpers import check_against_eager
 
 import tensorsmith
-from tensorsmith.frontend import report
+from tensorsmith import records
 
 
 def _model():
@@ -15,7 +15,7 @@ def _model():
 
 def test_changing_batch_size_recompiles_and_matches_eager(monkeypatch, capsys):
     monkeypatch.setattr(tensorsmith.config, "debug", 1)
-    report.reset()
+    records.reset()
     model = _model()
     compiled = torch.compile(model, backend="tensorsmith")
     for batch in (2, 3, 5, 3):
@@ -30,7 +30,7 @@ def test_changing_batch_size_recompiles_and_matches_eager(monkeypatch, capsys):
     assert "input shapes changed; compiling a specialization" in log
     assert "[5, 4]" in log
     # The dynamic graphs were specialized for batches 3 and 5, and batch 3 reused its specialization.
-    assert max(r.specializations for r in report.RECORDS) == 2
+    assert max(r.specializations for r in records.RECORDS) == 2
 
 
 def test_dynamic_true_from_the_start():

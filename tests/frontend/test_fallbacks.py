@@ -11,7 +11,9 @@ import torch
 
 import tensorsmith
 from tensorsmith.errors import FallbackWarning
-from tensorsmith.frontend import attention, backend, compile as compile_mod, report
+from tensorsmith import records
+from tensorsmith.compile import backend, driver, fallback
+from tensorsmith.frontend import attention
 from tensorsmith.runtime.executor import GraphExecutor
 
 
@@ -43,8 +45,8 @@ def _train_step(model, fn, x):
 @pytest.fixture
 def lenient(monkeypatch):
     monkeypatch.setattr(tensorsmith.config, "strict", False)
-    monkeypatch.setattr(compile_mod, "_WARNED", set())
-    report.reset()
+    monkeypatch.setattr(fallback, "_WARNED", set())
+    records.reset()
 
 
 def _close(got, want):
@@ -69,7 +71,7 @@ def test_an_internal_error_while_running_falls_back_for_that_call_and_after(leni
     _close(_train_step(model, compiled, x), _reference(model, x))  # forward + backward compiled
     with pytest.warns(FallbackWarning, match="planted bug"):
         _close(_train_step(model, compiled, x), _reference(model, x))
-    fell = [r for r in report.RECORDS if r.whole_graph_fallback]
+    fell = [r for r in records.RECORDS if r.whole_graph_fallback]
     assert len(fell) == 1 and fell[0].kind == "forward"
     assert "while running, RuntimeError: a planted bug" in fell[0].whole_graph_fallback
     before = calls["n"]
@@ -78,10 +80,10 @@ def test_an_internal_error_while_running_falls_back_for_that_call_and_after(leni
 
 
 def test_an_internal_error_at_compile_time_warns_once_per_kind(lenient, monkeypatch):
-    def broken(graph, graph_id):
+    def broken(graph, pipeline, dump):
         raise KeyError("a planted bug in a pass")
 
-    monkeypatch.setattr(compile_mod, "run_pipeline", broken)
+    monkeypatch.setattr(driver, "run_pipeline", broken)
     x = torch.randn(5, 3)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -91,8 +93,8 @@ def test_an_internal_error_at_compile_time_warns_once_per_kind(lenient, monkeypa
         torch.testing.assert_close(g(x), torch.sin(x) * 2)
     ours = [w for w in caught if issubclass(w.category, FallbackWarning)]
     assert len(ours) == 1 and "KeyError" in str(ours[0].message)
-    assert all("internal error KeyError" in r.whole_graph_fallback for r in report.RECORDS)
-    assert len(report.RECORDS) == 2
+    assert all("internal error KeyError" in r.whole_graph_fallback for r in records.RECORDS)
+    assert len(records.RECORDS) == 2
 
 
 def test_an_error_before_import_runs_the_dynamo_graph(lenient, monkeypatch):
@@ -104,15 +106,15 @@ def test_an_error_before_import_runs_the_dynamo_graph(lenient, monkeypatch):
     with pytest.warns(FallbackWarning, match="before import"):
         out = torch.compile(lambda a: torch.softmax(a, -1) * 2, backend="tensorsmith")(x)
     torch.testing.assert_close(out, torch.softmax(x, -1) * 2)
-    (record,) = report.RECORDS
+    (record,) = records.RECORDS
     assert record.kind == "dynamo" and "planted bug" in record.whole_graph_fallback
 
 
 def test_strict_mode_re_raises(monkeypatch):
-    def broken(graph, graph_id):
+    def broken(graph, pipeline, dump):
         raise KeyError("a planted bug in a pass")
 
-    monkeypatch.setattr(compile_mod, "run_pipeline", broken)
+    monkeypatch.setattr(driver, "run_pipeline", broken)
     with pytest.raises(Exception, match="planted bug"):
         torch.compile(lambda a: torch.cos(a) + 1, backend="tensorsmith")(torch.randn(3))
 
@@ -124,4 +126,4 @@ def test_the_users_index_error_is_still_raised(lenient):
     torch.testing.assert_close(f(ids), table[ids].sum(-1))
     with pytest.raises(IndexError):
         f(torch.tensor([1, 2, 3, 40, 0, 1]))
-    assert not any(r.whole_graph_fallback for r in report.RECORDS)
+    assert not any(r.whole_graph_fallback for r in records.RECORDS)

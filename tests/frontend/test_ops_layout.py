@@ -5,18 +5,18 @@ import pytest
 import torch
 from helpers import check_against_eager
 
-from tensorsmith.frontend import report
+from tensorsmith import records
 
 
 def _native():
     names = set()
-    for r in report.RECORDS:
+    for r in records.RECORDS:
         names.update(r.native)
     return names
 
 
 def test_slice_assignment_becomes_slice_scatter():
-    report.reset()
+    records.reset()
 
     def f(x, z):
         y = x * 2
@@ -31,7 +31,7 @@ def test_slice_assignment_becomes_slice_scatter():
                                                   (9, 2, 8, 3), (6, 0, None, 5), (5, 4, None, 2)])
 def test_strided_slice_assignment_becomes_slice_scatter(size, start, end, step):
     """x[:, 1::2] = z (Mamba's associative scan), spans that end inside the tensor and past it."""
-    report.reset()
+    records.reset()
     count = len(range(start, size if end is None else end, step))
 
     def f(x, z):
@@ -42,11 +42,11 @@ def test_strided_slice_assignment_becomes_slice_scatter(size, start, end, step):
     gen = torch.Generator().manual_seed(size * 100 + start * 10 + step)
     check_against_eager(f, torch.randn(3, size, 2, generator=gen), torch.randn(3, count, 2, generator=gen))
     assert "aten.slice_scatter.default" in _native()
-    assert not any(r.fallbacks or r.whole_graph_fallback for r in report.RECORDS)
+    assert not any(r.fallbacks or r.whole_graph_fallback for r in records.RECORDS)
 
 
 def test_index_assignment_is_imported_without_fallback():
-    report.reset()
+    records.reset()
 
     def f(x, z):
         y = x + 1
@@ -54,18 +54,18 @@ def test_index_assignment_is_imported_without_fallback():
         return y.exp()
 
     check_against_eager(f, torch.randn(3, 4), torch.randn(3))
-    assert not any(r.fallbacks or r.whole_graph_fallback for r in report.RECORDS)
+    assert not any(r.fallbacks or r.whole_graph_fallback for r in records.RECORDS)
 
 
 def test_group_norm_as_strided_is_a_reshape():
-    report.reset()
+    records.reset()
     check_against_eager(torch.nn.GroupNorm(3, 6), torch.randn(2, 6, 5, 4))
     assert "aten.as_strided.default" in _native()
-    assert not any(r.fallbacks or r.whole_graph_fallback for r in report.RECORDS)
+    assert not any(r.fallbacks or r.whole_graph_fallback for r in records.RECORDS)
 
 
 def test_as_strided_of_a_non_contiguous_eager_value_runs_the_graph_through_aten():
-    report.reset()
+    records.reset()
 
     def f(x):
         y = x.t() * 2  # eager keeps x.t()'s transposed layout for y
@@ -74,4 +74,4 @@ def test_as_strided_of_a_non_contiguous_eager_value_runs_the_graph_through_aten(
     x = torch.randn(2, 3)
     out = torch.compile(f, backend="tensorsmith")(x)
     torch.testing.assert_close(out, f(x))
-    assert any("not contiguous" in (r.whole_graph_fallback or "") for r in report.RECORDS)
+    assert any("not contiguous" in (r.whole_graph_fallback or "") for r in records.RECORDS)

@@ -18,7 +18,7 @@ import tensorsmith
 from tensorsmith.errors import InputError, TensorsmithError
 from tensorsmith.frontend.importer import import_graph
 from tensorsmith.passes.pipeline import run_pipeline
-from tensorsmith.runtime.codegen import generate_code
+from tensorsmith.compile.codegen import generate_code
 from tensorsmith.runtime.executor import GraphExecutor
 
 FUZZ = settings(max_examples=12, deadline=None, derandomize=True,
@@ -143,7 +143,7 @@ def executor():
                                                torch.ops.aten.sum.dim_IntList(x, [1])))
     example = [torch.randn(3, 4), torch.randn(3, 4)]
     imported = import_graph(gm, example)
-    imported.graph = run_pipeline(imported.graph, "fuzz")
+    imported.graph = run_pipeline(imported.graph, "optimize")
     return GraphExecutor(imported, [0, 1], generate_code(imported.graph))
 
 

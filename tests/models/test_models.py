@@ -9,19 +9,19 @@ from helpers import check_against_eager, check_training
 from tensorsmith.bench.models.small import MLP, TINY_GPT, ConvBlock, hf_causal_lm, hf_encoder, tiny_nanogpt
 
 from tensorsmith.bench.models.nanogpt import make_batch
-from tensorsmith.frontend import report
+from tensorsmith import records
 
 
 def _assert_compiled_natively():
     """The model ran through tensorsmith graphs (none fell back whole)."""
-    assert report.RECORDS, "no graph was compiled"
-    whole = [r.graph_id for r in report.RECORDS if r.whole_graph_fallback]
+    assert records.RECORDS, "no graph was compiled"
+    whole = [r.graph_id for r in records.RECORDS if r.whole_graph_fallback]
     assert not whole, f"graphs ran whole through ATen: {whole}"
 
 
 @pytest.fixture(autouse=True)
 def _records():
-    report.reset()
+    records.reset()
     torch.manual_seed(torch.seed() % 2**31)  # fresh inputs each run, but reproducible in a log
     yield
 
@@ -41,7 +41,7 @@ def test_nanogpt_forward_and_gradients():
     check_against_eager(model, idx, targets)  # the cross-entropy loss and every parameter grad
     check_against_eager(model, idx)  # the logits
     _assert_compiled_natively()
-    assert not report.fallback_summary(report.RECORDS), report.format_records(report.RECORDS)
+    assert not records.fallback_summary(records.RECORDS), records.format_records(records.RECORDS)
 
 
 def test_nanogpt_training_matches_eager():
@@ -77,7 +77,7 @@ def test_nanogpt_with_each_block_compiled_on_its_own_trains_as_eager():
             scale = max(g_eager.abs().max().item(), 1e-30)
             assert (g_regional - g_eager).abs().max().item() <= 1e-4 * scale, name
     _assert_compiled_natively()
-    assert sorted(r.kind for r in report.RECORDS) == ["backward", "forward"]  # shared by the blocks
+    assert sorted(r.kind for r in records.RECORDS) == ["backward", "forward"]  # shared by the blocks
 
 
 def test_nanogpt_inference_under_no_grad():
@@ -85,7 +85,7 @@ def test_nanogpt_inference_under_no_grad():
     model.eval()
     with torch.no_grad():
         check_against_eager(model, idx, grads=False)
-    assert any(r.kind == "inference" for r in report.RECORDS)
+    assert any(r.kind == "inference" for r in records.RECORDS)
 
 
 def test_conv_block_forward_and_gradients():

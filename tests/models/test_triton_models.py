@@ -11,15 +11,15 @@ from helpers import check_against_eager, check_training
 pytest.importorskip("triton")
 
 from tensorsmith.bench.models.small import MLP, tiny_nanogpt
-from tensorsmith.frontend import report
+from tensorsmith import records
 
 pytestmark = pytest.mark.usefixtures("interpreted_triton")
 
 
 def _assert_ran_triton_kernels():
-    assert report.RECORDS, "no graph was compiled"
-    assert not [r.graph_id for r in report.RECORDS if r.whole_graph_fallback]
-    assert all(r.kernels for r in report.RECORDS), "a graph ran without generated kernels"
+    assert records.RECORDS, "no graph was compiled"
+    assert not [r.graph_id for r in records.RECORDS if r.whole_graph_fallback]
+    assert all(r.kernels for r in records.RECORDS), "a graph ran without generated kernels"
 
 
 def test_mlp_training_matches_eager():

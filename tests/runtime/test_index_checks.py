@@ -18,8 +18,8 @@ from codegen_cases import graph as _graph
 
 import tensorsmith
 from tensorsmith.runtime import index_checks
-from tensorsmith.runtime.codegen import generate_code
-from tensorsmith.runtime.compiled import IndexOutOfRange
+from tensorsmith.compile.codegen import generate_code
+from tensorsmith.errors import IndexOutOfRange
 from tensorsmith.runtime.cuda import TritonGraph
 
 SCALE = """\

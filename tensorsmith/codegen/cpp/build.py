@@ -9,16 +9,12 @@ import subprocess
 
 import torch
 
-from ...errors import TensorsmithError
-from ...runtime.cache import content_key, get_or_build
+from ...errors import BuildError
+from ...cache import content_key, get_or_build
 
 COMPILER = os.environ.get("CXX", "g++")
 FLAGS = ["-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-std=c++17", "-fno-math-errno",
          "-ffp-contract=off", "-w"]
-
-
-class BuildError(TensorsmithError):
-    """The system compiler rejected generated code (a compiler bug: the source is kept)."""
 
 
 @functools.lru_cache(maxsize=1)

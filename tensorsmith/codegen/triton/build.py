@@ -11,7 +11,7 @@ import torch
 import triton
 
 from ...log import log
-from ...runtime.cache import content_key, get_or_build
+from ...cache import content_key, get_or_build
 
 
 def interpreting() -> bool:

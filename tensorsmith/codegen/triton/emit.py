@@ -68,8 +68,8 @@ def _ts_round_f16(x):
 ROUND_F16
 '''
 # bfloat16 is rounded on the bits (add half an ulp, less one unless the kept last bit is odd; NaN
-# kept; overflow carries into inf): on a GPU Triton folded `x.to(tl.bfloat16).to(tl.float32)` away
-# (no rounding at all: seen on an H100, Triton 3.6), and its interpreter truncates instead.
+# kept; overflow carries into inf): on a GPU Triton folds `x.to(tl.bfloat16).to(tl.float32)` away
+# (no rounding at all), and its interpreter truncates instead.
 # float16 goes through one opaque PTX conversion on a GPU for the same reason; the interpreter's
 # numpy float16 conversion rounds to nearest even.
 _ROUND_F16_NATIVE = """    return tl.inline_asm_elementwise("cvt.rn.f16.f32 $0, $1;", "=h,r", [x], dtype=tl.float16,

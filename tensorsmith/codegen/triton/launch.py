@@ -3,14 +3,14 @@ the hand-written attention kernels (`launch`).
 
 `kernel[grid](*args)` goes through JITFunction.run on every launch: it binds and specializes the
 arguments, builds a cache key, looks the compiled kernel up and asks for the current device and
-stream, ~20 us of host time before the launcher's C code runs. Where a graph is not replayed as a
-CUDA graph (FSDP2's per-block graphs, a regional compile), that host time is the step's: 400
-launches a GPT-2 step. A generated kernel's arguments are all tensors (no integer to specialize on)
-and its grid is fixed, so after the graph's first call KernelLaunch holds the compiled kernel and
-calls its launcher directly with the current stream.
+stream, all host time before the launcher's C code runs. Where a graph is not replayed as a CUDA
+graph (FSDP2's per-block graphs, a regional compile), that host time is the step's, once per launch.
+A generated kernel's arguments are all tensors (no integer to specialize on) and its grid is fixed,
+so after the graph's first call KernelLaunch holds the compiled kernel and calls its launcher
+directly with the current stream.
 
-The compiled kernel was specialized for 16-byte aligned pointers (runtime/triton_codegen.py compiles
-it ahead with dtypes standing in for the buffers, which Triton takes as aligned). A launch whose
+The compiled kernel was specialized for 16-byte aligned pointers (compile/triton.py compiles it
+ahead with dtypes standing in for the buffers, which Triton takes as aligned). A launch whose
 checked tensors (all but the arena views, constants and flags, aligned by construction) are not
 all aligned (a user's view at an odd offset) goes through the JIT, which compiles the kernel for
 them, as does every launch while a launch hook (a profiler's) is set or config.direct_launch is

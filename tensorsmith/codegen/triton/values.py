@@ -43,8 +43,8 @@ computes in float32 and rounds its result to the half type:
 
 The rounds are `_ts_round_bf16` / `_ts_round_f16` of the kernel module's prelude (emit.py): bfloat16
 by an integer round-to-nearest-even on the float32 bits, float16 by one opaque PTX conversion on a
-GPU: Triton folds a plain `x.to(tl.bfloat16).to(tl.float32)` away there (no rounding at all, seen on
-an H100 with Triton 3.6), and its interpreter truncates float32 -> bfloat16.
+GPU: Triton folds a plain `x.to(tl.bfloat16).to(tl.float32)` away there (no rounding at all), and
+its interpreter truncates float32 -> bfloat16.
 """
 from __future__ import annotations
 

@@ -6,7 +6,13 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from .importer import Fallback
+
+@dataclass
+class Fallback:
+    """An ATen op the importer left to ATen: the op, the model's source line, and why."""
+    target: str
+    source: str | None
+    reason: str
 
 
 @dataclass
@@ -22,7 +28,7 @@ class GraphRecord:
     library_calls: int = 0  # steps run through PyTorch (matmul, convolution, fallback, ...)
     cache_hit: bool | None = None  # whether the built module came from the compile cache
     peak_bytes: int = 0  # planned intermediate arena plus outputs
-    cuda_graph: str | None = None  # "replayed", or "not: <why>" (runtime/cuda_graphs.py); None: undecided
+    cuda_graph: str | None = None  # "replayed", or "not: <why>" (runtime/cuda_graphs/); None: undecided
 
 
 RECORDS: list[GraphRecord] = []

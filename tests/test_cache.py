@@ -9,7 +9,8 @@ import torch
 
 import tensorsmith
 from tensorsmith.codegen.cpp import build as cpp_build
-from tensorsmith.runtime.cache import CacheError, get_or_build
+from tensorsmith.cache import get_or_build
+from tensorsmith.errors import CacheError
 
 SOURCE = 'extern "C" int answer() { return %d; }\n'
 
@@ -86,8 +87,8 @@ def test_unsafe_cache_makes_the_graph_run_through_aten_with_the_reason(cache_dir
     os.makedirs(cache_dir, mode=0o700)
     os.chmod(cache_dir, 0o777)
     monkeypatch.setattr(tensorsmith.config, "strict", False)
-    from tensorsmith.frontend import report
-    report.reset()
+    from tensorsmith import records
+    records.reset()
     x = torch.randn(3)
     torch.testing.assert_close(torch.compile(torch.sin, backend="tensorsmith")(x), torch.sin(x))
-    assert "writable by group or others" in (report.RECORDS[0].whole_graph_fallback or "")
+    assert "writable by group or others" in (records.RECORDS[0].whole_graph_fallback or "")

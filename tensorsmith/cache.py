@@ -15,13 +15,9 @@ import stat
 import tempfile
 from typing import Callable
 
-from .. import config
-from ..errors import TensorsmithError
-from ..log import log
-
-
-class CacheError(TensorsmithError):
-    """The cache directory is not safe to load code from."""
+from . import config
+from .errors import CacheError
+from .log import log
 
 
 def content_key(*parts: str) -> str:

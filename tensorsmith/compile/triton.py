@@ -1,9 +1,7 @@
-"""Graph -> schedule -> Triton source -> TritonGraph: the code generator for CUDA graphs (and for
-CPU graphs under TRITON_INTERPRET=1 with TENSORSMITH_EXECUTOR=triton), timed and recorded."""
+"""The Triton backend's steps: schedule -> Triton source -> module -> TritonGraph (runtime/cuda.py),
+for CUDA graphs (and CPU graphs under TRITON_INTERPRET=1 with TENSORSMITH_EXECUTOR=triton)."""
 from __future__ import annotations
 
-import os
-import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import torch
@@ -11,27 +9,26 @@ from torch._subclasses.fake_tensor import FakeTensorMode, unset_fake_temporarily
 
 from .. import config
 from ..codegen.exprs import half_kernels
-from ..codegen.schedule import KernelStep, LibraryStep
+from ..codegen.schedule import KernelStep, LibraryStep, Schedule
 from ..codegen.triton.build import compile_and_load, interpreting, load_module
 from ..codegen.triton.emit import emit_kernel, emit_module
 from ..codegen.triton.launch import argument_dtypes
-from ..frontend.report import GraphRecord
 from ..ir.aten import from_attr
+from ..ir.graph import Graph, graph_device
 from ..ir.interpret import Interpreter
 from ..kernels import attention_op
-from ..log import log
-from ..passes import split_reduction
-from ..passes.fuse import schedule
-from .codegen import graph_device
-from .cuda import TritonGraph
+from ..passes.fuse import schedule as fuse
+from ..records import GraphRecord
+from ..runtime.cuda import TritonGraph
+from .emitted import Emitted
 
 _COMPILES = ThreadPoolExecutor(max_workers=max(config.compile_threads, 1),
                                thread_name_prefix="tensorsmith-triton")
 
 
 def _compile_and_load(kernel, dtypes, device: str, **launch) -> None:
-    """compile_and_load on `device`, from a background thread: building the launchers at first
-    launch instead (a quarter second each) took ~4 s of GPT-2's first step on the H100 machine."""
+    """compile_and_load on `device`, from a background thread: at first launch instead, building
+    each launcher (a C compiler run) would hold up the graph's first call."""
     with torch.cuda.device(device):
         compile_and_load(kernel, *dtypes, **launch)
 
@@ -58,9 +55,9 @@ _ATTENTION = "tensorsmith.attention.default"
 
 def _precompile_attention(plan, device: str) -> list[Future]:
     """Compile the kernels of the graph's attention library steps (forward and backward) in the
-    background too: Triton would compile them at their first launch, on the calling thread, a few
-    seconds for GPT-2's four. Fake tensors with the steps' shapes, strides and device stand in. Once
-    per distinct layout: GPT-2's 12 layers had compiled the same kernels 12 times at once."""
+    background too: Triton would compile them at their first launch, on the calling thread. Fake
+    tensors with the steps' shapes, strides and device stand in. Once per distinct layout: identical
+    layers would otherwise each compile the same kernels at once."""
     if interpreting() or config.compile_threads <= 0 or not str(device).startswith("cuda"):
         return []
     futures, seen = [], set()
@@ -86,29 +83,28 @@ def _fake_arguments(plan, step: LibraryStep, device: str) -> list:
         return from_attr(step.node.attrs["args"], inputs, lambda dtype: dtype.torch_dtype)
 
 
-def generate_triton_code(graph, record=None) -> TritonGraph:
-    """Compile `graph` to Triton kernels and library calls; stats go to `record`."""
-    record = record or GraphRecord(graph.name, graph.name)
-    start = time.perf_counter()
-    split_reduction.run(graph)  # GPU-only: the C++ kernels parallelize over columns well enough
+def schedule(graph: Graph) -> Schedule:
+    """Fusion admits half-precision nodes here (the Triton emitter rounds each op as eager does)."""
     with half_kernels(config.half_kernels):
-        plan = schedule(graph)
+        return fuse(graph)
+
+
+def emit(plan: Schedule, graph: Graph, record: GraphRecord) -> Emitted:
+    """One Triton kernel per kernel step (None for a step with no point to compute), all in one
+    module source."""
     dtypes = {name: b.type.dtype for name, b in plan.buffers.items() if hasattr(b.type, "dtype")}
     kernels = [emit_kernel(step.kernel, dtypes) for step in plan.steps if isinstance(step, KernelStep)]
     source = emit_module([k for k in kernels if k is not None], interpreted=interpreting())
-    if config.dump_dir:
-        with open(os.path.join(config.dump_dir, f"{record.graph_id}.kernels.py"), "w") as f:
-            f.write(source)
-    module, record.cache_hit = load_module(source)
+    return Emitted(source, "py", kernels)
+
+
+def build(code: Emitted, record: GraphRecord):
+    module, record.cache_hit = load_module(code.source)
+    return module
+
+
+def runner(plan: Schedule, code: Emitted, module, graph: Graph, record: GraphRecord) -> TritonGraph:
+    """The TritonGraph, its kernels (and attention's) compiling in the background meanwhile."""
     device = graph_device(graph)
-    with unset_fake_temporarily():  # the arena and constants are real memory
-        compiling = _precompile(module, kernels, plan, device) + _precompile_attention(plan, device)
-        compiled = TritonGraph(plan, kernels, module, record, device, compiling)
-    record.kernels = len(kernels)
-    record.library_calls = len(plan.steps) - len(kernels)
-    record.peak_bytes = compiled.plan.peak_bytes
-    distinct = len({k.name for k in kernels if k is not None})
-    log(1, f"{record.graph_id}: {len(kernels)} Triton kernels ({distinct} distinct), "
-           f"{record.library_calls} library calls, arena {compiled.plan.arena_bytes / 2**20:.2f} MiB, "
-           f"generated in {(time.perf_counter() - start) * 1e3:.0f} ms")
-    return compiled
+    compiling = _precompile(module, code.kernels, plan, device) + _precompile_attention(plan, device)
+    return TritonGraph(plan, code.kernels, module, record, device, compiling)
