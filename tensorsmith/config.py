@@ -11,11 +11,20 @@ def _int_env(name: str, default: int) -> int:
         return default
 
 
-# 0 silent; 1 one line per compiled graph (ops, fallbacks); 2 adds stage times; 3 prints the IR.
+# 0 silent; 1 one line per compiled graph; 2 stage times and per-call decisions; 3 the IR and the
+# schedule; 4 the generated source (the levels are listed in log.py).
 debug: int = _int_env("TENSORSMITH_DEBUG", 0)
 
-# A directory to write the IR to after every stage, or None.
+# A directory to write every stage of every graph to (dump.py), or None.
 dump_dir: str | None = os.environ.get("TENSORSMITH_DUMP") or None
+
+# A graph with symbolic sizes (Dynamo marks a dimension dynamic once it changed) is compiled for a
+# concrete shape only when that shape comes again: on its `specialize_after`-th call. Until then,
+# and for new shapes once `max_specializations` shapes are compiled, the call runs the graph
+# through ATen as captured (exact, eager speed), so shapes that change on every call (a growing
+# KV cache in generation) never wait for a compile each (compile/specialize.py).
+specialize_after: int = _int_env("TENSORSMITH_SPECIALIZE_AFTER", 2)
+max_specializations: int = _int_env("TENSORSMITH_MAX_SPECIALIZATIONS", 16)
 
 # Verify the graph after import and after every pass (cheap; catches a bad pass where it happens).
 verify_each_stage: bool = os.environ.get("TENSORSMITH_VERIFY", "1") != "0"

@@ -2,8 +2,8 @@
 the passes every backend runs -> the backend's passes, schedule, emitted source, built module and
 runner (codegen.py) -> the executor that checks arguments and assembles outputs.
 
-Graphs with symbolic shapes (Dynamo's automatic dynamic shapes) are specialized: imported anew for
-each concrete input signature met at run time, and cached by it. Failures fall back (fallback.py).
+Graphs with symbolic shapes (Dynamo's automatic dynamic shapes) are compiled per concrete shape where
+specialize.py decides it pays. Failures fall back (fallback.py).
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from ..records import GraphRecord, new_record
 from ..runtime.executor import GraphExecutor
 from .codegen import generate_code
 from .fallback import guarded
+from .specialize import Specializing, is_symbolic
 
 
 def build(gm: torch.fx.GraphModule, args, record: GraphRecord, saved_from: int | None = None) -> GraphExecutor:
@@ -44,19 +45,6 @@ def build(gm: torch.fx.GraphModule, args, record: GraphRecord, saved_from: int |
     return GraphExecutor(imported, positions, runner, saved_from)
 
 
-def _is_symbolic(value) -> bool:
-    if isinstance(value, torch.SymInt):
-        return True
-    if isinstance(value, torch.Tensor):
-        return any(isinstance(s, torch.SymInt) for s in value.shape)
-    return False
-
-
-def _signature(args) -> tuple:
-    return tuple((tuple(a.shape), a.dtype, a.device) if isinstance(a, torch.Tensor) else a
-                 for a in args)
-
-
 def _saved_outputs_start(kind: str) -> int | None:
     """For a training forward, the index of its first output that only its backward reads (the
     activations AOTAutograd saves follow the mutated inputs and the model's own outputs); None
@@ -68,32 +56,14 @@ def _saved_outputs_start(kind: str) -> int | None:
     return getattr(meta, "num_forward", None)
 
 
-class _Specializing:
-    """Imports a symbolic graph once per concrete argument signature."""
-
-    def __init__(self, gm, record: GraphRecord, saved_from: int | None):
-        self.gm, self.record, self.saved_from = gm, record, saved_from
-        self.cache: dict[tuple, object] = {}
-
-    def __call__(self, *args):
-        key = _signature(args)
-        executor = self.cache.get(key)
-        if executor is None:
-            shapes = [list(a.shape) for a in args if isinstance(a, torch.Tensor)]
-            log(1, f"{self.record.graph_id}: input shapes changed; compiling a specialization "
-                   f"(number {len(self.cache) + 1}) for {shapes}")
-            if self.cache:
-                events.recompiling(self.record, "input shapes changed", args)
-            executor = self.cache[key] = guarded(lambda: build(self.gm, args, self.record, self.saved_from),
-                                                 self.gm, self.record)
-        return executor(*args)
-
-
 def compile_fx_graph(gm: torch.fx.GraphModule, example_inputs, kind: str):
     """The callable that runs `gm` (a forward, backward or inference graph) through tensorsmith."""
     record = new_record(kind)
     saved_from = _saved_outputs_start(kind)
-    if any(_is_symbolic(a) for a in example_inputs):
-        return events.handed_over(_Specializing(gm, record, saved_from), record)
-    return events.handed_over(guarded(lambda: build(gm, list(example_inputs), record, saved_from),
-                                      gm, record), record)
+
+    def built(args):
+        return guarded(lambda: build(gm, list(args), record, saved_from), gm, record)
+
+    if any(is_symbolic(a) for a in example_inputs):
+        return events.handed_over(Specializing(gm, record, built), record)
+    return events.handed_over(built(example_inputs), record)

@@ -39,10 +39,10 @@ from ..codegen.schedule import KernelStep, LibraryStep, Schedule
 from ..codegen.triton.build import interpreting
 from ..codegen.triton.emit import TritonKernel
 from ..codegen.triton.launch import KernelLaunch, argument_dtypes
+from ..errors import IndexOutOfRange
 from ..ir.interpret import Interpreter, _constant
 from ..log import log
 from . import index_checks
-from ..errors import IndexOutOfRange
 from .compiled import _library_call
 from .cuda_graphs.attach import attach as attach_cuda_graph
 from .cuda_graphs.eligibility import graph_name

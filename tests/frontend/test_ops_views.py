@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 from op_cases import (FEW, aten, bools, compile_check, direct_check, ints, lay_out, layouts, randn,
                       shapes, transposed)
 
+import tensorsmith
+
 DTYPES = st.sampled_from([torch.float32, torch.float64, torch.int64, torch.bool])
 
 
@@ -278,8 +280,10 @@ def test_view_overloads_directly():
     direct_check(aten.cat.default, [x, ints(2, 1, 4)], 1)
 
 
-def test_views_with_dynamic_shapes():
-    """Symbolic sizes (dynamic=True) are evaluated to ints when the graph is specialized."""
+def test_views_with_dynamic_shapes(monkeypatch):
+    """Symbolic sizes (dynamic=True) are evaluated to ints when the graph is specialized (here on
+    each shape's first call)."""
+    monkeypatch.setattr(tensorsmith.config, "specialize_after", 1)
     def fn(x):
         n = x.shape[0]
         # (an expanded view of the input returned as is fails in AOTAutograd's alias replay with
