@@ -29,19 +29,25 @@ LIBRARY_KERNELS = frozenset(f"aten.{name}.default" for name in (
 # Which argument of a library kernel is an attention bias that PyTorch's memory-efficient kernel
 # reads with a unit last stride and 16-element-aligned rows. Eager's SDPA pads and slices the mask to
 # that layout before the call; in a graph the pad and slice may simplify away to a plain (or
-# broadcast) view, so the step lays the bias out again (`aligned_bias`).
-ALIGNED_BIAS = {"aten._scaled_dot_product_efficient_attention.default": 3,
-                "aten._scaled_dot_product_efficient_attention_backward.default": 4}
+# broadcast) view, so the step lays the bias out again (`aligned_bias`). Positions of the bias and
+# of the key among the arguments.
+ALIGNED_BIAS = {"aten._scaled_dot_product_efficient_attention.default": (3, 1),
+                "aten._scaled_dot_product_efficient_attention_backward.default": (4, 2)}
 
 
-def aligned_bias(bias: torch.Tensor) -> torch.Tensor:
-    """`bias` with a unit last stride and rows starting at multiples of 16 elements (a padded copy
-    sliced back, as eager's SDPA makes it); itself when it already is so."""
+def aligned_bias(bias: torch.Tensor, keys: int) -> torch.Tensor:
+    """`bias` over `keys` key positions with a unit last stride and rows starting at multiples of
+    16 elements (a padded copy sliced back, as eager's SDPA makes it); itself when it already is
+    so. A bias broadcast along the keys (last size 1) is expanded first: the kernel takes it whole."""
+    if bias.size(-1) == 1 and keys != 1:
+        bias = bias.expand(*bias.shape[:-1], keys)
     rows_aligned = all(s % 16 == 0 for s, n in zip(bias.stride()[:-1], bias.shape[:-1]) if n > 1)
     if bias.stride(-1) == 1 and rows_aligned:
         return bias
     last = bias.size(-1)
-    return torch.nn.functional.pad(bias, (0, -last % 16))[..., :last]
+    padded = bias.new_zeros(*bias.shape[:-1], last + -last % 16)
+    padded[..., :last] = bias
+    return padded[..., :last]
 
 
 def resolve_target(name: str) -> torch._ops.OpOverload:

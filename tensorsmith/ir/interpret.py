@@ -108,6 +108,16 @@ def _constant(value, shape, dtype, device):
     return torch.full(shape, value, dtype=dtype, device=device)
 
 
+def _align_bias(args: list, kwargs: dict, bias: int, key: int) -> None:
+    """Lay out the attention bias argument (positional or `attn_bias=`) as the memory-efficient
+    kernel reads it (ir/aten.py `aligned_bias`), in place in `args`/`kwargs`."""
+    keys = args[key].size(-2)
+    if bias < len(args) and isinstance(args[bias], torch.Tensor):
+        args[bias] = aligned_bias(args[bias], keys)
+    elif isinstance(kwargs.get("attn_bias"), torch.Tensor):
+        kwargs["attn_bias"] = aligned_bias(kwargs["attn_bias"], keys)
+
+
 class Interpreter:
     """Evaluates nodes one at a time; `float64` computes all floating values in float64."""
 
@@ -212,9 +222,9 @@ class Interpreter:
             args = [a.contiguous() if isinstance(a, torch.Tensor) else a for a in args]
         call_args = from_attr(node.attrs["args"], args, self.dtype)
         call_kwargs = from_attr(node.attrs["kwargs"], args, self.dtype)
-        bias = ALIGNED_BIAS.get(node.attrs["target"])
-        if bias is not None and bias < len(call_args) and isinstance(call_args[bias], torch.Tensor):
-            call_args[bias] = aligned_bias(call_args[bias])
+        positions = ALIGNED_BIAS.get(node.attrs["target"])
+        if positions is not None:
+            _align_bias(call_args, call_kwargs, *positions)
         result = target(*call_args, **call_kwargs)
         if isinstance(node.type, TupleType):
             result = tuple(r for r in result if r is not None)  # the IR type leaves Nones out
