@@ -60,8 +60,11 @@ events_runs: bool = os.environ.get("TENSORSMITH_EVENTS_RUNS", "0") == "1"
 executor: str = os.environ.get("TENSORSMITH_EXECUTOR", "cpp")
 
 # float16/bfloat16 values (autocast) computed in generated Triton kernels, rounded at every op as
-# eager rounds them; off, they run op by op through PyTorch. The C++ backend always does the latter.
-half_kernels: bool = os.environ.get("TENSORSMITH_HALF_KERNELS", "1") != "0"
+# eager rounds them; elsewhere they run op by op through PyTorch (the C++ backend always does).
+# True ("1"): every graph; False ("0"): none; "inference" (the default): all but training graphs,
+# until a bf16 training mis-compile on CUDA (Swin: zero gradients, docs/BENCHMARKS.md) is fixed.
+half_kernels: bool | str = {"1": True, "all": True, "0": False, "off": False}.get(
+    os.environ.get("TENSORSMITH_HALF_KERNELS", "inference"), "inference")
 
 # Threads compiling Triton kernels in the background while tracing goes on (0: each kernel compiles
 # at its first launch instead).
@@ -99,3 +102,25 @@ direct_launch: bool = os.environ.get("TENSORSMITH_DIRECT_LAUNCH", "1") != "0"
 # so that every call site replays (runtime/cuda_graphs/call_sites.py). Off ("0"): one capture per
 # graph.
 cuda_graph_call_sites: bool = os.environ.get("TENSORSMITH_CUDA_GRAPH_SITES", "1") != "0"
+
+# Live alarms (monitor.py): every compiled graph's calls are timed, and once per step (a call of a
+# forward or inference graph) or window of steps, checked for a recompile storm, shape churn, a
+# drifting step time and growing memory; numerics incidents become alarms too. Each warns once
+# (AlarmWarning) and goes to the events. Read when a graph is compiled.
+alarms: bool = os.environ.get("TENSORSMITH_ALARMS", "1") != "0"
+# recompile_storm: a Dynamo frame compiled more than N times, or a dynamic graph compiled for more
+# than N shapes that ran fewer than 2 calls each on average. 6: train/eval, grad mode and a dynamic
+# batch make at most 4-5 compiles of a frame, and Dynamo stops compiling one at its
+# recompile_limit (8 compiles): N >= 8 would never fire.
+alarm_recompiles: int = _int_env("TENSORSMITH_ALARM_RECOMPILES", 6)
+# Steps in a window of the step detectors; the first window is warm-up (compiles, allocator caches,
+# optimizer state). 20: a window's median ignores up to 9 slow steps (a checkpoint, an evaluation).
+alarm_window: int = _int_env("TENSORSMITH_ALARM_WINDOW", 20)
+# step_drift: a window's median step time above this multiple of the fastest window's median after
+# warm-up (and 0.5 ms more a step). 1.5: far above run-to-run noise (a few %), and a slow-down
+# worth a look.
+alarm_drift: float = float(os.environ.get("TENSORSMITH_ALARM_DRIFT", "1.5"))
+# memory_growth: memory (CUDA allocated, else the resident set) grew by more than this many MiB
+# over consecutive windows, in each of which at least 80% of the steps grew it. 64: more than
+# allocator caches move after warm-up; a slow leak fires once its growth adds up to it.
+alarm_memory_mib: float = float(os.environ.get("TENSORSMITH_ALARM_MEMORY_MIB", "64"))

@@ -84,9 +84,18 @@ def _fake_arguments(plan, step: LibraryStep, device: str) -> list:
 
 
 def schedule(graph: Graph) -> Schedule:
-    """Fusion admits half-precision nodes here (the Triton emitter rounds each op as eager does)."""
-    with half_kernels(config.half_kernels):
+    """Fusion admits half-precision nodes here where config.half_kernels says so (the Triton
+    emitter rounds each op as eager does)."""
+    with half_kernels(_half_kernels_for(graph)):
         return fuse(graph)
+
+
+def _half_kernels_for(graph: Graph) -> bool:
+    """config.half_kernels for this graph: "inference" admits them in all but training graphs
+    (the importer names a graph by its kind)."""
+    if config.half_kernels == "inference":
+        return graph.name not in ("forward", "backward")
+    return bool(config.half_kernels)
 
 
 def emit(plan: Schedule, graph: Graph, record: GraphRecord) -> Emitted:

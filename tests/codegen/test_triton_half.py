@@ -23,6 +23,7 @@ pytest.importorskip("triton")
 
 from tensorsmith.codegen.schedule import KernelStep
 from tensorsmith.codegen.triton import blocks
+import tensorsmith
 from tensorsmith import records
 from tensorsmith.ir import interpret, verify
 from tensorsmith.compile.codegen import generate_code
@@ -320,7 +321,8 @@ def test_compiled_bf16_function_matches_eager():
     _records_ran_kernels()
 
 
-def test_mlp_under_bf16_autocast_forward_and_backward_match_eager():
+def test_mlp_under_bf16_autocast_forward_and_backward_match_eager(monkeypatch):
+    monkeypatch.setattr(tensorsmith.config, "half_kernels", True)  # training graphs too
     # Smooth activations: a bf16 rounding that flips a ReLU's sign (rounding order differs from
     # eager's fused addmm) would move a gradient row by a few percent, in eager as much as here.
     model = torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.Tanh(), torch.nn.Linear(64, 64),
@@ -344,3 +346,21 @@ def test_mlp_under_bf16_autocast_forward_and_backward_match_eager():
         assert ours <= 2 * eagers + 5e-3, (ours, eagers)
     _records_ran_kernels()
     assert sum(r.library_calls for r in records.RECORDS) <= 12  # the matmuls, no op-by-op fallback
+
+
+@pytest.mark.parametrize("setting, forward, inference", [("inference", False, True), (True, True, True),
+                                                          (False, False, False)])
+def test_half_kernels_setting_decides_per_kind_of_graph(setting, forward, inference, monkeypatch):
+    """By default ("inference") training graphs keep half values out of kernels (op by op)."""
+    from tensorsmith.compile import triton as triton_backend
+    monkeypatch.setattr(tensorsmith.config, "half_kernels", setting)
+    text = """\
+        graph @{name}(%x: bf16[4,8]@cpu) {{
+          %0 = exp(%x) : bf16[4,8]@cpu
+          %1 = mul(%0, %x) : bf16[4,8]@cpu
+          return %1
+        }}"""
+    for name, fused in (("forward", forward), ("backward", forward), ("inference", inference)):
+        plan = triton_backend.schedule(_graph(text.format(name=name)))
+        kernels = [s for s in plan.steps if isinstance(s, KernelStep)]
+        assert bool(kernels) == fused, (name, setting, plan.steps)
