@@ -77,6 +77,11 @@ class FallbackWarning(UserWarning):
     given once per kind of reason, so that a user does not lose the speed without being told."""
 
 
+class AlarmWarning(UserWarning):
+    """A live alarm (monitor.py): a recompile storm, shape churn, a drifting step time, growing
+    memory or a numerics incident, with its effect and fix; given once per kind and graph."""
+
+
 class NumericsWarning(RuntimeWarning):
     """The warning `config.check_numerics = "warn"` gives, once per op and source line."""
 

@@ -2,7 +2,8 @@
 
 Counts of each event, compile time (tensorsmith's own and the background C++ builds), cache hit
 rate, the slowest graphs, recompiles with their reasons, fallbacks (ATen ops by op and source
-line; whole graphs with the reason), incidents, and graph run times when they were recorded.
+line; whole graphs with the reason), incidents, live alarms (by kind, each with its effect and
+fix), and graph run times when they were recorded.
 `--json` prints the summary as JSON; `--prometheus FILE` writes it in Prometheus' text format
 (for node_exporter's textfile collector). Exit status: 0, or 2 when the file cannot be read.
 """
@@ -84,6 +85,10 @@ def summarize(events: list[dict], top: int = 5) -> dict:
         "incidents": {"count": len(of["incident"]),
                       "by_kind": dict(Counter(e.get("kind") for e in of["incident"])),
                       "first": of["incident"][:top]},
+        "alarms": {"count": len(of["alarm"]),
+                   "by_kind": dict(Counter(e.get("kind") for e in of["alarm"])),
+                   "list": [{"kind": e.get("kind"), "graph": label(e) if e.get("graph") else "",
+                             **{k: e.get(k) for k in ("what", "effect", "fix")}} for e in of["alarm"]]},
         "runs": {g: {"calls": len(s), "total_s": round(sum(s), 6),
                      "median_ms": round(statistics.median(s) * 1e3, 3),
                      "max_ms": round(max(s) * 1e3, 3)} for g, s in runs.items()},
@@ -120,11 +125,20 @@ def format_summary(s: dict, path: str) -> str:
     for e in i["first"]:
         detail = ", ".join(f"{k}={v}" for k, v in e.items() if k not in ("time", "event", "pid", "kind"))
         lines.append(f"  {e.get('time')} {e.get('kind')}: {detail}")
+    lines += _alarm_lines(s["alarms"])
     if s["runs"]:
         lines.append("graph runs:")
         for g, r in sorted(s["runs"].items()):
             lines.append(f"  {g}: {r['calls']} call(s), median {r['median_ms']:.3f} ms, max {r['max_ms']:.3f} ms")
     return "\n".join(lines)
+
+
+def _alarm_lines(a: dict) -> list[str]:
+    lines = [f"alarms: {a['count']}" + "".join(f"\n  {n} x {k}" for k, n in a["by_kind"].items())]
+    for x in a["list"]:
+        where = f" ({x['graph']})" if x["graph"] else ""
+        lines.append(f"  {x['kind']}{where}: {x['what']}\n    effect: {x['effect']}\n    fix: {x['fix']}")
+    return lines
 
 
 def prometheus(s: dict) -> str:
@@ -140,7 +154,9 @@ def prometheus(s: dict) -> str:
              [('{scope="op"}', sum(x["count"] for x in s["fallbacks"]["ops"])),
               ('{scope="graph"}', len(s["fallbacks"]["graphs"]))]),
             ("incidents_total", "Numeric and input incidents.",
-             [(f'{{kind="{k}"}}', n) for k, n in s["incidents"]["by_kind"].items()] or [("", 0)])]
+             [(f'{{kind="{k}"}}', n) for k, n in s["incidents"]["by_kind"].items()] or [("", 0)]),
+            ("alarms_total", "Live alarms (monitor.py), by kind.",
+             [(f'{{kind="{k}"}}', n) for k, n in s["alarms"]["by_kind"].items()] or [("", 0)])]
     out = []
     for name, help_text, samples in rows:
         out += [f"# HELP tensorsmith_{name} {help_text}", f"# TYPE tensorsmith_{name} counter"]

@@ -15,6 +15,8 @@ Every event has `time` (ISO 8601, UTC), `event` and `pid`; the rest depends on t
   fallback   scope "op": an ATen op without a lowering (graph, op, source, reason, count);
              scope "graph": a graph run whole through ATen or the interpreter (graph, reason)
   incident   a numeric or input incident, reported by the guards: kind and what they say
+  alarm      a live alarm (monitor.py), once per kind and graph: kind (recompile_storm,
+             shape_churn, step_drift, memory_growth, numerics), graph, what, effect, fix
   run        one call of a compiled graph (only with TENSORSMITH_EVENTS_RUNS=1): graph, seconds
 
 Each event is one `write` to a file opened for appending, so lines of several processes or threads
@@ -145,9 +147,19 @@ def graph_fallback(record) -> None:
          reason=record.whole_graph_fallback)
 
 
+incident_listeners: list = []  # called with (kind, fields) of each incident (monitor.py's alarms)
+
+
 def incident(kind: str, **fields) -> None:
     """A numeric or input incident (NaN/Inf in an output, a rejected argument, ...)."""
     emit("incident", kind=kind, **fields)
+    for listener in incident_listeners:
+        listener(kind, fields)
+
+
+@_safe
+def alarm(kind: str, graph: str, what: str, effect: str, fix: str) -> None:
+    emit("alarm", kind=kind, graph=graph, what=what, effect=effect, fix=fix)
 
 
 @_safe
@@ -177,7 +189,7 @@ def handed_over(fn, record):
     `fn` emitting a run event per call."""
     if not config.events_path:
         return fn
-    reason = _safe(_dynamo_recompile_reason)()
+    reason = _safe(dynamo_recompile_reason)()
     if reason:
         emit("recompile", graph=record.graph_id, kind=record.kind, reason=f"Dynamo: {reason}")
     if not config.events_runs:
@@ -192,7 +204,7 @@ def handed_over(fn, record):
     return run
 
 
-def _dynamo_recompile_reason() -> str | None:
+def dynamo_recompile_reason() -> str | None:
     """Dynamo's reason for compiling the current frame again, while it compiles (None when this
     is the frame's first compile, or outside Dynamo, e.g. a backward graph compiled lazily)."""
     from torch._dynamo.utils import get_metrics_context

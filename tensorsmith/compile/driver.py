@@ -11,7 +11,7 @@ import time
 
 import torch
 
-from .. import events
+from .. import events, monitor
 from ..dump import StageDump
 from ..frontend.importer import import_graph
 from ..ir.printer import print_graph
@@ -65,5 +65,5 @@ def compile_fx_graph(gm: torch.fx.GraphModule, example_inputs, kind: str):
         return guarded(lambda: build(gm, list(args), record, saved_from), gm, record)
 
     if any(is_symbolic(a) for a in example_inputs):
-        return events.handed_over(Specializing(gm, record, built), record)
-    return events.handed_over(built(example_inputs), record)
+        return monitor.watch(events.handed_over(Specializing(gm, record, built), record), record)
+    return monitor.watch(events.handed_over(built(example_inputs), record), record)
