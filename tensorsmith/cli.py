@@ -1,6 +1,6 @@
 """The `tensorsmith` command: `tensorsmith bench [...]`, `tensorsmith zoo [...]`,
 `tensorsmith verify FILE.tsir ...`, `tensorsmith data check TRAIN EVAL [...]`,
-`tensorsmith report EVENTS.jsonl`."""
+`tensorsmith report EVENTS.jsonl`, `tensorsmith doctor [SCRIPT [ARGS...]]`."""
 from __future__ import annotations
 
 import argparse
@@ -36,6 +36,8 @@ def main(argv=None) -> int:
                         "NaN/Inf (tensorsmith data --help)", add_help=False)
     commands.add_parser("report", help="summarize an event file (TENSORSMITH_EVENTS=path)",
                         add_help=False)
+    commands.add_parser("doctor", help="why compiled is not faster: the environment and one run "
+                        "of a script (tensorsmith doctor --help)", add_help=False)
     verify = commands.add_parser("verify", help="parse and verify IR text files (e.g. dumps)")
     verify.add_argument("paths", nargs="+")
     args, rest = parser.parse_known_args(argv)
@@ -51,6 +53,9 @@ def main(argv=None) -> int:
     if args.command == "report":
         from .event_report import main as report_main
         return report_main(rest)
+    if args.command == "doctor":
+        from .doctor.command import main as doctor_main
+        return doctor_main(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     return _verify(args.paths)
