@@ -103,7 +103,7 @@ direct_launch: bool = os.environ.get("TENSORSMITH_DIRECT_LAUNCH", "1") != "0"
 # graph.
 cuda_graph_call_sites: bool = os.environ.get("TENSORSMITH_CUDA_GRAPH_SITES", "1") != "0"
 
-# Live alarms (monitor.py): every compiled graph's calls are timed, and once per step (a call of a
+# Live alarms (monitor/): every compiled graph's calls are timed, and once per step (a call of a
 # forward or inference graph) or window of steps, checked for a recompile storm, shape churn, a
 # drifting step time and growing memory; numerics incidents become alarms too. Each warns once
 # (AlarmWarning) and goes to the events. Read when a graph is compiled.

@@ -78,7 +78,7 @@ class FallbackWarning(UserWarning):
 
 
 class AlarmWarning(UserWarning):
-    """A live alarm (monitor.py): a recompile storm, shape churn, a drifting step time, growing
+    """A live alarm (monitor/): a recompile storm, shape churn, a drifting step time, growing
     memory or a numerics incident, with its effect and fix; given once per kind and graph."""
 
 

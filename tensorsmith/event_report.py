@@ -155,7 +155,7 @@ def prometheus(s: dict) -> str:
               ('{scope="graph"}', len(s["fallbacks"]["graphs"]))]),
             ("incidents_total", "Numeric and input incidents.",
              [(f'{{kind="{k}"}}', n) for k, n in s["incidents"]["by_kind"].items()] or [("", 0)]),
-            ("alarms_total", "Live alarms (monitor.py), by kind.",
+            ("alarms_total", "Live alarms (monitor/), by kind.",
              [(f'{{kind="{k}"}}', n) for k, n in s["alarms"]["by_kind"].items()] or [("", 0)])]
     out = []
     for name, help_text, samples in rows:

@@ -15,7 +15,7 @@ Every event has `time` (ISO 8601, UTC), `event` and `pid`; the rest depends on t
   fallback   scope "op": an ATen op without a lowering (graph, op, source, reason, count);
              scope "graph": a graph run whole through ATen or the interpreter (graph, reason)
   incident   a numeric or input incident, reported by the guards: kind and what they say
-  alarm      a live alarm (monitor.py), once per kind and graph: kind (recompile_storm,
+  alarm      a live alarm (monitor/), once per kind and graph: kind (recompile_storm,
              shape_churn, step_drift, memory_growth, numerics), graph, what, effect, fix
   run        one call of a compiled graph (only with TENSORSMITH_EVENTS_RUNS=1): graph, seconds
 
@@ -147,7 +147,7 @@ def graph_fallback(record) -> None:
          reason=record.whole_graph_fallback)
 
 
-incident_listeners: list = []  # called with (kind, fields) of each incident (monitor.py's alarms)
+incident_listeners: list = []  # called with (kind, fields) of each incident (monitor/'s alarms)
 
 
 def incident(kind: str, **fields) -> None:

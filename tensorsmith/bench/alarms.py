@@ -1,4 +1,4 @@
-"""The cost of the live alarms (monitor.py): the default benchmark model's training step compiled by
+"""The cost of the live alarms (monitor/): the default benchmark model's training step compiled by
 tensorsmith with `config.alarms` on and off, timed in interleaved rounds.
 
     python -m tensorsmith.bench.alarms [--rounds 30] [--batch 8] [--threads 1]
