@@ -1,4 +1,4 @@
-"""Live alarms (tensorsmith/monitor.py): each planted problem is found with the right kind and its
+"""Live alarms (tensorsmith/monitor/): each planted problem is found with the right kind and its
 numbers, warned about once, written to the events and shown by `tensorsmith report` and in the
 Prometheus text; the CPU zoo's models train without a false alarm."""
 from __future__ import annotations
