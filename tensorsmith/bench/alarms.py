@@ -20,27 +20,21 @@ import warnings
 
 import torch
 
-from .. import config, monitor
-from ..compile.backend import tensorsmith_backend
+from .. import monitor
 from ..errors import AlarmWarning
 from ..records import GraphRecord
+from .backends import tensorsmith_with
 from .models.nanogpt import GPTConfig, NanoGPT
 from .train_step import train_step
 
 
 def _variant(model, idx, targets, alarms: bool):
     """A compiled copy of `model` whose graphs were compiled with config.alarms = `alarms`, and its
-    training step (forward, backward, AdamW), run once (the backward compiles at its first call)."""
+    training step (forward, backward, AdamW), run once."""
     model = copy.deepcopy(model)
-    # A backend object of its own: Dynamo would otherwise run the other copy's graphs (same guards).
-    compiled = torch.compile(model, backend=lambda gm, inputs, **kw: tensorsmith_backend(gm, inputs, **kw))
+    compiled = torch.compile(model, backend=tensorsmith_with(alarms=alarms))
     step = train_step(lambda: compiled(idx, targets), torch.optim.AdamW(model.parameters(), lr=1e-4))
-    previous = config.alarms
-    config.alarms = alarms
-    try:
-        step()
-    finally:
-        config.alarms = previous
+    step()
     return step
 
 

@@ -36,21 +36,29 @@ def compiled(model: torch.nn.Module, name: str):
     return model if name == EAGER else torch.compile(model, backend=name)
 
 
-def _checked_backend(gm, example_inputs, **kwargs):
-    """tensorsmith with numeric guards, whatever `config.check_numerics` says elsewhere: the mode
-    is read when a graph compiles, so the backward is compiled now too, not at its first call."""
-    from torch._functorch import config as functorch_config
+def tensorsmith_with(**settings):
+    """tensorsmith with `tensorsmith.config` `settings` while each graph compiles (they are read
+    then; the backward is compiled now too, not at its first call). Each call returns a backend
+    object of its own, so Dynamo never hands a model the graphs compiled for another copy of it."""
+    def backend(gm, example_inputs, **kwargs):
+        from torch._functorch import config as functorch_config
 
-    from .. import config
-    from ..compile.backend import tensorsmith_backend
+        from .. import config
+        from ..compile.backend import tensorsmith_backend
 
-    previous = config.check_numerics
-    config.check_numerics = "warn"
-    try:
-        with functorch_config.patch(force_non_lazy_backward_lowering=True):
-            return tensorsmith_backend(gm, example_inputs, **kwargs)
-    finally:
-        config.check_numerics = previous
+        previous = {name: getattr(config, name) for name in settings}
+        for name, value in settings.items():
+            setattr(config, name, value)
+        try:
+            with functorch_config.patch(force_non_lazy_backward_lowering=True):
+                return tensorsmith_backend(gm, example_inputs, **kwargs)
+        finally:
+            for name, value in previous.items():
+                setattr(config, name, value)
+    return backend
+
+
+_checked_backend = tensorsmith_with(check_numerics="warn")  # CHECKED: numeric guards on
 
 
 def register_checked() -> None:

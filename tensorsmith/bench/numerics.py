@@ -18,7 +18,7 @@ import warnings
 
 import torch
 
-from .. import config
+from .backends import tensorsmith_with
 from .models.nanogpt import GPTConfig, NanoGPT
 from .train_step import train_step
 
@@ -27,7 +27,7 @@ def _variant(model, idx, targets, mode: str, train: bool = True):
     """A compiled copy of `model` whose graphs were compiled with check_numerics=`mode`, and its
     step: a training step (forward, backward, AdamW) or, with `train` False, a no_grad forward."""
     model = copy.deepcopy(model)
-    compiled = torch.compile(model, backend="tensorsmith")
+    compiled = torch.compile(model, backend=tensorsmith_with(check_numerics=mode))
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
     if train:
@@ -36,14 +36,7 @@ def _variant(model, idx, targets, mode: str, train: bool = True):
         def step():
             with torch.no_grad():
                 return compiled(idx).sum()
-
-    previous = config.check_numerics
-    config.check_numerics = mode  # read when the forward and (lazily) the backward compile
-    try:
-        loss = step()
-    finally:
-        config.check_numerics = previous
-    return step, float(loss)
+    return step, float(step())
 
 
 def measure(rounds: int = 30, batch: int = 8, mode: str = "warn", train: bool = True) -> dict:
