@@ -128,24 +128,17 @@ def timm_vit(size: str, device) -> Workload:
                        "ViT (patch 8, dim 32, depth 2, heads 2)", no_dropout=NO_VIT_DROPOUT)
 
 
+def _entry(name: str, timm_model: str, build) -> dict:
+    return dict(name=name, family="timm", description=f"timm {timm_model} (real: 224px, batch 32)",
+                build=build, requires=("timm",))
+
+
 ZOO_ENTRIES = [
-    dict(name="timm_resnet", family="timm", description="timm resnet50 (real: 224px, batch 32)",
-         build=timm_resnet, requires=("timm",)),
-    dict(name="timm_efficientnet", family="timm",
-         description="timm efficientnet_b0 (real: 224px, batch 32)", build=timm_efficientnet,
-         requires=("timm",)),
-    dict(name="timm_mobilenetv3", family="timm",
-         description="timm mobilenetv3_large_100 (real: 224px, batch 32)", build=timm_mobilenetv3,
-         requires=("timm",)),
-    dict(name="timm_regnet", family="timm", description="timm regnety_008 (real: 224px, batch 32)",
-         build=timm_regnet, requires=("timm",)),
-    dict(name="timm_convnext", family="timm",
-         description="timm convnext_tiny (real: 224px, batch 32)", build=timm_convnext,
-         requires=("timm",)),
-    dict(name="timm_swin", family="timm",
-         description="timm swin_tiny_patch4_window7_224 (real: 224px, batch 32)", build=timm_swin,
-         requires=("timm",)),
-    dict(name="timm_vit", family="timm",
-         description="timm vit_base_patch16_224 (real: 224px, batch 32)", build=timm_vit,
-         requires=("timm",)),
+    _entry("timm_resnet", "resnet50", timm_resnet),
+    _entry("timm_efficientnet", "efficientnet_b0", timm_efficientnet),
+    _entry("timm_mobilenetv3", "mobilenetv3_large_100", timm_mobilenetv3),
+    _entry("timm_regnet", "regnety_008", timm_regnet),
+    _entry("timm_convnext", "convnext_tiny", timm_convnext),
+    _entry("timm_swin", "swin_tiny_patch4_window7_224", timm_swin),
+    _entry("timm_vit", "vit_base_patch16_224", timm_vit),
 ]
