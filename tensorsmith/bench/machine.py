@@ -13,6 +13,8 @@ import subprocess
 
 import torch
 
+from ..doctor.machine import load_average
+
 
 def _cpu_model() -> str:
     try:
@@ -59,13 +61,6 @@ def _git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return head.stdout.strip() + ("+dirty" if dirty else "")
-
-
-def load_average() -> float | None:
-    try:
-        return os.getloadavg()[0]
-    except (OSError, AttributeError):
-        return None
 
 
 def info(device: str) -> dict:
