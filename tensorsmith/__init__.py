@@ -13,6 +13,16 @@ from .version import __version__
 
 _register()
 
+
+
+def __getattr__(name):
+    """`tensorsmith.onnx` imports on first use: it needs the optional `onnx` package."""
+    if name == "onnx":
+        import importlib
+        return importlib.import_module(".onnx", __name__)
+    raise AttributeError(f"module 'tensorsmith' has no attribute {name!r}")
+
+
 __all__ = ["AlarmWarning", "FallbackWarning", "IndexOutOfRange", "InputError", "NumericsError",
            "NumericsWarning", "TensorsmithError", "VerifyError", "backend", "config", "doctor",
            "explain"]

@@ -1,6 +1,7 @@
 """The `tensorsmith` command: `tensorsmith bench [...]`, `tensorsmith zoo [...]`,
 `tensorsmith verify FILE.tsir ...`, `tensorsmith data check TRAIN EVAL [...]`,
-`tensorsmith report EVENTS.jsonl`, `tensorsmith doctor [SCRIPT [ARGS...]]`."""
+`tensorsmith report EVENTS.jsonl`, `tensorsmith doctor [SCRIPT [ARGS...]]`,
+`tensorsmith onnx run|bench MODEL.onnx [...]`."""
 from __future__ import annotations
 
 import argparse
@@ -24,6 +25,17 @@ def _verify(paths) -> int:
     return status
 
 
+def _onnx(parser, rest) -> int:
+    action = rest[0] if rest else None
+    if action == "run":
+        from .onnx.command import main as run_main
+        return run_main(rest[1:])
+    if action == "bench":
+        from .bench.onnx_latency import main as bench_main
+        return bench_main(rest[1:])
+    parser.error("tensorsmith onnx: expected run or bench, e.g. tensorsmith onnx run model.onnx")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="tensorsmith")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -38,6 +50,8 @@ def main(argv=None) -> int:
                         add_help=False)
     commands.add_parser("doctor", help="why compiled is not faster: the environment and one run "
                         "of a script (tensorsmith doctor --help)", add_help=False)
+    commands.add_parser("onnx", help="run or benchmark an ONNX model (tensorsmith onnx run|bench "
+                        "MODEL --help)", add_help=False)
     verify = commands.add_parser("verify", help="parse and verify IR text files (e.g. dumps)")
     verify.add_argument("paths", nargs="+")
     args, rest = parser.parse_known_args(argv)
@@ -56,6 +70,8 @@ def main(argv=None) -> int:
     if args.command == "doctor":
         from .doctor.command import main as doctor_main
         return doctor_main(rest)
+    if args.command == "onnx":
+        return _onnx(parser, rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     return _verify(args.paths)

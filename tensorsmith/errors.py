@@ -93,3 +93,12 @@ class UnsupportedError(TensorsmithError):
 class GraphUnsupportedError(UnsupportedError):
     """Not even a fallback node would be exact (the op depends on eager memory layout): the whole
     graph runs through ATen as traced."""
+
+
+class OnnxModelError(TensorsmithError, ValueError):
+    """An ONNX model file that is malformed or unsafe to load: a broken protobuf, external data
+    outside the model's folder, an absurd shape or size. Names the file and what is wrong."""
+
+
+class OnnxUnsupportedError(UnsupportedError):
+    """An ONNX node tensorsmith cannot run: names the op type, the node's name and why."""

@@ -1,0 +1,68 @@
+"""tensorsmith as an `onnx.backend.base.Backend`: the interface onnx's backend test suite and other
+ONNX tools drive (`prepare(model, device)` then `rep.run(inputs)`)."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import torch
+from onnx.backend.base import Backend, BackendRep
+
+from .graph import convert_graph, opsets_of
+from .load import load_model
+from .program import OnnxProgram
+
+_DEVICES = {"CPU": "cpu", "CUDA": "cuda"}
+
+
+class TensorsmithRep(BackendRep):
+    def __init__(self, program: OnnxProgram):
+        self.program = program
+
+    def run(self, inputs, **kwargs) -> tuple:
+        if isinstance(inputs, dict):
+            return tuple(self.program(**inputs))
+        if isinstance(inputs, (np.ndarray, torch.Tensor)):
+            inputs = [inputs]
+        return tuple(self.program(*inputs))
+
+
+class TensorsmithBackend(Backend):
+    """`compiled=False` in `prepare`'s keywords runs the interpreter only."""
+
+    @classmethod
+    def prepare(cls, model, device: str = "CPU", compiled: bool = True, **kwargs) -> TensorsmithRep:
+        proto = load_model(model)
+        graph = convert_graph(proto.graph, opsets_of(proto))
+        return TensorsmithRep(OnnxProgram(graph, _torch_device(device), compiled=compiled))
+
+    @classmethod
+    def run_node(cls, node: onnx.NodeProto, inputs, device: str = "CPU", outputs_info=None,
+                 **kwargs) -> tuple:
+        names = [f"input_{i}" if not n else n for i, n in enumerate(node.input)]
+        values = [onnx.helper.make_tensor_value_info(n, onnx.TensorProto.UNDEFINED, None)
+                  for n in names]
+        outputs = [onnx.helper.make_tensor_value_info(n, onnx.TensorProto.UNDEFINED, None)
+                   for n in node.output]
+        graph = onnx.helper.make_graph([node], "run_node", values, outputs)
+        opset = kwargs.get("opset_version", onnx.defs.onnx_opset_version())
+        model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid(node.domain, opset)])
+        return cls.prepare(model, device).run(list(inputs))
+
+    @classmethod
+    def supports_device(cls, device: str) -> bool:
+        name = _DEVICES.get(str(device).split(":")[0].upper())
+        return name == "cpu" or (name == "cuda" and torch.cuda.is_available())
+
+
+def _torch_device(device: str) -> str:
+    kind, _, index = str(device).partition(":")
+    name = _DEVICES.get(kind.upper())
+    if name is None:
+        raise ValueError(f"unknown device {device!r}: CPU or CUDA")
+    return f"{name}:{index}" if index else name
+
+
+prepare = TensorsmithBackend.prepare
+run_model = TensorsmithBackend.run_model
+run_node = TensorsmithBackend.run_node
+supports_device = TensorsmithBackend.supports_device

@@ -1,0 +1,108 @@
+"""tensorsmith.onnx.compile on hand-built graphs: compiled per input shape, eager where values
+decide shapes, onnx's reference for ops we lack, clear errors for bad inputs and unknown ops."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+import tensorsmith
+from tensorsmith.errors import FallbackWarning, InputError, OnnxUnsupportedError
+from tensorsmith.onnx.backend import TensorsmithBackend
+
+F = TensorProto.FLOAT
+
+
+def _model(nodes, inputs, outputs, initializers=(), opset=18, domains=()):
+    graph = helper.make_graph(nodes, "g", inputs, outputs, list(initializers))
+    opsets = [helper.make_opsetid("", opset)] + [helper.make_opsetid(d, 1) for d in domains]
+    return helper.make_model(graph, opset_imports=opsets)
+
+
+def _value(name, elem, shape):
+    return helper.make_tensor_value_info(name, elem, shape)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng()
+
+
+def test_a_graph_compiles_once_per_input_shape_and_matches_numpy(rng):
+    weight = rng.standard_normal((8, 5)).astype(np.float32)
+    model = _model(
+        [helper.make_node("MatMul", ["x", "w"], ["y"]), helper.make_node("Relu", ["y"], ["z"]),
+         helper.make_node("Shape", ["z"], ["s"]), helper.make_node("Reshape", ["z", "s"], ["out"])],
+        [_value("x", F, ["batch", 8])], [_value("out", F, ["batch", 5])],
+        [onnx.numpy_helper.from_array(weight, "w")])
+    program = tensorsmith.onnx.compile(model)
+    for batch in (3, 7, 3):
+        x = rng.standard_normal((batch, 8)).astype(np.float32)
+        (got,) = program(x)
+        np.testing.assert_allclose(got, np.maximum(x @ weight, 0), rtol=1e-5, atol=1e-6)
+    assert len(program._runners) == 2 and not program.eager_reasons
+
+
+def test_a_shape_read_from_input_values_runs_eagerly_and_stays_exact(rng):
+    model = _model([helper.make_node("Reshape", ["x", "shape"], ["y"])],
+                   [_value("x", F, [6]), _value("shape", TensorProto.INT64, [2])],
+                   [_value("y", F, None)])
+    program = tensorsmith.onnx.compile(model)
+    x = rng.standard_normal(6).astype(np.float32)
+    with pytest.warns(FallbackWarning, match="runs eagerly"):
+        (first,) = program(x, np.array([2, 3]))
+    (second,) = program(x, np.array([3, 2]))  # same signature, other values: other result
+    assert first.shape == (2, 3) and second.shape == (3, 2)
+    np.testing.assert_array_equal(second, x.reshape(3, 2))
+
+
+def test_an_op_with_a_value_dependent_output_shape_runs_eagerly(rng):
+    model = _model([helper.make_node("NonZero", ["x"], ["y"])], [_value("x", F, [5])],
+                   [_value("y", TensorProto.INT64, None)])
+    program = tensorsmith.onnx.compile(model)
+    inputs = [np.where(rng.random(5) < 0.5, 0, rng.standard_normal(5) + 3).astype(np.float32)
+              for _ in range(2)]
+    with pytest.warns(FallbackWarning, match="shape depends on input values"):
+        results = [program(x)[0] for x in inputs]
+    for x, got in zip(inputs, results):
+        np.testing.assert_array_equal(got, np.array(np.nonzero(x)))
+
+
+def test_inputs_by_name_and_clear_errors_for_wrong_ones(rng):
+    model = _model([helper.make_node("Add", ["a", "b"], ["c"])],
+                   [_value("a", F, [3]), _value("b", F, [3])], [_value("c", F, [3])])
+    program = tensorsmith.onnx.compile(model)
+    a, b = rng.standard_normal(3).astype(np.float32), rng.standard_normal(3).astype(np.float32)
+    np.testing.assert_allclose(program(b=b, a=a)[0], a + b, rtol=1e-6)
+    with pytest.raises(InputError, match="no input 'd'"):
+        program(a, d=b)
+    with pytest.raises(InputError, match=r"missing"):
+        program(a)
+    with pytest.raises(InputError, match="takes 2 inputs"):
+        program(a, b, a)
+
+
+def test_an_unknown_op_names_its_type_and_node():
+    model = _model([helper.make_node("FancyOp", ["x"], ["y"], name="layer3/fancy", domain="acme")],
+                   [_value("x", F, [2])], [_value("y", F, [2])], domains=["acme"])
+    program = tensorsmith.onnx.compile(model)
+    with pytest.raises(OnnxUnsupportedError, match=r"FancyOp.*layer3/fancy|layer3/fancy.*FancyOp"):
+        program(np.ones(2, np.float32) + np.random.default_rng().random(2, np.float32))
+
+
+def test_an_op_only_onnx_implements_runs_through_its_reference(rng):
+    node = helper.make_node("Binarizer", ["x"], ["y"], domain="ai.onnx.ml", threshold=0.25)
+    model = _model([node], [_value("x", F, [4])], [_value("y", F, [4])], domains=["ai.onnx.ml"])
+    program = tensorsmith.onnx.compile(model)
+    x = rng.standard_normal(4).astype(np.float32)
+    with pytest.warns(FallbackWarning, match="reference"):
+        (got,) = program(x)
+    np.testing.assert_array_equal(got, (x > 0.25).astype(np.float32))
+
+
+def test_the_backend_class_runs_a_node_like_onnx_tools_drive_it(rng):
+    a, b = rng.standard_normal((2, 3)).astype(np.float32), rng.standard_normal(3).astype(np.float32)
+    (got,) = TensorsmithBackend.run_node(helper.make_node("Mul", ["a", "b"], ["c"]), [a, b])
+    np.testing.assert_allclose(got, a * b, rtol=1e-6)
+    assert TensorsmithBackend.supports_device("CPU")
