@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: test bench zoo clean
+.PHONY: test bench zoo onnx-conformance clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ bench: $(STAMP)
 # and mode, geometric means; tables in zoo-results/.
 zoo: $(STAMP)
 	$(PY) -m tensorsmith.cli zoo --device cpu --out zoo-results
+
+# onnx's backend node tests, every case compiled by tensorsmith on the CPU: pass rates per op
+# family, each failure and skip with its reason; outcomes in onnx-conformance/.
+onnx-conformance: $(STAMP)
+	$(PY) -m tensorsmith.onnx.conformance --out onnx-conformance
 
 clean:
 	rm -rf $(VENV) build *.egg-info

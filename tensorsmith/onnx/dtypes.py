@@ -37,8 +37,8 @@ def tensor_from_proto(proto: onnx.TensorProto) -> torch.Tensor:
                              "(models go through tensorsmith.onnx.load_model)")
     dtype = torch_dtype(proto.data_type)
     if dtype == torch.bfloat16:
-        bits = numpy_helper.to_array(proto).view(np.uint16).astype(np.int16)
-        return torch.from_numpy(np.ascontiguousarray(bits)).view(torch.bfloat16)
+        bits = np.array(numpy_helper.to_array(proto).view(np.uint16).astype(np.int16), copy=True)
+        return torch.from_numpy(bits).view(torch.bfloat16)
     array = numpy_helper.to_array(proto)
     return torch.from_numpy(np.array(array, copy=True))
 
@@ -51,8 +51,8 @@ def to_torch(value, device) -> torch.Tensor:
     if array.dtype.kind in "OSU":
         raise TypeError(f"an input of numpy dtype {array.dtype} is not supported")
     if array.dtype.name == "bfloat16":
-        bits = np.ascontiguousarray(array).view(np.int16)
-        return torch.from_numpy(bits.copy()).view(torch.bfloat16).to(device)
+        bits = np.array(array, copy=True, order="C").view(np.int16)
+        return torch.from_numpy(bits).view(torch.bfloat16).to(device)
     return torch.from_numpy(np.array(array, copy=True)).to(device)
 
 

@@ -47,6 +47,25 @@ class Graph:
     input_types: dict[str, onnx.TypeProto] = field(default_factory=dict)
 
 
+def move_to(graph: Graph, device: torch.device) -> None:
+    """Put the graph's tensors on `device`: initializers and tensor attributes (Constant values),
+    subgraphs included."""
+    for name, value in graph.initializers.items():
+        graph.initializers[name] = value.to(device)
+    for node in graph.nodes:
+        for key, value in node.attrs.items():
+            if isinstance(value, torch.Tensor):
+                node.attrs[key] = value.to(device)
+            elif isinstance(value, Graph):
+                move_to(value, device)
+            elif isinstance(value, list) and value and isinstance(value[0], (Graph, torch.Tensor)):
+                node.attrs[key] = [v.to(device) if isinstance(v, torch.Tensor) else v
+                                   for v in value]
+                for v in value:
+                    if isinstance(v, Graph):
+                        move_to(v, device)
+
+
 def opsets_of(model: onnx.ModelProto) -> dict[str, int]:
     return {("" if o.domain == "ai.onnx" else o.domain): o.version for o in model.opset_import}
 

@@ -1,13 +1,16 @@
 """A loaded ONNX model as a callable: compiled by tensorsmith once per input signature.
 
-Each new signature (shapes, dtypes) is traced to an ATen graph by running the interpreter under
-`make_fx`, then compiled by the same backend as `torch.compile(..., backend="tensorsmith")`. What
-cannot be traced for that signature (a value-dependent shape, an op run by onnx's reference
+Each input signature (shapes, dtypes) is traced to an ATen graph by running the interpreter under
+`make_fx`, then compiled by the same backend as `torch.compile(..., backend="tensorsmith")`. A model
+whose inputs have symbolic dimensions follows the policy of graphs with symbolic sizes
+(compile/specialize.py): a signature compiles on its `config.specialize_after`-th call, at most
+`config.max_specializations` of them, and other calls run eagerly. What cannot be traced for that signature (a value-dependent shape, an op run by onnx's reference
 implementation on run-time values) runs eagerly through the interpreter instead: exact, not
 faster, reported once with the reason.
 """
 from __future__ import annotations
 
+import collections
 import warnings
 
 import torch
@@ -17,7 +20,7 @@ from .. import config
 from ..compile.backend import tensorsmith_backend
 from ..errors import FallbackWarning, InputError
 from .dtypes import to_numpy, to_torch
-from .graph import Graph
+from .graph import Graph, move_to
 from .interpret import run_model
 from .ops.registry import DataDependent
 
@@ -28,6 +31,9 @@ _VALUE_SHAPED = {"aten.nonzero.default", "aten.masked_select.default", "aten._un
                  "aten.repeat_interleave.Tensor"}
 
 
+_COUNTED = 1024  # signatures whose calls are counted at once
+
+
 class OnnxProgram:
     """`program(*inputs)` or `program(name=value, ...)`: the model's outputs, as a list in graph
     output order (numpy arrays for numpy inputs, else torch tensors)."""
@@ -36,11 +42,12 @@ class OnnxProgram:
                  source: str = "<model>"):
         self.graph = graph
         self.device = torch.device(device)
-        for name, value in graph.initializers.items():
-            graph.initializers[name] = value.to(self.device)
+        move_to(graph, self.device)
         self.compiled = compiled
         self.source = source
         self._runners: dict[tuple, object] = {}
+        self._calls: collections.Counter = collections.Counter()  # signature -> calls, not compiled
+        self.symbolic = any(_has_symbolic_dims(t) for t in graph.input_types.values())
         self.eager_reasons: dict[tuple, str] = {}  # signature -> why it runs eagerly
 
     @property
@@ -63,8 +70,20 @@ class OnnxProgram:
         runner = self._runners.get(signature)
         with torch.no_grad():
             if runner is None:
-                runner = self._runners[signature] = self._build(signature, inputs)
+                runner = self._runner_for(signature, inputs)
             return list(runner(inputs))
+
+    def _runner_for(self, signature, inputs):
+        """A new signature's runner: built now, or eager for this call until the signature has
+        come `config.specialize_after` times (inputs with symbolic dimensions only)."""
+        if len(self._calls) > _COUNTED:
+            self._calls.clear()
+        self._calls[signature] += 1
+        if self.symbolic and self.compiled and self._calls[signature] < config.specialize_after:
+            return self._eager
+        del self._calls[signature]
+        runner = self._runners[signature] = self._build(signature, inputs)
+        return runner
 
     def _bind(self, args, named) -> list:
         names = self.graph.inputs
@@ -108,6 +127,12 @@ class OnnxProgram:
                 stacklevel=4)
         self.eager_reasons[signature] = reason
         return self._eager
+
+
+def _has_symbolic_dims(kind) -> bool:
+    if kind.WhichOneof("value") != "tensor_type" or not kind.tensor_type.HasField("shape"):
+        return kind.WhichOneof("value") == "tensor_type"
+    return any(not d.HasField("dim_value") for d in kind.tensor_type.shape.dim)
 
 
 def trace(graph: Graph, inputs: list[torch.Tensor]) -> torch.fx.GraphModule:

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from ...errors import OnnxUnsupportedError
-from . import (control, elementwise, linalg, nn, recurrent, reduce, signal,  # noqa: F401
-               tensor)  # they register their ops
+from . import (control, elementwise, linalg, nn, nn_attention, nn_norm,  # noqa: F401
+               nn_spatial, recurrent, reduce, signal, tensor)  # they register their ops
 from .reference import reference_op
 from .registry import OPS, OpDef
 

@@ -40,10 +40,18 @@ def reference_op(node) -> OpDef | None:
 def _evaluator(node_bytes: bytes, domain: str, opset: int):
     import onnx
     from onnx.reference import ReferenceEvaluator
-    proto = onnx.NodeProto()
-    proto.ParseFromString(node_bytes)
-    opsets = {domain: opset} if domain else {"": opset}
+    node = onnx.NodeProto()
+    node.ParseFromString(node_bytes)
+    # A one-node model, so that the evaluator uses the model's opset (given a bare node, it
+    # takes the newest version of the op).
+    untyped = [onnx.helper.make_value_info(n, onnx.TypeProto()) for n in node.input if n]
+    outputs = [onnx.helper.make_value_info(n, onnx.TypeProto()) for n in node.output if n]
+    opsets = [onnx.helper.make_opsetid(domain, opset)]
+    if domain:
+        opsets.append(onnx.helper.make_opsetid("", onnx.defs.onnx_opset_version()))
+    model = onnx.helper.make_model(onnx.helper.make_graph([node], "reference", untyped, outputs),
+                                   opset_imports=opsets)
     try:
-        return ReferenceEvaluator(proto, opsets=opsets)
+        return ReferenceEvaluator(model)
     except Exception:  # noqa: BLE001 - onnx raises several types for "no implementation"
         return None
