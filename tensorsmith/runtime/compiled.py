@@ -21,6 +21,7 @@ from ..errors import BuildError, ExecutionError, IndexOutOfRange
 from ..log import log
 from ..ir.interpret import Interpreter, _constant
 from ..kernels import attention_op
+from . import cpu_matmul
 from .matmul_orientation import matmul
 from .memory import MemoryPlan, plan_memory
 from .numerics import NumericsGuard, all_finite
@@ -74,7 +75,7 @@ def _computation(node, interpreter: Interpreter):
     if node.op == "dot":
         return matmul
     if node.op == "addmm":
-        return torch.addmm
+        return cpu_matmul.addmm if cpu_matmul.available() else torch.addmm
     direct = attention_op.DIRECT.get(node.attrs["target"]) if node.op == "fallback" else None
     if direct is not None:
         return lambda *inputs: interpreter.fallback(node, list(inputs), direct)

@@ -1,0 +1,76 @@
+"""Which library runs a float32 matrix product on the CPU: PyTorch's BLAS (MKL on x86 builds) or
+oneDNN (the `mkldnn` linear op), measured once per signature.
+
+Neither wins everywhere: MKL takes a slow generic path on some processors (AMD's among them),
+where oneDNN is up to twice as fast on products of transformer size, while oneDNN's per-call
+overhead loses on small products. So the first call of each signature (shapes, strides, threads)
+times both and later calls take the faster; oneDNN only when it wins by MARGIN. The two sum in
+different orders: results agree to rounding, as any two BLAS kernels do.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import torch
+
+MARGIN = 0.95  # oneDNN must take at most this share of BLAS's time
+_REPEATS = 5
+_CHOICE: dict[tuple, bool] = {}  # signature -> run through oneDNN
+_LOCK = threading.Lock()
+
+
+def available() -> bool:
+    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+
+
+def eligible(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Float32 CPU operands, `b` a matrix and `a` a matrix or a batch of rows."""
+    return (a.device.type == "cpu" and a.dim() >= 2 and b.dim() == 2 and a.dtype == torch.float32
+            and b.dtype == torch.float32 and a.numel() * b.shape[1] >= _MIN_WORK)
+
+
+_MIN_WORK = 64 ** 3  # products smaller than this always go to BLAS (no timing)
+
+
+def _onednn(bias, a, b):
+    return torch.ops.mkldnn._linear_pointwise(a, b.mT, bias, "none", [], "")
+
+
+def _blas(bias, a, b):
+    return torch.matmul(a, b) if bias is None else torch.addmm(bias, a, b)
+
+
+def _seconds(fn, *args) -> float:
+    fn(*args)
+    start = time.perf_counter()
+    for _ in range(_REPEATS):
+        fn(*args)
+    return (time.perf_counter() - start) / _REPEATS
+
+
+def _run(bias, a, b) -> torch.Tensor:
+    signature = (bias is None, tuple(a.shape), a.stride(), tuple(b.shape), b.stride(),
+                 torch.get_num_threads())
+    choice = _CHOICE.get(signature)
+    if choice is None:
+        choice = _seconds(_onednn, bias, a, b) <= MARGIN * _seconds(_blas, bias, a, b)
+        with _LOCK:
+            _CHOICE[signature] = choice
+    return _onednn(bias, a, b) if choice else _blas(bias, a, b)
+
+
+def matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a @ b for eligible operands, through the library measured faster for them."""
+    if a.dim() == 2:
+        return _run(None, a, b)
+    rows = _run(None, a.reshape(-1, a.shape[-1]), b)
+    return rows.view(*a.shape[:-1], b.shape[1])
+
+
+def addmm(bias: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """bias + a @ b (nn.Linear's product) the same way; other operands go to torch.addmm."""
+    if bias.dim() == 1 and bias.dtype == torch.float32 and bias.is_contiguous() and a.dim() == 2 \
+            and eligible(a, b):
+        return _run(bias, a, b)
+    return torch.addmm(bias, a, b)
