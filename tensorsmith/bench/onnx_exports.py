@@ -82,8 +82,8 @@ def export(name: str, size: str, folder: str) -> Exported:
     path = os.path.join(folder, f"{name}-{size}.onnx")
     if not os.path.exists(path):
         os.makedirs(folder, exist_ok=True)
-        with warnings.catch_warnings(), torch.no_grad(), \
-                contextlib.redirect_stdout(open(os.devnull, "w")):
+        with warnings.catch_warnings(), torch.no_grad(), open(os.devnull, "w") as quiet, \
+                contextlib.redirect_stdout(quiet):
             warnings.simplefilter("ignore")
             torch.onnx.export(model.eval(), tuple(inputs.values()), path, dynamo=True,
                               input_names=list(inputs), output_names=["output"], verbose=False)

@@ -49,3 +49,30 @@ def test_the_run_command_names_a_broken_file(tmp_path, capsys):
     path.write_bytes(np.random.default_rng().bytes(256))
     assert main(["onnx", "run", str(path)]) == 2
     assert "broken.onnx" in capsys.readouterr().err
+
+
+def test_dynamic_axes_compile_a_length_on_its_second_call_and_match_onnxruntime(tmp_path):
+    import contextlib
+    import os
+
+    import torch
+
+    from tensorsmith.bench import onnx_exports
+    model, inputs = onnx_exports._bert("tiny")
+    path = str(tmp_path / "bert-dynamic.onnx")
+    batch, length = torch.export.Dim("batch", max=64), torch.export.Dim("length", max=512)
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+        torch.onnx.export(model.eval(), tuple(inputs.values()), path, dynamo=True,
+                          input_names=list(inputs), output_names=["output"],
+                          dynamic_shapes={name: {0: batch, 1: length} for name in inputs})
+    program = tensorsmith.onnx.compile(path)
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng()
+    assert program.symbolic
+    for length in (8, 16, 8, 16, 24):
+        feeds = {"input_ids": rng.integers(0, 1000, (2, length)),
+                 "attention_mask": rng.integers(0, 2, (2, length))}
+        np.testing.assert_allclose(program(**feeds)[0], session.run(None, feeds)[0],
+                                   rtol=1e-4, atol=1e-5)
+    assert sorted(s[0][0][1] for s in program._runners) == [8, 16]  # 24 came once: eager
+    assert not program.eager_reasons
