@@ -1,6 +1,6 @@
 """onnx's backend node tests through tensorsmith's backend class: every case eagerly (the op table
 against onnx's reference), and one float32 case per op compiled (traced and built by tensorsmith).
-A case passes or is listed in conformance_known.py with its reason; a listed case that passes is
+A case passes or is listed in onnx_conformance_known.py with its reason; a listed case that passes is
 reported too, so the list stays true. `make onnx-conformance` compiles every case."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from tensorsmith.onnx.conformance import is_float32, node_cases, op_of, run_case
 
-from conformance_known import COMPILED_NOT_PASSING, NOT_PASSING
+from onnx_conformance_known import COMPILED_NOT_PASSING, NOT_PASSING
 
 
 def _first_float32_case_per_op(cases) -> list:
@@ -31,7 +31,7 @@ def _check(case, compiled: bool):
     if known is None:
         assert outcome.status == "pass", f"{outcome.status}: {outcome.detail}"
     else:
-        assert outcome.status != "pass", f"{case.name} passes now: remove it from conformance_known"
+        assert outcome.status != "pass", f"{case.name} passes now: remove it from onnx_conformance_known"
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)

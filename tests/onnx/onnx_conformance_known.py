@@ -1,4 +1,4 @@
-"""onnx node test cases that do not pass, each with the reason (tests/onnx/test_conformance.py
+"""onnx node test cases that do not pass, each with the reason (tests/onnx/test_onnx_conformance.py
 fails when one of them starts passing, so the list stays true)."""
 
 _HALF_ROUNDING = ("off by one bfloat16/float16 step: the case's rtol 1e-3 is finer than the type "
