@@ -4,9 +4,10 @@ Each input signature (shapes, dtypes) is traced to an ATen graph by running the 
 `make_fx`, then compiled by the same backend as `torch.compile(..., backend="tensorsmith")`. A model
 whose inputs have symbolic dimensions follows the policy of graphs with symbolic sizes
 (compile/specialize.py): a signature compiles on its `config.specialize_after`-th call, at most
-`config.max_specializations` of them, and other calls run eagerly. What cannot be traced for that signature (a value-dependent shape, an op run by onnx's reference
-implementation on run-time values) runs eagerly through the interpreter instead: exact, not
-faster, reported once with the reason.
+`config.max_specializations` of them, and other calls run eagerly. What cannot be traced for a
+signature (a value-dependent shape, an op run by onnx's reference implementation on run-time
+values) runs eagerly through the interpreter instead: exact, not faster, reported once with the
+reason.
 """
 from __future__ import annotations
 

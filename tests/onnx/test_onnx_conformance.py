@@ -1,7 +1,7 @@
 """onnx's backend node tests through tensorsmith's backend class: every case eagerly (the op table
 against onnx's reference), and one float32 case per op compiled (traced and built by tensorsmith).
-A case passes or is listed in onnx_conformance_known.py with its reason; a listed case that passes is
-reported too, so the list stays true. `make onnx-conformance` compiles every case."""
+A case passes or is listed in onnx_conformance_known.py with its reason; a listed case that
+passes is reported too, so the list stays true. `make onnx-conformance` compiles every case."""
 from __future__ import annotations
 
 import pytest
@@ -25,13 +25,15 @@ COMPILED = _first_float32_case_per_op(CASES)
 
 def _check(case, compiled: bool):
     outcome = run_case(case, compiled=compiled)
-    known = NOT_PASSING.get(case.name) or (COMPILED_NOT_PASSING.get(case.name) if compiled else None)
+    known = NOT_PASSING.get(case.name)
+    if compiled and known is None:
+        known = COMPILED_NOT_PASSING.get(case.name)
     if outcome.status == "skip":
         return
     if known is None:
         assert outcome.status == "pass", f"{outcome.status}: {outcome.detail}"
     else:
-        assert outcome.status != "pass", f"{case.name} passes now: remove it from onnx_conformance_known"
+        assert outcome.status != "pass", f"{case.name} passes now: unlist it ({known})"
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
