@@ -4,8 +4,8 @@
     python -m tensorsmith.bench.onnx_latency --suite [--size real|tiny] [--device cpu|cuda]
 
 Per model: onnxruntime's session creation and tensorsmith's first call (compile included, cold in
-this process), then both timed in interleaved rounds (medians), their outputs compared, and the
-ratio of tensorsmith's median to onnxruntime's. The suite exports ResNet-50, BERT-base and GPT-2
+this process), then both timed in interleaved rounds (medians; onnxruntime's threads do not spin
+between runs), their outputs compared, and the ratio of tensorsmith's median to onnxruntime's. The suite exports ResNet-50, BERT-base and GPT-2
 (bench/onnx_exports) first.
 """
 from __future__ import annotations
@@ -38,7 +38,10 @@ def compare_model(path: str, inputs: dict | None = None, shapes: dict | None = N
 
     start = time.perf_counter()
     providers = ["CUDAExecutionProvider"] if device.startswith("cuda") else ["CPUExecutionProvider"]
-    session = onnxruntime.InferenceSession(path, providers=providers)
+    options = onnxruntime.SessionOptions()
+    # Its idle threads would otherwise spin after each run, taking cores from the next timed call.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = onnxruntime.InferenceSession(path, options, providers=providers)
     theirs_out = session.run(None, inputs)
     theirs_cold = time.perf_counter() - start
 
