@@ -18,9 +18,13 @@ from .ops.registry import _SCOPE, DataDependent, Scope
 _SHAPE_OPS = {"Shape", "Size"}
 
 
-def run_model(graph: Graph, args, tracing: bool) -> list[torch.Tensor]:
-    """The outputs of `graph` for the positional inputs `args` (tensors in graph input order)."""
-    current = Scope(tracing, run_subgraph=lambda g, bound, outer: _run(g, bound, outer, current))
+def run_model(graph: Graph, args, tracing: bool, device: torch.device | None = None) -> list:
+    """The outputs of `graph` for the positional inputs `args` (tensors in graph input order) on
+    `device` (by default the first input's, else the CPU)."""
+    if device is None:
+        device = next((a.device for a in args if isinstance(a, torch.Tensor)), torch.device("cpu"))
+    current = Scope(tracing, run_subgraph=lambda g, bound, outer: _run(g, bound, outer, current),
+                    device=device)
     token = _SCOPE.set(current)
     try:
         return _run(graph, dict(zip(graph.inputs, args)), {}, current)

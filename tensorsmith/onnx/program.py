@@ -61,7 +61,7 @@ class OnnxProgram:
 
     def __call__(self, *args, **named):
         values = self._bind(args, named)
-        as_numpy = not all(isinstance(v, torch.Tensor) for v in values)
+        as_numpy = not values or not all(isinstance(v, torch.Tensor) for v in values)
         outputs = self.run([to_torch(v, self.device) for v in values])
         return [to_numpy(o) for o in outputs] if as_numpy else outputs
 
@@ -111,14 +111,14 @@ class OnnxProgram:
             return self._eager_because(signature, f"{config.max_specializations} input shapes "
                                        "are compiled already (TENSORSMITH_MAX_SPECIALIZATIONS)")
         try:
-            gm = trace(self.graph, inputs)
+            gm = trace(self.graph, inputs, self.device)
         except DataDependent as e:
             return self._eager_because(signature, str(e))
         compiled = tensorsmith_backend(gm, list(inputs))
         return lambda tensors: compiled(*tensors)
 
     def _eager(self, inputs):
-        return run_model(self.graph, inputs, tracing=False)
+        return run_model(self.graph, inputs, tracing=False, device=self.device)
 
     def _eager_because(self, signature, reason: str):
         if not self.eager_reasons:
@@ -136,11 +136,11 @@ def _has_symbolic_dims(kind) -> bool:
     return any(not d.HasField("dim_value") for d in kind.tensor_type.shape.dim)
 
 
-def trace(graph: Graph, inputs: list[torch.Tensor]) -> torch.fx.GraphModule:
+def trace(graph: Graph, inputs: list[torch.Tensor], device: torch.device) -> torch.fx.GraphModule:
     """The ATen graph of `graph` specialized to the shapes of `inputs`; `DataDependent` if it
     cannot be (a value read at run time, an output shape that depends on values)."""
     def forward(*tensors):
-        return run_model(graph, list(tensors), tracing=True)
+        return run_model(graph, list(tensors), tracing=True, device=device)
     try:
         gm = make_fx(forward, tracing_mode="real")(*inputs)
     except RuntimeError as e:

@@ -43,9 +43,17 @@ def _centered(x: torch.Tensor, zero_point: torch.Tensor | None, per_row: bool) -
     return x - zero_point
 
 
+def _int_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The int32 product; CUDA has no integer matmul, so there in float64, exact for 8-bit
+    operands (every partial sum stays far below 2**53)."""
+    if a.is_cuda:
+        return torch.matmul(a.double(), b.double()).to(torch.int32)
+    return torch.matmul(a, b)
+
+
 @op("MatMulInteger")
 def matmul_integer(node, a, b, a_zero_point=None, b_zero_point=None):
-    return torch.matmul(_centered(a, a_zero_point, True), _centered(b, b_zero_point, False))
+    return _int_matmul(_centered(a, a_zero_point, True), _centered(b, b_zero_point, False))
 
 
 @op("QLinearMatMul")
@@ -53,7 +61,7 @@ def qlinear_matmul(node, a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_s
                    y_zero_point):
     """The int32 product of the centered operands, requantized: rounded half to even, added
     to y's zero point and saturated to its type."""
-    product = torch.matmul(_centered(a, a_zero_point, True), _centered(b, b_zero_point, False))
+    product = _int_matmul(_centered(a, a_zero_point, True), _centered(b, b_zero_point, False))
     if a_scale.dim() == 1:
         a_scale = a_scale.unsqueeze(-1)
     scale = (a_scale * b_scale / y_scale).double()

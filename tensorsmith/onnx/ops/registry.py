@@ -45,10 +45,11 @@ class DataDependent(Exception):
 
 class Scope:
     """What the interpreter tells ops during one run: which tensors are constants, whether the
-    run is being traced, and how to run a subgraph (If, Loop, Scan bodies)."""
+    run is being traced, the device, and how to run a subgraph (If, Loop, Scan bodies)."""
 
-    def __init__(self, tracing: bool, run_subgraph: Callable):
+    def __init__(self, tracing: bool, run_subgraph: Callable, device: torch.device):
         self.tracing = tracing
+        self.device = device  # where the model runs: for tensors ops create from attributes
         self.constant_ids: set[int] = set()
         self._alive: list[torch.Tensor] = []  # constants are kept alive so that ids stay unique
         self.run_subgraph = run_subgraph

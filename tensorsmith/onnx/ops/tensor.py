@@ -47,7 +47,8 @@ def constant(node):
     for name, dtype in _CONSTANT_ATTRS.items():
         value = node.attr(name)
         if value is not None:
-            return value if dtype is None else torch.tensor(value, dtype=dtype)
+            return value if dtype is None else torch.tensor(value, dtype=dtype,
+                                                            device=scope().device)
     raise OnnxUnsupportedError(f"{node.where()}: constants of attributes {sorted(node.attrs)} "
                                "are not supported")
 
