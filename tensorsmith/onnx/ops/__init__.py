@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ...errors import OnnxUnsupportedError
 from . import (control, elementwise, linalg, nn, nn_attention, nn_norm,  # noqa: F401
-               nn_spatial, recurrent, reduce, signal, tensor)  # they register their ops
+               nn_spatial, recurrent, reduce, resize, signal, tensor)  # they register their ops
 from .reference import reference_op
 from .registry import OPS, OpDef
 

@@ -203,11 +203,12 @@ def max_pool(node, x):
     want_indices = len(node.outputs) > 1 and bool(node.outputs[1])
     padding = windows.torch_padding()
     source = x if padding is not None else windows.padded(x, _lowest(x.dtype))
+    if not want_indices:  # without indices: the op the compiler lowers, not a library call
+        return windows.crop(pool(source, windows.kernel, windows.strides, padding or 0,
+                                 windows.dilations))
     y, indices = pool(source, windows.kernel, windows.strides, padding or 0, windows.dilations,
                       return_indices=True)
     y = windows.crop(y)
-    if not want_indices:
-        return y
     indices = windows.crop(indices)
     sizes = list(source.shape[2:])
     begin = windows.begin if padding is None else [0] * len(sizes)
