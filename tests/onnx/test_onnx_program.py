@@ -107,3 +107,13 @@ def test_the_backend_class_runs_a_node_like_onnx_tools_drive_it(rng):
     (got,) = TensorsmithBackend.run_node(helper.make_node("Mul", ["a", "b"], ["c"]), [a, b])
     np.testing.assert_allclose(got, a * b, rtol=1e-6)
     assert TensorsmithBackend.supports_device("CPU")
+
+
+def test_a_random_op_draws_new_values_on_every_call():
+    node = helper.make_node("RandomNormal", [], ["y"], shape=[64])
+    model = _model([node], [], [_value("y", F, [64])])
+    program = tensorsmith.onnx.compile(model)
+    with pytest.warns(FallbackWarning, match="reference"):
+        first = program()[0]
+    second = program()[0]
+    assert first.shape == (64,) and not np.array_equal(first, second)

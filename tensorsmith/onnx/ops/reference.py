@@ -24,16 +24,18 @@ def reference_op(node) -> OpDef | None:
     if evaluator is None:
         return None
 
+    random = node.op_type in _RANDOM
+
     def run(node, *inputs):
         current = scope()
-        if current.tracing and not all(map(current.is_constant, inputs)):
+        if current.tracing and (random or not all(map(current.is_constant, inputs))):
             raise DataDependent(f"{node.where()} runs through onnx's reference implementation, "
                                 "which cannot be traced")
         feeds = {n: to_numpy(t) for n, t in zip(node.inputs, inputs) if n and t is not None}
         device = next((t.device for t in inputs if isinstance(t, torch.Tensor)), torch.device("cpu"))
         return tuple(torch.from_numpy(np.array(r, copy=True)).to(device)
                      for r in evaluator.run(None, feeds))
-    return OpDef(run, random=node.op_type in _RANDOM)
+    return OpDef(run, random=random)
 
 
 @functools.lru_cache(maxsize=256)
