@@ -4,7 +4,7 @@ oneDNN (the `mkldnn` linear op), measured once per signature.
 Neither wins everywhere: MKL takes a slow generic path on some processors (AMD's among them),
 where oneDNN is up to twice as fast on products of transformer size, while oneDNN's per-call
 overhead loses on small products. So the first call of each signature (shapes, strides, threads)
-times both and later calls take the faster; oneDNN only when it wins by MARGIN. The two sum in
+times both (the fastest of a few calls each) and later calls take the faster; oneDNN only when it wins by MARGIN. The two sum in
 different orders: results agree to rounding, as any two BLAS kernels do.
 """
 from __future__ import annotations
@@ -41,12 +41,15 @@ def _blas(bias, a, b):
     return torch.matmul(a, b) if bias is None else torch.addmm(bias, a, b)
 
 
-def _seconds(fn, *args) -> float:
+def _fastest_call(fn, *args) -> float:
+    """The fastest of _REPEATS timed calls (after a warm-up): the least disturbed by the machine."""
     fn(*args)
-    start = time.perf_counter()
+    best = float("inf")
     for _ in range(_REPEATS):
+        start = time.perf_counter()
         fn(*args)
-    return (time.perf_counter() - start) / _REPEATS
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 def _run(bias, a, b) -> torch.Tensor:
@@ -54,7 +57,7 @@ def _run(bias, a, b) -> torch.Tensor:
                  torch.get_num_threads())
     choice = _CHOICE.get(signature)
     if choice is None:
-        choice = _seconds(_onednn, bias, a, b) <= MARGIN * _seconds(_blas, bias, a, b)
+        choice = _fastest_call(_onednn, bias, a, b) <= MARGIN * _fastest_call(_blas, bias, a, b)
         with _LOCK:
             _CHOICE[signature] = choice
     return _onednn(bias, a, b) if choice else _blas(bias, a, b)
