@@ -8,7 +8,9 @@ from __future__ import annotations
 import torch
 
 from ...errors import OnnxUnsupportedError
-from .registry import ints, op, scalar, scope
+from .registry import DataDependent, ints, op, scalar, scope
+
+UNROLLED_ITERATIONS = 1024  # a traced Loop of more iterations runs eagerly instead
 
 
 def _like_sources(value: torch.Tensor, *sources) -> torch.Tensor:
@@ -50,6 +52,9 @@ def loop(node, trip_count, cond, *carried):
         return current.run_subgraph(body, bound, outer)
 
     while (limit is None or i < limit) and scalar(keep, "Loop's condition"):
+        if current.tracing and i >= UNROLLED_ITERATIONS:
+            raise DataDependent(f"{node.where()}: more than {UNROLLED_ITERATIONS} iterations are "
+                                "not unrolled into a traced graph")
         results = step(i, keep, state)
         keep, state = results[0], results[1:1 + n_state]
         scans.append(results[1 + n_state:])
