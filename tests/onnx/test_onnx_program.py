@@ -120,7 +120,7 @@ def test_a_random_op_draws_new_values_on_every_call():
 
 
 def test_a_long_loop_runs_eagerly_instead_of_unrolling(rng):
-    from tensorsmith.onnx.ops import control
+    from tensorsmith.onnx.ops import registry
     body = helper.make_graph(
         [helper.make_node("Add", ["x_in", "one"], ["x_out"]),
          helper.make_node("Identity", ["cond_in"], ["cond_out"])], "body",
@@ -128,7 +128,7 @@ def test_a_long_loop_runs_eagerly_instead_of_unrolling(rng):
          _value("x_in", F, [3])],
         [_value("cond_out", TensorProto.BOOL, []), _value("x_out", F, [3])],
         [onnx.numpy_helper.from_array(np.ones(3, np.float32), "one")])
-    trips = control.UNROLLED_ITERATIONS + 5
+    trips = registry.UNROLLED_ITERATIONS + 5
     model = _model([helper.make_node("Loop", ["n", "", "x"], ["y"], body=body)],
                    [_value("x", F, [3])], [_value("y", F, [3])],
                    [onnx.numpy_helper.from_array(np.array(trips, np.int64), "n")])

@@ -8,9 +8,7 @@ from __future__ import annotations
 import torch
 
 from ...errors import OnnxUnsupportedError
-from .registry import DataDependent, ints, op, scalar, scope
-
-UNROLLED_ITERATIONS = 1024  # a traced Loop of more iterations runs eagerly instead
+from .registry import UNROLLED_ITERATIONS, DataDependent, ints, op, scalar, scope
 
 
 def _like_sources(value: torch.Tensor, *sources) -> torch.Tensor:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from ...errors import OnnxModelError
-from .registry import ints, is_constant, op
+from .registry import UNROLLED_ITERATIONS, DataDependent, ints, is_constant, op, scope
 
 # Activation functions by lower-cased name: (function of x, alpha, beta; default alpha, beta).
 _ACTIVATIONS = {
@@ -60,6 +60,9 @@ def _recurrent(node, cell, x, w, r, b, p, initial, sequence_lens, defaults) -> t
         x = x.transpose(0, 1)
         initial = [s if s is None else s.transpose(0, 1) for s in initial]
     steps, batch = x.shape[0], x.shape[1]
+    if scope().tracing and steps > UNROLLED_ITERATIONS:
+        raise DataDependent(f"{node.where()}: {steps} time steps are not unrolled into a traced "
+                            "graph")
     directions, hidden = w.shape[0], r.shape[-1]
     if b is None:
         b = x.new_zeros(directions, 2 * w.shape[1])

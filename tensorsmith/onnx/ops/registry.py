@@ -38,6 +38,11 @@ def op(*names: str, domain: str = "", data_dependent: bool = False, random: bool
     return register
 
 
+# Loops (Loop, the time steps of RNN/GRU/LSTM) unroll into a traced graph up to this many
+# iterations; a longer one runs eagerly rather than growing a graph without bound.
+UNROLLED_ITERATIONS = 1024
+
+
 class DataDependent(Exception):
     """A traced op needed the values of a tensor that is not a constant; the caller runs the
     model eagerly for this input signature."""
