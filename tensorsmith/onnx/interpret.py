@@ -47,8 +47,8 @@ def _run(graph: Graph, bound: dict, outer: dict, current: Scope) -> list[torch.T
         try:
             results = opdef.fn(node, *args)
         except (ValueError, TypeError, RuntimeError, IndexError) as e:
-            if isinstance(e, (DataDependent, OnnxUnsupportedError, OnnxModelError)):
-                raise
+            if type(e) not in (ValueError, TypeError, RuntimeError, IndexError):
+                raise  # ours, or a subclass whose constructor may take other arguments
             raise type(e)(f"{node.where()}: {e}") from e
         if not isinstance(results, (tuple, list)):
             results = (results,)
