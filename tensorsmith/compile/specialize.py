@@ -33,6 +33,26 @@ def signature(args) -> tuple:
 _COUNTED = 1024  # signatures whose calls are counted at once, per graph
 
 
+class CallCounts:
+    """Calls of each signature not compiled yet: `seen(key)` counts one more and returns the
+    count; a signature compiles once that reaches `config.specialize_after` (it is then
+    forgotten). Past _COUNTED signatures the oldest is forgotten: a decode loop meets each once.
+    Shared by graphs with symbolic sizes and ONNX models with symbolic dimensions."""
+
+    def __init__(self):
+        self._calls: dict[tuple, int] = {}
+
+    def seen(self, key) -> int:
+        count = self._calls.get(key, 0) + 1
+        if count >= config.specialize_after:
+            self._calls.pop(key, None)
+            return count
+        self._calls[key] = count
+        if len(self._calls) > _COUNTED:
+            self._calls.pop(next(iter(self._calls)))
+        return count
+
+
 class Specializing:
     """Runs a symbolic graph: a compiled executor per recurring concrete signature, ATen otherwise.
     `build(args)` compiles for the signature of `args` (with its own fallback on failure)."""
@@ -40,7 +60,7 @@ class Specializing:
     def __init__(self, gm, record: GraphRecord, build):
         self.gm, self.record, self.build = gm, record, build
         self.compiled: dict[tuple, object] = {}
-        self.calls: dict[tuple, int] = {}  # calls of each signature not compiled (yet)
+        self.calls = CallCounts()
 
     def __call__(self, *args):
         key = signature(args)
@@ -52,23 +72,18 @@ class Specializing:
     def _decide(self, key: tuple, args):
         """The compiled executor for `key` if its time has come, else the captured graph."""
         full = len(self.compiled) >= config.max_specializations
-        seen = 0 if full else self.calls.get(key, 0) + 1
+        seen = 0 if full else self.calls.seen(key)
         if full or seen < config.specialize_after:
             self.record.aten_calls += 1
             if self.record.aten_calls == 1:
                 why = "the cap on compiled shapes is reached" if full else \
                     "a shape is compiled when it comes again"
                 log(1, f"{self.record.graph_id}: shapes change; new shapes run through ATen ({why})")
-            if not full:
-                self.calls[key] = seen
-                if len(self.calls) > _COUNTED:  # forget the oldest: a decode loop meets each once
-                    self.calls.pop(next(iter(self.calls)))
             return self.gm
         shapes = [list(a.shape) for a in args if isinstance(a, torch.Tensor)]
         log(1, f"{self.record.graph_id}: compiling a specialization (number {len(self.compiled) + 1}) "
                f"for shapes seen {seen} times: {shapes}")
         if self.compiled:
             events.recompiling(self.record, "input shapes changed", args)
-        self.calls.pop(key, None)
         executor = self.compiled[key] = self.build(args)
         return executor

@@ -11,7 +11,6 @@ reason.
 """
 from __future__ import annotations
 
-import collections
 import warnings
 
 import torch
@@ -19,6 +18,7 @@ from torch.fx.experimental.proxy_tensor import make_fx
 
 from .. import config
 from ..compile.backend import tensorsmith_backend
+from ..compile.specialize import CallCounts
 from ..errors import FallbackWarning, InputError
 from .dtypes import to_numpy, to_torch
 from .graph import Graph, move_to
@@ -30,9 +30,6 @@ from .ops.registry import DataDependent
 _VALUE_SHAPED = {"aten.nonzero.default", "aten.masked_select.default", "aten._unique2.default",
                  "aten.unique_dim.default", "aten.unique_consecutive.default",
                  "aten.repeat_interleave.Tensor"}
-
-
-_COUNTED = 1024  # signatures whose calls are counted at once
 
 
 class OnnxProgram:
@@ -47,7 +44,7 @@ class OnnxProgram:
         self.compiled = compiled
         self.source = source
         self._runners: dict[tuple, object] = {}
-        self._calls: collections.Counter = collections.Counter()  # signature -> calls, not compiled
+        self._calls = CallCounts()  # of signatures not compiled yet
         self.symbolic = any(_has_symbolic_dims(t) for t in graph.input_types.values())
         self.eager_reasons: dict[tuple, str] = {}  # signature -> why it runs eagerly
 
@@ -77,12 +74,8 @@ class OnnxProgram:
     def _runner_for(self, signature, inputs):
         """A new signature's runner: built now, or eager for this call until the signature has
         come `config.specialize_after` times (inputs with symbolic dimensions only)."""
-        if len(self._calls) > _COUNTED:
-            self._calls.clear()
-        self._calls[signature] += 1
-        if self.symbolic and self.compiled and self._calls[signature] < config.specialize_after:
+        if self.symbolic and self.compiled and self._calls.seen(signature) < config.specialize_after:
             return self._eager
-        del self._calls[signature]
         runner = self._runners[signature] = self._build(signature, inputs)
         return runner
 
