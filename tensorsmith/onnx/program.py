@@ -100,7 +100,8 @@ class OnnxProgram:
     def _build(self, signature, inputs):
         if not self.compiled:
             return self._eager
-        if sum(r is not self._eager for r in self._runners.values()) >= config.max_specializations:
+        compiled = sum(signature not in self.eager_reasons for signature in self._runners)
+        if compiled >= config.max_specializations:
             return self._eager_because(signature, f"{config.max_specializations} input shapes "
                                        "are compiled already (TENSORSMITH_MAX_SPECIALIZATIONS)")
         try:

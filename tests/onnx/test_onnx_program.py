@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
+import torch
 from onnx import TensorProto, helper
 
 import tensorsmith
@@ -136,3 +137,26 @@ def test_a_long_loop_runs_eagerly_instead_of_unrolling(rng):
     with pytest.warns(FallbackWarning, match="not unrolled"):
         (got,) = tensorsmith.onnx.compile(model)(x)
     np.testing.assert_allclose(got, x + trips, rtol=1e-5)
+
+
+def test_shapes_run_eagerly_do_not_count_towards_the_cap_on_compiled_ones(rng, monkeypatch):
+    from tensorsmith import config
+    from tensorsmith.onnx import program as program_module
+    from tensorsmith.onnx.ops.registry import DataDependent
+    traced = program_module.trace
+
+    def trace_all_but_batch_1(graph, inputs, device):
+        if inputs[0].shape[0] == 1:
+            raise DataDependent("batch 1 is made to run eagerly")
+        return traced(graph, inputs, device)
+    monkeypatch.setattr(program_module, "trace", trace_all_but_batch_1)
+    monkeypatch.setattr(config, "max_specializations", 1)
+    model = _model([helper.make_node("Relu", ["x"], ["y"])], [_value("x", F, ["batch", 4])],
+                   [_value("y", F, ["batch", 4])])
+    program = tensorsmith.onnx.compile(model)
+    with pytest.warns(FallbackWarning, match="batch 1 is made to run eagerly"):
+        for batch in (1, 1, 2, 2):
+            x = rng.standard_normal((batch, 4)).astype(np.float32)
+            np.testing.assert_array_equal(program(x)[0], np.maximum(x, 0))
+    assert list(program.eager_reasons) == [(((1, 4), torch.float32),)]
+    assert program._runners[(((2, 4), torch.float32),)] != program._eager  # batch 2 compiled
