@@ -36,11 +36,17 @@ def tensor_from_proto(proto: onnx.TensorProto) -> torch.Tensor:
         raise OnnxModelError(f"tensor {proto.name!r} has external data that was not loaded "
                              "(models go through tensorsmith.onnx.load_model)")
     dtype = torch_dtype(proto.data_type)
-    if dtype == torch.bfloat16:
-        bits = np.array(numpy_helper.to_array(proto).view(np.uint16).astype(np.int16), copy=True)
-        return torch.from_numpy(bits).view(torch.bfloat16)
     array = numpy_helper.to_array(proto)
+    if dtype == torch.bfloat16:
+        return _bfloat16(array)
     return torch.from_numpy(np.array(array, copy=True))
+
+
+def _bfloat16(array: np.ndarray) -> torch.Tensor:
+    """A copy of a numpy array of bfloat16 values (ml_dtypes' type, or their 16-bit patterns)
+    as a torch bfloat16 tensor, through its bits: torch takes no ml_dtypes array."""
+    bits = np.array(array, copy=True, order="C").view(np.int16)
+    return torch.from_numpy(bits).view(torch.bfloat16)
 
 
 def to_torch(value, device) -> torch.Tensor:
@@ -51,8 +57,7 @@ def to_torch(value, device) -> torch.Tensor:
     if array.dtype.kind in "OSU":
         raise TypeError(f"an input of numpy dtype {array.dtype} is not supported")
     if array.dtype.name == "bfloat16":
-        bits = np.array(array, copy=True, order="C").view(np.int16)
-        return torch.from_numpy(bits).view(torch.bfloat16).to(device)
+        return _bfloat16(array).to(device)
     return torch.from_numpy(np.array(array, copy=True)).to(device)
 
 
