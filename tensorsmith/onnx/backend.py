@@ -7,8 +7,8 @@ import onnx
 import torch
 from onnx.backend.base import Backend, BackendRep
 
-from .graph import convert_graph, opsets_of
-from .load import load_model
+from . import compile as compile_onnx
+from .graph import one_node_model
 from .program import OnnxProgram
 
 _DEVICES = {"CPU": "cpu", "CUDA": "cuda"}
@@ -31,27 +31,23 @@ class TensorsmithBackend(Backend):
 
     @classmethod
     def prepare(cls, model, device: str = "CPU", compiled: bool = True, **kwargs) -> TensorsmithRep:
-        proto = load_model(model)
-        graph = convert_graph(proto.graph, opsets_of(proto))
-        return TensorsmithRep(OnnxProgram(graph, _torch_device(device), compiled=compiled))
+        return TensorsmithRep(compile_onnx(model, _torch_device(device), compiled=compiled))
 
     @classmethod
     def run_node(cls, node: onnx.NodeProto, inputs, device: str = "CPU", outputs_info=None,
                  **kwargs) -> tuple:
         names = [f"input_{i}" if not n else n for i, n in enumerate(node.input)]
-        values = [onnx.helper.make_tensor_value_info(n, onnx.TensorProto.UNDEFINED, None)
-                  for n in names]
-        outputs = [onnx.helper.make_tensor_value_info(n, onnx.TensorProto.UNDEFINED, None)
-                   for n in node.output]
-        graph = onnx.helper.make_graph([node], "run_node", values, outputs)
         opset = kwargs.get("opset_version", onnx.defs.onnx_opset_version())
-        model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid(node.domain, opset)])
+        model = one_node_model(node, names, [onnx.helper.make_opsetid(node.domain, opset)])
         return cls.prepare(model, device).run(list(inputs))
 
     @classmethod
     def supports_device(cls, device: str) -> bool:
-        name = _DEVICES.get(str(device).split(":")[0].upper())
-        return name == "cpu" or (name == "cuda" and torch.cuda.is_available())
+        try:
+            name = _torch_device(device)
+        except ValueError:
+            return False
+        return name == "cpu" or (name.startswith("cuda") and torch.cuda.is_available())
 
 
 def _torch_device(device: str) -> str:

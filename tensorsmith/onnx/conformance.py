@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import json
 import re
 import sys
@@ -138,21 +139,17 @@ def is_float32(model: onnx.ModelProto) -> bool:
                and v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for v in values)
 
 
+@functools.cache
 def _op_names() -> dict[str, str]:
+    """Lower-case ONNX op names -> op names, longest first."""
     names = {s.name.lower(): s.name for s in onnx.defs.get_all_schemas_with_history()}
     return dict(sorted(names.items(), key=lambda kv: -len(kv[0])))
 
 
-_OPS_BY_LOWER = None
-
-
 def op_of(case) -> str:
     """The op a case tests: the longest ONNX op name its test name starts with."""
-    global _OPS_BY_LOWER
-    if _OPS_BY_LOWER is None:
-        _OPS_BY_LOWER = _op_names()
     name = case.name.removeprefix("test_").replace("_", "")
-    for lower, op in _OPS_BY_LOWER.items():
+    for lower, op in _op_names().items():
         if name.startswith(lower):
             return op
     nodes = [n.op_type for n in case.model.graph.node]

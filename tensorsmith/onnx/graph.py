@@ -66,6 +66,17 @@ def move_to(graph: Graph, device: torch.device) -> None:
                         move_to(v, device)
 
 
+def one_node_model(node: onnx.NodeProto, inputs: list[str],
+                   opsets: list[onnx.OperatorSetIdProto]) -> onnx.ModelProto:
+    """`node` alone as a model reading `inputs` and writing its outputs, types unknown: how a
+    single node runs (onnx's reference evaluator, the backend's `run_node`)."""
+    def untyped(name):
+        return onnx.helper.make_tensor_value_info(name, onnx.TensorProto.UNDEFINED, None)
+    graph = onnx.helper.make_graph([node], node.op_type or "node", [untyped(n) for n in inputs],
+                                   [untyped(n) for n in node.output if n])
+    return onnx.helper.make_model(graph, opset_imports=opsets)
+
+
 def opsets_of(model: onnx.ModelProto) -> dict[str, int]:
     return {("" if o.domain == "ai.onnx" else o.domain): o.version for o in model.opset_import}
 

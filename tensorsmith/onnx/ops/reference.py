@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ..dtypes import to_numpy
+from ..graph import one_node_model
 from .registry import DataDependent, OpDef, scope
 
 _RANDOM = {"Bernoulli", "Multinomial", "RandomNormal", "RandomNormalLike", "RandomUniform",
@@ -46,13 +47,10 @@ def _evaluator(node_bytes: bytes, domain: str, opset: int):
     node.ParseFromString(node_bytes)
     # A one-node model, so that the evaluator uses the model's opset (given a bare node, it
     # takes the newest version of the op).
-    untyped = [onnx.helper.make_value_info(n, onnx.TypeProto()) for n in node.input if n]
-    outputs = [onnx.helper.make_value_info(n, onnx.TypeProto()) for n in node.output if n]
     opsets = [onnx.helper.make_opsetid(domain, opset)]
     if domain:
         opsets.append(onnx.helper.make_opsetid("", onnx.defs.onnx_opset_version()))
-    model = onnx.helper.make_model(onnx.helper.make_graph([node], "reference", untyped, outputs),
-                                   opset_imports=opsets)
+    model = one_node_model(node, [n for n in node.input if n], opsets)
     try:
         return ReferenceEvaluator(model)
     except Exception:  # noqa: BLE001 - onnx raises several types for "no implementation"
