@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ...errors import OnnxUnsupportedError
-from .registry import ints, is_constant, op, scalar
+from .registry import ints, is_constant, lowest, op, scalar
 
 
 def _by_rank(node, fns: tuple, n: int):
@@ -189,10 +189,6 @@ class _Windows:
         return y.reshape(*x.shape[:2], *y.shape[2:])
 
 
-def _lowest(dtype: torch.dtype):
-    return -math.inf if dtype.is_floating_point else torch.iinfo(dtype).min
-
-
 _MAX_POOL = (F.max_pool1d, F.max_pool2d, F.max_pool3d)
 
 
@@ -202,7 +198,7 @@ def max_pool(node, x):
     pool = _by_rank(node, _MAX_POOL, x.dim() - 2)
     want_indices = len(node.outputs) > 1 and bool(node.outputs[1])
     padding = windows.torch_padding()
-    source = x if padding is not None else windows.padded(x, _lowest(x.dtype))
+    source = x if padding is not None else windows.padded(x, lowest(x.dtype))
     if not want_indices:  # without indices: the op the compiler lowers, not a library call
         return windows.crop(pool(source, windows.kernel, windows.strides, padding or 0,
                                  windows.dilations))

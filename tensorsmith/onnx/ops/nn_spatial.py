@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import math
-import struct
 
 import torch
 import torch.nn.functional as F
 
 from ...errors import OnnxUnsupportedError
-from .registry import floats, ints, op
+from .registry import floats, ints, op, rounder
 
 _GRID_MODES = {"linear": "bilinear", "bilinear": "bilinear", "nearest": "nearest",
                "cubic": "bicubic", "bicubic": "bicubic"}
@@ -72,15 +71,6 @@ def col2im(node, x, image_shape, block_shape):
     return F.pad(y, flat)
 
 
-def _rounding(dtype: torch.dtype):
-    """Rounds a Python float to `dtype`'s precision (float32's for bfloat16), so that sizes
-    computed from values match those computed in that dtype."""
-    code = {torch.float32: "f", torch.bfloat16: "f", torch.float16: "e"}.get(dtype)
-    if code is None:
-        return lambda v: v
-    return lambda v: struct.unpack(code, struct.pack(code, v))[0]
-
-
 def _roi_samples(start, length, bins: int, grid: int, size: int):
     """Per roi: the sample positions along one axis, clamped as RoiAlign does; their low and
     high neighbour indices and weights; and whether each sample lies within the image."""
@@ -112,7 +102,7 @@ def roi_align(node, x, rois, batch_indices):
     half_pixel = _half_pixel(node)
     if ratio <= 0:  # the grid of each region depends on its size: one region at a time
         boxes = floats(rois, "RoiAlign's rois (with sampling_ratio 0)")
-        at = _rounding(x.dtype)
+        at = rounder(torch.float32 if x.dtype == torch.bfloat16 else x.dtype)
         offset = 0.5 if half_pixel else 0.0
         parts = []
         for r in range(rois.shape[0]):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from .registry import computable, ints, op
+from .registry import computable, highest, ints, lowest, op
 
 
 def _prod(x: torch.Tensor, dims, keepdim: bool) -> torch.Tensor:
@@ -26,26 +26,14 @@ def _norm2(x: torch.Tensor, dims, keepdim: bool) -> torch.Tensor:
     return squares.sqrt() if squares.is_floating_point() else squares.double().sqrt()
 
 
-def _empty_max(dtype: torch.dtype):
-    if dtype == torch.bool:
-        return False
-    return -float("inf") if dtype.is_floating_point else torch.iinfo(dtype).min
-
-
-def _empty_min(dtype: torch.dtype):
-    if dtype == torch.bool:
-        return True
-    return float("inf") if dtype.is_floating_point else torch.iinfo(dtype).max
-
-
 # name: (reduction of x over dims, opset from which axes are an input, value over no elements
 # when the reduction cannot compute it)
 _REDUCTIONS = {
     "ReduceSum": (lambda x, d, k: x.sum(d, keepdim=k), 13, None),
     "ReduceMean": (_mean, 18, None),
     "ReduceProd": (_prod, 18, None),
-    "ReduceMax": (lambda x, d, k: x.amax(d, keepdim=k), 18, _empty_max),
-    "ReduceMin": (lambda x, d, k: x.amin(d, keepdim=k), 18, _empty_min),
+    "ReduceMax": (lambda x, d, k: x.amax(d, keepdim=k), 18, lowest),
+    "ReduceMin": (lambda x, d, k: x.amin(d, keepdim=k), 18, highest),
     "ReduceL1": (lambda x, d, k: x.abs().sum(d, keepdim=k), 18, None),
     "ReduceL2": (_norm2, 18, None),
     "ReduceSumSquare": (lambda x, d, k: (x * x).sum(d, keepdim=k), 18, None),

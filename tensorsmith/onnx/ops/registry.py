@@ -13,6 +13,8 @@ raise `DataDependent` for values that change from call to call, which then run e
 from __future__ import annotations
 
 import contextvars
+import math
+import struct
 from dataclasses import dataclass
 from typing import Callable
 
@@ -126,3 +128,27 @@ def computable(x: torch.Tensor) -> torch.Tensor:
     """`x` in a dtype torch's kernels accept (unsigned 16/32/64-bit widened to signed)."""
     wider = _WIDER.get(x.dtype)
     return x if wider is None else x.to(wider)
+
+
+def lowest(dtype: torch.dtype):
+    """The least value of `dtype` (-inf for floats): what a max over nothing starts from."""
+    if dtype == torch.bool:
+        return False
+    return -math.inf if dtype.is_floating_point else torch.iinfo(dtype).min
+
+
+def highest(dtype: torch.dtype):
+    """The greatest value of `dtype` (inf for floats): what a min over nothing starts from."""
+    if dtype == torch.bool:
+        return True
+    return math.inf if dtype.is_floating_point else torch.iinfo(dtype).max
+
+
+def rounder(dtype: torch.dtype):
+    """Rounds Python floats to float32 or float16 precision (others unchanged), as arithmetic on
+    numpy scalars of that dtype does: sizes and coordinates computed in Python then match the
+    reference's."""
+    code = {torch.float32: "f", torch.float16: "e"}.get(dtype)
+    if code is None:
+        return lambda v: v
+    return lambda v: struct.unpack(code, struct.pack(code, v))[0]

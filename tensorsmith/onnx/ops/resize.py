@@ -3,21 +3,12 @@ the graph is built (nearest, linear, cubic; every coordinate transformation and 
 from __future__ import annotations
 
 import math
-import struct
 
 import torch
 
 from ...errors import OnnxUnsupportedError
-from .registry import floats, ints, op
+from .registry import floats, ints, op, rounder
 from .tensor import _axis, _const
-
-
-def _rounder(dtype: torch.dtype):
-    """Rounds Python floats to `dtype`, as arithmetic on numpy scalars of that dtype does."""
-    code = {torch.float32: "f", torch.float16: "e"}.get(dtype)
-    if code is None:
-        return lambda v: v
-    return lambda v: struct.unpack(code, struct.pack(code, v))[0]
 
 
 def _source_coordinate(mode: str, y: int, n_in: int, n_out: int, scale: float, roi) -> float:
@@ -183,7 +174,7 @@ def resize(node, x, roi=None, scales=None, sizes=None):
         roi, scales = None, roi  # Resize-10 takes (X, scales)
     crop = node.attr("coordinate_transformation_mode") == "tf_crop_and_resize"
     values = _values(roi, floats) if crop else None
-    roi = None if values is None else (values, _rounder(roi.dtype))
+    roi = None if values is None else (values, rounder(roi.dtype))
     return _resize(node, x, _values(scales, floats), _values(sizes, ints), roi)
 
 
