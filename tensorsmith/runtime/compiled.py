@@ -75,7 +75,7 @@ def _computation(node, interpreter: Interpreter):
     if node.op == "dot":
         return matmul
     if node.op == "addmm":
-        return cpu_matmul.addmm if cpu_matmul.available() else torch.addmm
+        return cpu_matmul.addmm
     direct = attention_op.DIRECT.get(node.attrs["target"]) if node.op == "fallback" else None
     if direct is not None:
         return lambda *inputs: interpreter.fallback(node, list(inputs), direct)

@@ -20,17 +20,21 @@ _CHOICE: dict[tuple, bool] = {}  # signature -> run through oneDNN
 _LOCK = threading.Lock()
 
 
+_MIN_WORK = 64 ** 3  # products smaller than this always go to BLAS (no timing)
+_AVAILABLE = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+
+
 def available() -> bool:
-    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+    """Whether this torch has oneDNN's linear op (else every product goes to BLAS)."""
+    return _AVAILABLE
 
 
 def eligible(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Float32 CPU operands, `b` a matrix and `a` a matrix or a batch of rows."""
-    return (a.device.type == "cpu" and a.dim() >= 2 and b.dim() == 2 and a.dtype == torch.float32
-            and b.dtype == torch.float32 and a.numel() * b.shape[1] >= _MIN_WORK)
-
-
-_MIN_WORK = 64 ** 3  # products smaller than this always go to BLAS (no timing)
+    """oneDNN is here, and the operands are float32 on the CPU, `b` a matrix and `a` a matrix or
+    a batch of rows."""
+    return (_AVAILABLE and a.device.type == "cpu" and a.dim() >= 2 and b.dim() == 2
+            and a.dtype == torch.float32 and b.dtype == torch.float32
+            and a.numel() * b.shape[1] >= _MIN_WORK)
 
 
 def _onednn(bias, a, b):

@@ -24,7 +24,6 @@ MARGIN = 0.95  # the transposed product must take at most this share of the stra
 _REPEATS = 5
 _CHOICE: dict[tuple, bool] = {}  # signature -> run transposed
 _LOCK = threading.Lock()
-_CPU_CHOICE = cpu_matmul.available()
 
 
 def _signature(a: torch.Tensor, b: torch.Tensor) -> tuple:
@@ -69,7 +68,7 @@ def _eligible(a: torch.Tensor, b: torch.Tensor) -> bool:
 def matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """a @ b, row-major; on CUDA, 2-D floating operands run in the orientation measured faster;
     on the CPU, 2-D float32 ones through the library measured faster (cpu_matmul.py)."""
-    if _CPU_CHOICE and cpu_matmul.eligible(a, b):
+    if cpu_matmul.eligible(a, b):
         return cpu_matmul.matmul(a, b)
     if not _eligible(a, b):
         return _straight(a, b)
