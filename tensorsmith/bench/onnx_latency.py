@@ -17,8 +17,6 @@ import sys
 import tempfile
 import time
 
-import numpy as np
-
 from .timing import Clock, interleave
 
 
@@ -26,9 +24,10 @@ def compare_model(path: str, inputs: dict | None = None, shapes: dict | None = N
                   device: str = "cpu", rounds: int = 20) -> dict:
     """One row: cold times, median latencies, their ratio and the largest output difference."""
     import onnxruntime
-    import torch
 
     from .. import onnx as ts_onnx
+    from ..onnx.command import max_difference
+    from ..onnx.dtypes import to_torch
     from ..onnx.inputs import example_inputs
 
     start = time.perf_counter()
@@ -48,14 +47,12 @@ def compare_model(path: str, inputs: dict | None = None, shapes: dict | None = N
     theirs_out = session.run(None, inputs)
     theirs_cold = time.perf_counter() - start
 
-    on_device = [torch.from_numpy(np.ascontiguousarray(inputs[n])).to(device)
-                 for n in program.input_names]
+    on_device = [to_torch(inputs[n], device) for n in program.input_names]
     clock = Clock(device)
     samples = interleave({"tensorsmith": lambda: program.run(on_device),
                           "onnxruntime": lambda: session.run(None, inputs)}, rounds, clock)
     ours, theirs = (statistics.median(samples[k]) for k in ("tensorsmith", "onnxruntime"))
-    difference = max(float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)), initial=0))
-                     for a, b in zip(ours_out, theirs_out))
+    difference = max(map(max_difference, ours_out, theirs_out))
     return {"model": path.rsplit("/", 1)[-1], "device": device, "tensorsmith_ms": ours * 1e3,
             "onnxruntime_ms": theirs * 1e3, "ratio": ours / theirs, "tensorsmith_cold_s": ours_cold,
             "onnxruntime_cold_s": theirs_cold, "max_difference": difference,

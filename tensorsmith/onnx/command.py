@@ -41,8 +41,7 @@ def main(argv=None) -> int:
         line = f"{name}: {value.dtype} {list(value.shape)} {np.array2string(value.ravel()[:4], precision=4)}"
         if expected is not None:
             want = expected[name]
-            worst = np.max(np.abs(value.astype(np.float64) - want.astype(np.float64)), initial=0.0)
-            line += f"  max |difference| from onnxruntime {worst:.3g}"
+            line += f"  max |difference| from onnxruntime {max_difference(value, want):.3g}"
         print(line)
         if args.save:
             import pathlib
@@ -50,6 +49,11 @@ def main(argv=None) -> int:
             folder.mkdir(parents=True, exist_ok=True)
             np.save(folder / f"{''.join(c if c.isalnum() else '_' for c in name)}.npy", value)
     return 0
+
+
+def max_difference(a: np.ndarray, b: np.ndarray) -> float:
+    """The largest absolute difference of two outputs, in float64 (0 for empty ones)."""
+    return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)), initial=0.0))
 
 
 def _onnxruntime_outputs(path: str, inputs: dict) -> dict | None:
