@@ -459,8 +459,8 @@ def test_an_argument_that_keeps_moving_is_copied_from_the_next_capture_on(simula
     runner = compiled.cuda_graph
     compiled([x, w])  # captured, both in place (neither moved since the call before)
     assert runner.captures == 1 and not runner.copied
-    for _ in range(6):
-        w = torch.randn(4, 3)  # a new address every call
+    moving = [torch.randn(4, 3) for _ in range(6)]  # all alive: a new address every call
+    for w in moving:
         torch.testing.assert_close(compiled([x, w]), _expect(x, w))
     assert runner.stopped is None and runner.captures == 2 and [i for i, _ in runner.copied] == [1]
     assert runner.ordinary["argument moved"] == 2 and runner.replays == 3
