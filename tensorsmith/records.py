@@ -24,6 +24,7 @@ class GraphRecord:
     fallbacks: list[Fallback] = field(default_factory=list)
     whole_graph_fallback: str | None = None  # why the graph ran through ATen as it was
     specializations: int = 0  # shapes this graph was imported for (dynamic graphs: one per shape)
+    symbolic: bool = False  # compiled once for all values of its symbolic sizes
     aten_calls: int = 0  # calls of a dynamic graph run through ATen, their shape not compiled (yet)
     kernels: int = 0  # generated kernels (0 when interpreted)
     library_calls: int = 0  # steps run through PyTorch (matmul, convolution, fallback, ...)

@@ -39,6 +39,11 @@ BACKENDS: dict[str, str | None] = {
 }
 
 
+# The backends whose code takes symbolic sizes (ir/sizes.py); a symbolic graph for any other is
+# compiled per concrete shape (specialize.py).
+SYMBOLIC_BACKENDS = {"interpreter"}
+
+
 def steps_of(backend: str) -> ModuleType | None:
     """The module holding `backend`'s schedule, emit, build and runner functions."""
     name = BACKENDS[backend]

@@ -10,10 +10,11 @@ from ..codegen.printer import print_schedule
 from ..dump import StageDump
 from ..ir.graph import Graph
 from ..ir.printer import print_graph
+from ..ir.sizes import SymbolicUnsupported, size_symbols
 from ..log import log
 from ..passes.pipeline import run_pipeline
 from ..records import GraphRecord
-from .backends import backend_for, steps_of
+from .backends import SYMBOLIC_BACKENDS, backend_for, steps_of
 
 
 def generate_code(graph: Graph, record: GraphRecord | None = None, dump: StageDump | None = None):
@@ -23,6 +24,8 @@ def generate_code(graph: Graph, record: GraphRecord | None = None, dump: StageDu
     dump = dump or StageDump(record.graph_id)
     start = time.perf_counter()
     backend = backend_for(graph)
+    if backend not in SYMBOLIC_BACKENDS and size_symbols(graph):
+        raise SymbolicUnsupported(f"the {backend} code generator takes static shapes")
     run_pipeline(graph, backend, dump)
     log(3, lambda: print_graph(graph))
     steps = steps_of(backend)

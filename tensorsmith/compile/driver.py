@@ -2,7 +2,8 @@
 the passes every backend runs -> the backend's passes, schedule, emitted source, built module and
 runner (codegen.py) -> the executor that checks arguments and assembles outputs.
 
-Graphs with symbolic shapes (Dynamo's automatic dynamic shapes) are compiled per concrete shape where
+A graph with symbolic shapes (Dynamo's automatic dynamic shapes) is compiled once with its sizes
+symbolic where every stage takes them (ir/sizes.py); where one does not, per concrete shape where
 specialize.py decides it pays. Failures fall back (fallback.py).
 """
 from __future__ import annotations
@@ -20,15 +21,17 @@ from ..passes.pipeline import run_pipeline
 from ..records import GraphRecord, new_record
 from ..runtime.executor import GraphExecutor
 from .codegen import generate_code
-from .fallback import guarded
+from .fallback import FallsBackAtRunTime, guarded
 from .specialize import Specializing, is_symbolic
 
 
-def build(gm: torch.fx.GraphModule, args, record: GraphRecord, saved_from: int | None = None) -> GraphExecutor:
-    """Compile `gm` for these arguments' shapes: the whole pipeline, each stage dumped on request."""
+def build(gm: torch.fx.GraphModule, args, record: GraphRecord, saved_from: int | None = None,
+          symbolic: bool = False) -> GraphExecutor:
+    """Compile `gm` for these arguments' shapes (or, `symbolic`, for every value of their symbolic
+    sizes): the whole pipeline, each stage dumped on request."""
     start = time.perf_counter()
     dump = StageDump(record.graph_id)
-    imported = import_graph(gm, args, name=record.kind)
+    imported = import_graph(gm, args, name=record.kind, symbolic=symbolic)
     dump("import", lambda: print_graph(imported.graph), "tsir")
     graph = run_pipeline(imported.graph, "optimize", dump)
     if record.specializations == 0:  # later shapes import the same ops again
@@ -65,5 +68,21 @@ def compile_fx_graph(gm: torch.fx.GraphModule, example_inputs, kind: str):
         return guarded(lambda: build(gm, list(args), record, saved_from), gm, record)
 
     if any(is_symbolic(a) for a in example_inputs):
-        return monitor.watch(events.handed_over(Specializing(gm, record, built), record), record)
+        runner = _build_symbolic(gm, example_inputs, record, saved_from) or Specializing(gm, record, built)
+        return monitor.watch(events.handed_over(runner, record), record)
     return monitor.watch(events.handed_over(built(example_inputs), record), record)
+
+
+def _build_symbolic(gm, example_inputs, record: GraphRecord, saved_from: int | None):
+    """One compile for every size of a graph with symbolic sizes, or None where a stage needs
+    static ones (or fails): the graph is then compiled per concrete shape."""
+    try:
+        executor = build(gm, list(example_inputs), record, saved_from, symbolic=True)
+    except Exception as e:  # noqa: BLE001  (per-shape compiles follow, each with its own fallback)
+        record.specializations, record.nodes = 0, 0
+        record.native.clear()
+        record.fallbacks.clear()
+        log(1, f"{record.graph_id}: compiled per shape, not once for all sizes: {type(e).__name__}: {e}")
+        return None
+    record.symbolic = True
+    return FallsBackAtRunTime(executor, gm, record)

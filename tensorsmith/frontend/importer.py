@@ -1,8 +1,10 @@
-"""Import a functional ATen FX graph (from AOTAutograd) into the IR, specialized to concrete inputs.
+"""Import a functional ATen FX graph (from AOTAutograd) into the IR.
 
 Each call_function node goes through its registered lowering; an op without one, or a lowering
-that declines, becomes a `fallback` node that calls the ATen op, so any graph imports. Symbolic
-sizes are evaluated to ints from the concrete inputs, so a dynamic graph imports once per shape.
+that declines, becomes a `fallback` node that calls the ATen op, so any graph imports. A graph with
+symbolic sizes is imported either with its sizes symbolic (`symbolic=True`: the IR's sizes are
+Dynamo's, frontend/symbolic.py, and fallback types come from the traced values) or specialized to
+concrete inputs, its sizes evaluated to ints.
 A lowering whose result type disagrees with the type PyTorch traced is discarded for a fallback:
 never wrong, sometimes slow.
 """
@@ -25,6 +27,7 @@ from ..records import Fallback
 from . import lowering  # noqa: F401  (registers the lowerings)
 from .lowering.registry import LOWERINGS, LoweringContext
 from .source import source_line
+from .symbolic import size_of, type_of
 
 _INT_FUNCTIONS = (operator.add, operator.sub, operator.mul, operator.floordiv, operator.truediv,
                   operator.mod, operator.neg, operator.pow, operator.eq, operator.ne, operator.lt,
@@ -95,12 +98,12 @@ def _fake_of(node: Node, mode: FakeTensorMode):
         return torch.empty(t.shape, dtype=t.dtype.torch_dtype, device=t.device)
 
 
-def _type_of_value(value) -> TensorType | TupleType:
+def _type_of_value(value, tensor_type=TensorType.of) -> TensorType | TupleType:
     """The declared type of a fallback's result; None elements of a tuple are left out."""
     if isinstance(value, torch.Tensor):
-        return TensorType.of(value)
+        return tensor_type(value)
     if isinstance(value, (tuple, list)) and all(v is None or isinstance(v, torch.Tensor) for v in value):
-        return TupleType(tuple(TensorType.of(v) for v in value if v is not None))
+        return TupleType(tuple(tensor_type(v) for v in value if v is not None))
     raise UnsupportedError(f"the op returns {type(value).__name__}, not tensors")
 
 
@@ -116,23 +119,27 @@ def _call_signature(target, attr_args, attr_kwargs, operands: list[Node]) -> tup
     return (target, format_value(attr_args), format_value(attr_kwargs), tuple(o.type for o in operands))
 
 
-def _matches_meta(result, meta) -> bool:
-    """Whether a lowering's result agrees with PyTorch's traced value (dtype always, shape if static)."""
+def _matches_meta(result, meta, symbolic: bool = False) -> bool:
+    """Whether a lowering's result agrees with PyTorch's traced value: dtype always, shape where
+    static or imported symbolic (then it must be the same expression)."""
     if isinstance(result, Node):
         if not isinstance(meta, torch.Tensor) or dtype_from_torch(meta.dtype) != result.type.dtype:
             return False
+        if symbolic:
+            return type_of(meta).shape == result.type.shape
         if all(isinstance(s, int) for s in meta.shape):
             return tuple(meta.shape) == result.type.shape
         return len(meta.shape) == result.type.rank
     if isinstance(result, (tuple, list)) and isinstance(meta, (tuple, list)):
         return len(result) == len(meta) and all(
-            r is None or _matches_meta(r, m) for r, m in zip(result, meta))
+            r is None or _matches_meta(r, m, symbolic) for r, m in zip(result, meta))
     return False
 
 
 class Importer:
-    def __init__(self, gm: torch.fx.GraphModule, name: str):
+    def __init__(self, gm: torch.fx.GraphModule, name: str, symbolic: bool = False):
         self.gm = gm
+        self.symbolic = symbolic
         self.graph = Graph(name=name)
         self.ctx = LoweringContext(self.graph)
         self.report = ImportReport()
@@ -161,10 +168,12 @@ class Importer:
     def _placeholder(self, fx_node, value):
         if isinstance(value, torch.Tensor):
             try:
-                return self.graph.add_param(fx_node.name, TensorType.of(value), source_line(fx_node))
+                param_type = type_of(value) if self.symbolic else TensorType.of(value)
+                return self.graph.add_param(fx_node.name, param_type, source_line(fx_node))
             except KeyError:
                 raise UnsupportedError(f"input {fx_node.name} has dtype {value.dtype}") from None
-        return value  # an int (a concrete symbolic size), a bool, or None
+        # A size (symbolic, or its concrete value), a bool, or None.
+        return size_of(value) if self.symbolic else value
 
     def _get_attr(self, fx_node):
         value = getattr(self.gm, fx_node.target)
@@ -216,7 +225,7 @@ class Importer:
             mark = len(self.graph.nodes)
             try:
                 result = lower_op(self.ctx, *args, **kwargs)
-                if _matches_meta(result, self.ctx.meta):
+                if _matches_meta(result, self.ctx.meta, self.symbolic):
                     self.report.native[target_name(target)] += 1
                     return result
                 reason = "lowering disagreed with PyTorch's result type"
@@ -240,7 +249,7 @@ class Importer:
         attr_args = to_attr(list(args), operand_index)
         attr_kwargs = {k: to_attr(v, operand_index) for k, v in kwargs.items()}
         signature = _call_signature(target, attr_args, attr_kwargs, operands)
-        known = _FALLBACK_TYPES.get(signature)
+        known = self._meta_type() if self.symbolic else _FALLBACK_TYPES.get(signature)
         if known is None:
             known = self._fake_call(target, args, kwargs)
             if len(_FALLBACK_TYPES) >= _FALLBACK_TYPES_MAX:
@@ -261,6 +270,13 @@ class Importer:
                 index += 1
         return tuple(elements)
 
+    def _meta_type(self) -> tuple:
+        """A fallback's result type and Nones as PyTorch traced them, symbolic sizes included."""
+        meta = self.ctx.meta
+        result_type = _type_of_value(meta, type_of)
+        nones = tuple(v is None for v in meta) if isinstance(result_type, TupleType) else ()
+        return result_type, nones
+
     def _fake_call(self, target, args, kwargs) -> tuple:
         """The type of `target`'s result on fake tensors of the arguments' types, and which elements
         of a tuple result are None."""
@@ -273,9 +289,11 @@ class Importer:
         return result_type, nones
 
 
-def import_graph(gm: torch.fx.GraphModule, inputs, name: str = "main") -> Imported:
-    """Import `gm` specialized to `inputs` (tensors and concrete ints, one per placeholder).
+def import_graph(gm: torch.fx.GraphModule, inputs, name: str = "main",
+                 symbolic: bool = False) -> Imported:
+    """Import `gm` specialized to `inputs` (tensors and concrete ints, one per placeholder), or
+    with `symbolic` sizes, from `inputs` whose sizes are Dynamo's SymInts.
 
     AOTAutograd may call the compiler under its fake mode; constants are real data, so leave it."""
     with unset_fake_temporarily():
-        return Importer(gm, name).run(list(inputs))
+        return Importer(gm, name, symbolic).run(list(inputs))

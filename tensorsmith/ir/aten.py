@@ -6,6 +6,7 @@ from typing import Callable
 import torch
 
 from .attrs import Operand, TorchEnum
+from .sizes import Sym
 from .types import DType, dtype_from_torch
 
 
@@ -57,7 +58,7 @@ def resolve_target(name: str) -> torch._ops.OpOverload:
 
 def to_attr(value, tensor_operand: Callable[[object], int]):
     """An ATen argument as an attribute value; tensors become Operand(tensor_operand(value))."""
-    if value is None or isinstance(value, (bool, int, float, str)):
+    if value is None or isinstance(value, (bool, int, float, str, Sym)):
         return value
     if isinstance(value, (list, tuple)):
         return [to_attr(v, tensor_operand) for v in value]

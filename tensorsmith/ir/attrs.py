@@ -1,6 +1,6 @@
 """Attribute values: what they may be, how they print, and how kinds are checked.
 
-Values are ints, floats, bools, None, strings, DTypes, lists, string-keyed dicts, `Operand(i)`
+Values are ints (or symbolic sizes, ir/sizes.py, printed `<12*s0>`), floats, bools, None, strings, DTypes, lists, string-keyed dicts, `Operand(i)`
 (a fallback op's i-th tensor operand, printed `$i`) and `TorchEnum` (a device, layout or memory
 format passed to a fallback op, printed `device("cpu")`).
 """
@@ -10,7 +10,8 @@ import json
 import math
 from dataclasses import dataclass
 
-from .types import DType
+from .sizes import Sym
+from .types import DType, format_size
 
 
 @dataclass(frozen=True)
@@ -29,8 +30,8 @@ def format_value(value) -> str:
         return "none"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
+    if isinstance(value, (int, Sym)):
+        return format_size(value)
     if isinstance(value, float):
         if math.isnan(value):
             return "nan"
@@ -52,7 +53,7 @@ def format_value(value) -> str:
 
 def is_value(value) -> bool:
     """Whether `value` is an attribute value (see above) that prints and parses back as itself."""
-    if value is None or isinstance(value, (bool, int, float, str, DType, Operand, TorchEnum)):
+    if value is None or isinstance(value, (bool, int, float, str, DType, Operand, TorchEnum, Sym)):
         return True
     if isinstance(value, list):
         return all(is_value(v) for v in value)
@@ -62,7 +63,8 @@ def is_value(value) -> bool:
 
 
 def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+    """An int, or a symbolic size (an int whose value is known at run time)."""
+    return isinstance(v, Sym) or isinstance(v, int) and not isinstance(v, bool)
 
 
 KIND_CHECKS = {
@@ -71,7 +73,7 @@ KIND_CHECKS = {
     "str": lambda v: isinstance(v, str),
     "dtype": lambda v: isinstance(v, DType),
     "ints": lambda v: isinstance(v, list) and all(_is_int(x) for x in v),
-    "scalar": lambda v: isinstance(v, (int, float)),
+    "scalar": lambda v: isinstance(v, (int, float, Sym)),
     "any": lambda v: True,
 }
 

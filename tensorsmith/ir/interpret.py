@@ -1,7 +1,8 @@
 """The reference interpreter: runs any graph through PyTorch eager ops, optionally in float64.
 
 It defines what each op means; generated code is tested against it. In float64 mode every floating
-value (parameters, converts, constants, fallback dtype arguments) is computed in float64.
+value (parameters, converts, constants, fallback dtype arguments) is computed in float64. A graph
+with symbolic sizes runs with their values (`sizes`, read from the arguments by runtime/sizes.py).
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import torch.nn.functional as F
 from ..errors import ExecutionError, TensorsmithError
 from .aten import ALIGNED_BIAS, LIBRARY_KERNELS, aligned_bias, from_attr, resolve_target
 from .graph import Graph, Node
+from .sizes import evaluate
 from .types import DType, TensorType, TupleType
 
 _UNARY = {
@@ -123,15 +125,17 @@ class Interpreter:
 
     def __init__(self, float64: bool = False):
         self.float64 = float64
+        self.sizes: dict = {}  # the values of a symbolic graph's size symbols, for this run
 
     def dtype(self, dtype: DType) -> torch.dtype:
         if self.float64 and dtype.is_float:
             return torch.float64
         return dtype.torch_dtype
 
-    def run(self, graph: Graph, inputs) -> list[torch.Tensor]:
+    def run(self, graph: Graph, inputs, sizes: dict | None = None) -> list[torch.Tensor]:
         if len(inputs) != len(graph.params):
             raise TensorsmithError(f"graph @{graph.name} takes {len(graph.params)} inputs, got {len(inputs)}")
+        self.sizes = sizes or {}
         env: dict[Node, object] = {}
         for p, x in zip(graph.params, inputs):
             env[p] = x.to(self.dtype(p.type.dtype)) if self.float64 else x
@@ -147,7 +151,7 @@ class Interpreter:
         return [env[o] for o in graph.outputs]
 
     def eval(self, node: Node, args: list):
-        op, a = node.op, node.attrs
+        op, a = node.op, (evaluate(node.attrs, self.sizes) if self.sizes else node.attrs)
         if op in _UNARY:
             return _UNARY[op](args[0])
         if op in _BINARY:
@@ -220,8 +224,9 @@ class Interpreter:
         target = target or resolve_target(node.attrs["target"])
         if node.attrs["target"] not in LIBRARY_KERNELS:
             args = [a.contiguous() if isinstance(a, torch.Tensor) else a for a in args]
-        call_args = from_attr(node.attrs["args"], args, self.dtype)
-        call_kwargs = from_attr(node.attrs["kwargs"], args, self.dtype)
+        attrs = evaluate(node.attrs, self.sizes) if self.sizes else node.attrs
+        call_args = from_attr(attrs["args"], args, self.dtype)
+        call_kwargs = from_attr(attrs["kwargs"], args, self.dtype)
         positions = ALIGNED_BIAS.get(node.attrs["target"])
         if positions is not None:
             _align_bias(call_args, call_kwargs, *positions)
@@ -236,13 +241,15 @@ class Interpreter:
 
     def _check_fallback_result(self, node: Node, expected: TensorType, result):
         """A fallback must produce what the graph declared; anything else is a compiler bug."""
-        if not isinstance(result, torch.Tensor) or tuple(result.shape) != expected.shape or (
+        shape = evaluate(expected.shape, self.sizes) if self.sizes else expected.shape
+        if not isinstance(result, torch.Tensor) or tuple(result.shape) != shape or (
                 not self.float64 and result.dtype != expected.dtype.torch_dtype):
             got = f"{result.dtype}{list(result.shape)}" if isinstance(result, torch.Tensor) else repr(result)
             raise TensorsmithError(f"fallback {node.attrs['target']} returned {got}, "
                                    f"the graph declared {expected}")
 
 
-def interpret(graph: Graph, inputs, float64: bool = False) -> list[torch.Tensor]:
-    """Run `graph` on `inputs` (tensors, one per parameter) and return its outputs."""
-    return Interpreter(float64).run(graph, list(inputs))
+def interpret(graph: Graph, inputs, float64: bool = False, sizes: dict | None = None) -> list[torch.Tensor]:
+    """Run `graph` on `inputs` (tensors, one per parameter) and return its outputs; `sizes` gives
+    the values of a symbolic graph's size symbols."""
+    return Interpreter(float64).run(graph, list(inputs), sizes)

@@ -10,6 +10,7 @@ import re
 from ..errors import ParseError
 from .attrs import Operand, TorchEnum
 from .graph import Graph, Node
+from .sizes import INF, parse_size
 from .types import DTYPES_BY_NAME, TensorType, TupleType
 
 _TOKEN = re.compile(r"""
@@ -17,6 +18,7 @@ _TOKEN = re.compile(r"""
   | (?P<string>"(?:[^"\\]|\\.)*")
   | (?P<value>%[A-Za-z0-9_]+)
   | (?P<operand>\$[0-9]+)
+  | (?P<size><[^<>\s]*>)
   | (?P<at>@[A-Za-z0-9_:.]+)
   | (?P<number>-?(?:[0-9]+\.[0-9]*(?:[eE][-+]?[0-9]+)?|[0-9]+[eE][-+]?[0-9]+|[0-9]+))
   | (?P<ident>-?[A-Za-z_][A-Za-z0-9_]*)
@@ -27,6 +29,7 @@ _TOKEN = re.compile(r"""
 class _Tokens:
     def __init__(self, text: str):
         self.text = text
+        self.ranges: dict = {}  # the graph's size symbols: name -> (low, high)
         self.items: list[tuple[str, str, int]] = []  # (kind, text, offset)
         pos = 0
         while pos < len(text):
@@ -69,13 +72,24 @@ class _Tokens:
             self.pos -= 1
             self.error(f"bad string literal: {e.msg}")
 
-    def dim(self) -> int:
-        """The next token, a dimension size (a non-negative integer)."""
+    def dim(self):
+        """The next token, a dimension size (a non-negative integer, or a symbolic size)."""
         kind, text = self.peek()
+        if kind == "size":
+            return self.size()
         if kind != "number" or not text.isdigit():
             self.error(f"expected a dimension size, found {text or 'end of text'!r}")
         self.pos += 1
         return int(text)
+
+    def size(self):
+        """The next token, a symbolic size `<12*s0>` over the declared symbols."""
+        text = self.take("size")
+        try:
+            return parse_size(text[1:-1], self.ranges)
+        except ValueError as e:
+            self.pos -= 1
+            self.error(str(e))
 
     def accept(self, kind: str, text: str | None = None) -> bool:
         got_kind, got_text = self.peek()
@@ -123,6 +137,8 @@ def _parse_value(t: _Tokens):
     if kind == "operand":
         t.pos += 1
         return Operand(int(text[1:]))
+    if kind == "size":
+        return t.size()
     if kind == "ident":
         t.pos += 1
         if text in _WORDS:
@@ -179,12 +195,39 @@ def _lookup(t: _Tokens, env: dict[str, Node]) -> Node:
     return env[name]
 
 
+def _parse_ranges(t: _Tokens) -> None:
+    """`sizes(s0: [2, inf], ...)` after the parameters: the ranges of the graph's size symbols.
+    (The parameters' types come first in the text, so their symbols are read after it.)"""
+    if not t.accept("ident", "sizes"):
+        return
+    t.take("punct", "(")
+    while True:
+        name = t.take("ident")
+        t.take("punct", ":")
+        t.take("punct", "[")
+        low = t.dim()
+        t.take("punct", ",")
+        high = INF if t.accept("ident", "inf") else t.dim()
+        t.take("punct", "]")
+        t.ranges[name] = (low, high)
+        if not t.accept("punct", ","):
+            break
+    t.take("punct", ")")
+
+
 def parse_graph(text: str) -> Graph:
     t = _Tokens(text)
     t.take("ident", "graph")
     graph = Graph(name=t.take("at")[1:])
     env: dict[str, Node] = {}
     t.take("punct", "(")
+    header = t.pos
+    while not t.accept("punct", ")"):  # skip to the ranges, which the parameters' types need
+        t.pos += 1
+        if t.peek()[0] == "end":
+            t.error("unclosed parameter list")
+    _parse_ranges(t)
+    body, t.pos = t.pos, header
     if not t.accept("punct", ")"):
         while True:
             name = t.take("value")
@@ -196,6 +239,7 @@ def parse_graph(text: str) -> Graph:
             if not t.accept("punct", ","):
                 break
         t.take("punct", ")")
+    t.pos = body
     t.take("punct", "{")
     while not t.accept("ident", "return"):
         name = t.take("value")

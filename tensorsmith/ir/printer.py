@@ -7,7 +7,8 @@
     }
 
 Nodes are numbered in order and attributes print in the op's declared order, so print -> parse ->
-print gives identical text.
+print gives identical text. A graph with symbolic sizes declares their ranges after its parameters:
+`graph @f(%x: f32[<s0>,16]@cpu) sizes(s0: [2, inf]) {`.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from .attrs import format_value
 from .ops import OPS
+from .sizes import size_symbols
 
 if TYPE_CHECKING:  # graph.py prints through this module
     from .graph import Graph, Node
@@ -62,10 +64,19 @@ def format_node(node: Node, names: dict[Node, str]) -> str:
     return text
 
 
+def format_ranges(graph: Graph) -> str:
+    """` sizes(s0: [2, inf], ...)` for the symbols in the graph's types and attributes, else ""."""
+    ranges = size_symbols(graph)
+    if not ranges:
+        return ""
+    return " sizes(" + ", ".join(f"{name}: [{low}, {format_value(high) if high == float('inf') else high}]"
+                                 for name, (low, high) in sorted(ranges.items())) + ")"
+
+
 def print_graph(graph: Graph) -> str:
     names = value_names(graph)
     params = ", ".join(f"{names[p]}: {p.type}" for p in graph.params)
-    lines = [f"graph @{graph.name}({params}) {{"]
+    lines = [f"graph @{graph.name}({params}){format_ranges(graph)} {{"]
     lines += ["  " + format_node(node, names) for node in graph.nodes]
     lines.append(" ".join(["  return", ", ".join(names.get(o, "%<unknown>") for o in graph.outputs)]).rstrip())
     lines.append("}")

@@ -1,12 +1,15 @@
 """Types of IR values: element types, tensor types (shape, dtype, device) and tuples.
 
-Types are immutable and print as stable text, e.g. ``f32[8,128]@cpu`` or ``(f32[4]@cpu, i64[4]@cpu)``.
+Types are immutable and print as stable text, e.g. ``f32[8,128]@cpu``, ``(f32[4]@cpu, i64[4]@cpu)``,
+or with a symbolic size (ir/sizes.py) ``f32[<s0>,768]@cpu``.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
+
+from .sizes import Sym
 
 
 @dataclass(frozen=True)
@@ -61,14 +64,15 @@ def dtype_from_torch(dtype: torch.dtype) -> DType:
 
 @dataclass(frozen=True)
 class TensorType:
-    """A dense tensor of static `shape`, element type `dtype`, on `device` (e.g. "cpu", "cuda:0")."""
+    """A dense tensor of `shape` (ints, or symbolic sizes: ir/sizes.py), element type `dtype`, on
+    `device` (e.g. "cpu", "cuda:0")."""
 
-    shape: tuple[int, ...]
+    shape: tuple
     dtype: DType
     device: str = "cpu"
 
     def __post_init__(self):
-        object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
+        object.__setattr__(self, "shape", tuple(s if isinstance(s, Sym) else int(s) for s in self.shape))
 
     @property
     def rank(self) -> int:
@@ -92,7 +96,7 @@ class TensorType:
         return TensorType(tuple(tensor.shape), dtype_from_torch(tensor.dtype), device_name(tensor.device))
 
     def __str__(self) -> str:
-        return f"{self.dtype.name}[{','.join(map(str, self.shape))}]@{self.device}"
+        return f"{self.dtype.name}[{','.join(map(format_size, self.shape))}]@{self.device}"
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,11 @@ class TupleType:
 
     def __str__(self) -> str:
         return "(" + ", ".join(map(str, self.elements)) + ")"
+
+
+def format_size(size) -> str:
+    """A size as IR text: an int, or a symbolic size in angle brackets (``<12*s0>``)."""
+    return f"<{size}>" if isinstance(size, Sym) else str(size)
 
 
 def device_name(device: torch.device | str) -> str:

@@ -1,7 +1,8 @@
 """Run a compiled graph: check the arguments, execute, and hand back outputs in FX order.
 
 Execution is a `runner(tensors) -> outputs`: generated code (runtime/compiled.py), or the reference
-interpreter where code generation is off.
+interpreter where code generation is off. A graph with symbolic sizes reads their values from the
+arguments on each call (sizes.py) and runs as `runner(tensors, sizes)`.
 """
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import torch
 
 from ..errors import InputError
 from ..ir.interpret import Interpreter
+from ..ir.sizes import SymbolicUnsupported, evaluate, size_symbols
 from ..ir.types import TensorType, device_name
 from .numerics import guard_for
+from .sizes import SizeBinding
 
 
 def check_argument(position: int, name: str, value, expected: TensorType) -> None:
@@ -81,40 +84,62 @@ class GraphExecutor:
         # Numeric guards (config.check_numerics, read now, at compile time): the generated code's
         # own, else one for the argument checks (and, interpreted, for every node's value).
         self.numerics = getattr(runner, "numerics", None) or guard_for(self.graph)
+        self.binding = SizeBinding(self.graph) if size_symbols(self.graph) else None
+        if self.binding is not None and self.numerics is not None:
+            raise SymbolicUnsupported("numeric guards take static shapes")
         if runner is None and self.numerics is not None:
             runner = self.numerics.run_interpreter
-        self.runner = runner or (lambda tensors: Interpreter().run(self.graph, tensors))
+        self.runner = runner or (lambda tensors, sizes=None: Interpreter().run(self.graph, tensors, sizes))
         self.views = Interpreter()  # applies view nodes as PyTorch views
         # Per parameter, what an argument that needs no further look has: one tuple comparison per
         # argument on the way to the first kernel (a training step passes every weight).
-        self.expected = [(p.type.dtype.torch_dtype, torch.Size(p.type.shape), torch.device(p.type.device))
-                         for p in self.graph.params]
+        self.expected = None if self.binding else [
+            (p.type.dtype.torch_dtype, torch.Size(p.type.shape), torch.device(p.type.device))
+            for p in self.graph.params]
 
     def __call__(self, *args):
+        sizes, expected_all, types = self._expected(args)
         tensors = []
-        for position, param, row_major, expected in zip(self.tensor_positions, self.graph.params,
-                                                        self.row_major, self.expected):
+        for position, param_type, row_major, expected in zip(self.tensor_positions, types,
+                                                             self.row_major, expected_all):
             value = args[position]
             if not (isinstance(value, torch.Tensor) and (value.dtype, value.shape, value.device) == expected):
-                value, scalar = host_scalar(value, param.type, row_major)
+                value, scalar = host_scalar(value, param_type, row_major)
                 if not scalar:
-                    check_argument(position, param.name, value, param.type)
+                    check_argument(position, self.graph.params[len(tensors)].name, value, param_type)
             tensors.append(value.contiguous() if row_major else value)
         if self.numerics is not None:
             self.numerics.check_inputs(self.tensor_positions, tensors)
-        results = self.runner(tensors)
-        return self._assemble(results, tensors, args)
+        if sizes is None:
+            return self._assemble(self.runner(tensors), tensors, args)
+        self.views.sizes = sizes
+        return self._assemble(self.runner(tensors, sizes), tensors, args, sizes)
 
-    def _assemble(self, results, inputs, args):
+    def _expected(self, args):
+        """(the size symbols' values or None, per parameter the (dtype, shape, device) an argument
+        must have, and its type with those sizes)."""
+        params = self.graph.params
+        if self.binding is None:
+            return None, self.expected, [p.type for p in params]
+        for position, param in zip(self.tensor_positions, params):
+            if not isinstance(args[position], torch.Tensor):
+                check_argument(position, param.name, args[position], param.type)
+        sizes = self.binding.values([args[p] for p in self.tensor_positions])
+        types = [p.type.with_shape(shape) for p, shape in zip(params, self.binding.shapes_for(sizes))]
+        return sizes, [(t.dtype.torch_dtype, torch.Size(t.shape), torch.device(t.device))
+                       for t in types], types
+
+    def _assemble(self, results, inputs, args, sizes=None):
         """Outputs in FX order. A view of an input is rebuilt as that view of the caller's tensor;
         any other output sharing memory with an input or an earlier caller-visible output is copied,
-        since the graph promised a fresh tensor there."""
+        since the graph promised a fresh tensor there. A size among the outputs (a training forward
+        saves them for its backward) gets its value in this call."""
         seen = {t.untyped_storage().data_ptr() for t in inputs if t.numel()}
         seen |= {a.untyped_storage().data_ptr() for a in args if isinstance(a, torch.Tensor) and a.numel()}
         outputs = []
         for i, ((kind, value), strides) in enumerate(zip(self.outputs, self.output_strides)):
             if kind == "value":
-                outputs.append(value)
+                outputs.append(evaluate(value, sizes) if sizes else value)
                 continue
             if kind == "view":
                 view = self._input_view(self.graph.outputs[value], args)

@@ -13,6 +13,7 @@ from torch._prims_common import ELEMENTWISE_TYPE_PROMOTION_KIND, elementwise_dty
 
 from ...errors import UnsupportedError
 from ...ir.graph import Graph, Node
+from ...ir.sizes import is_symbolic
 from ...ir.types import BOOL, DType, dtype_from_torch
 
 LOWERINGS: dict[torch._ops.OpOverload, Callable] = {}
@@ -30,13 +31,29 @@ def unsupported(message: str):
     raise UnsupportedError(message)
 
 
-def broadcast_shapes(*shapes) -> tuple[int, ...]:
+def broadcast_shapes(*shapes) -> tuple:
     if shapes and all(s == shapes[0] for s in shapes[1:]):  # most elementwise ops: no broadcast
         return tuple(shapes[0])
+    if is_symbolic(shapes):
+        return _broadcast_symbolic(shapes)
     try:
         return tuple(torch.broadcast_shapes(*shapes))
     except RuntimeError as e:
         raise UnsupportedError(str(e)) from None
+
+
+def _broadcast_symbolic(shapes) -> tuple:
+    """Broadcasting where sizes may be symbolic: a size broadcasts only where it is 1 for every
+    value of its symbols (an undecided question raises SymbolicUnsupported)."""
+    rank = max(len(s) for s in shapes)
+    result = []
+    for d in range(rank):
+        sizes = [s[len(s) - rank + d] for s in shapes if len(s) - rank + d >= 0]
+        size = next((n for n in sizes if n != 1), 1)
+        if any(n != 1 and n != size for n in sizes):
+            raise UnsupportedError(f"shapes {[list(s) for s in shapes]} do not broadcast")
+        result.append(size)
+    return tuple(result)
 
 
 def _dummy(value):
