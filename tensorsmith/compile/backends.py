@@ -19,7 +19,11 @@ def backend_for(graph: Graph) -> str:
     """"cpp", "triton" or "interpreter" for this graph: its device and `config.executor` decide
     (the interpreter for executor "interpreter", values on several devices, or a CUDA graph where
     Triton is not installed)."""
-    device = graph_device(graph)
+    return backend_for_device(graph_device(graph))
+
+
+def backend_for_device(device: str | None) -> str:
+    """backend_for's choice for a graph whose values are all on `device` (None: several)."""
     if config.executor == "interpreter" or device is None:
         return "interpreter"
     if device == "cpu":

@@ -18,8 +18,10 @@ from ..frontend.importer import import_graph
 from ..ir.printer import print_graph
 from ..log import log
 from ..passes.pipeline import run_pipeline
+from ..ir.types import device_name
 from ..records import GraphRecord, new_record
 from ..runtime.executor import GraphExecutor
+from .backends import SYMBOLIC_BACKENDS, backend_for_device
 from .codegen import generate_code
 from .fallback import FallsBackAtRunTime, guarded
 from .specialize import Specializing, is_symbolic
@@ -76,6 +78,11 @@ def compile_fx_graph(gm: torch.fx.GraphModule, example_inputs, kind: str):
 def _build_symbolic(gm, example_inputs, record: GraphRecord, saved_from: int | None):
     """One compile for every size of a graph with symbolic sizes, or None where a stage needs
     static ones (or fails): the graph is then compiled per concrete shape."""
+    devices = {device_name(a.device) for a in example_inputs if isinstance(a, torch.Tensor)}
+    backend = backend_for_device(devices.pop() if len(devices) == 1 else None)
+    if backend not in SYMBOLIC_BACKENDS:
+        log(1, f"{record.graph_id}: compiled per shape: the {backend} code generator takes static shapes")
+        return None
     try:
         executor = build(gm, list(example_inputs), record, saved_from, symbolic=True)
     except Exception as e:  # noqa: BLE001  (per-shape compiles follow, each with its own fallback)

@@ -13,7 +13,7 @@ from helpers import assert_close
 
 import tensorsmith
 from tensorsmith import records
-from tensorsmith.bench.models.small import TINY_GPT, tiny_nanogpt
+from tensorsmith.bench.models.small import TINY_GPT, hf_causal_lm, tiny_nanogpt
 from tensorsmith.errors import InputError
 from tensorsmith.ir.graph import Graph
 from tensorsmith.ir.sizes import symbol
@@ -80,6 +80,25 @@ def test_a_transformer_at_every_sequence_length(interpreted):
             assert_close(compiled(ids), model(ids), 1e-4, reference=reference(ids))
     assert len(records.RECORDS) == 1 and records.RECORDS[0].symbolic
     assert records.RECORDS[0].specializations == 1
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+def test_generate_with_the_dynamic_cache_compiles_decoding_once(interpreted, kind):
+    """Hugging Face generate(): after the prefill and the first decode step (static shapes), the
+    decode graph Dynamo makes dynamic is compiled once for every later cache length."""
+    pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    model = hf_causal_lm(kind).eval()
+    ids = torch.randint(0, 96, (2, 5))
+    settings = dict(max_new_tokens=12, min_new_tokens=12, do_sample=False, pad_token_id=0)
+    with torch.no_grad():
+        expected = model.generate(ids, **settings)
+        model.forward = torch.compile(model.forward, backend="tensorsmith")
+        generated = model.generate(ids, **settings)
+    assert torch.equal(generated, expected)
+    symbolic = [r for r in records.RECORDS if r.symbolic]
+    assert len(symbolic) == 1 and symbolic[0].specializations == 1 and symbolic[0].aten_calls == 0
+    assert sum(r.specializations for r in records.RECORDS) <= 3  # prefill, first step, the rest
 
 
 def test_code_generators_still_compile_per_shape(monkeypatch, capsys):
