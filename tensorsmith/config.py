@@ -18,11 +18,14 @@ debug: int = _int_env("TENSORSMITH_DEBUG", 0)
 # A directory to write every stage of every graph to (dump.py), or None.
 dump_dir: str | None = os.environ.get("TENSORSMITH_DUMP") or None
 
-# A graph with symbolic sizes (Dynamo marks a dimension dynamic once it changed) is compiled for a
+# A graph with symbolic sizes (Dynamo marks a dimension dynamic once it changed) is compiled once
+# for all its sizes where every stage of its backend takes symbolic sizes (`symbolic_sizes`; the
+# C++ backend and the interpreter so far). Otherwise it is compiled for a
 # concrete shape only when that shape comes again: on its `specialize_after`-th call. Until then,
 # and for new shapes once `max_specializations` shapes are compiled, the call runs the graph
 # through ATen as captured (exact, eager speed), so shapes that change on every call (a growing
 # KV cache in generation) never wait for a compile each (compile/specialize.py).
+symbolic_sizes: bool = os.environ.get("TENSORSMITH_SYMBOLIC_SIZES", "1") != "0"
 specialize_after: int = _int_env("TENSORSMITH_SPECIALIZE_AFTER", 2)
 max_specializations: int = _int_env("TENSORSMITH_MAX_SPECIALIZATIONS", 16)
 

@@ -83,7 +83,9 @@ def _training(model):
     return step
 
 
-def test_shapes_that_change_every_call_raise_shape_churn(small_windows, caught, events_file, capsys):
+def test_shapes_that_change_every_call_raise_shape_churn(small_windows, monkeypatch, caught,
+                                                        events_file, capsys):
+    monkeypatch.setattr(config, "symbolic_sizes", False)  # per shape, as where a backend needs it
     bucketed = torch.compile(lambda x: torch.tanh(x).sum(1), backend="tensorsmith")
     for i in range(30):  # two lengths that recur: each compiles once, no alarm
         bucketed(torch.randn(8 if i % 2 else 16, 4))
@@ -115,6 +117,7 @@ def test_a_python_int_that_changes_every_call_raises_a_recompile_storm(small_win
 
 def test_shapes_compiled_once_each_raise_a_recompile_storm(small_windows, monkeypatch, caught,
                                                            events_file, capsys):
+    monkeypatch.setattr(config, "symbolic_sizes", False)  # per shape, as where a backend needs it
     monkeypatch.setattr(config, "specialize_after", 1)  # every new shape compiles at once
     compiled = torch.compile(lambda x: torch.relu(x).sum(0), backend="tensorsmith")
     for rows in range(2, 14):

@@ -7,6 +7,7 @@ import contextvars
 
 from ..ir.graph import Node
 from ..ir.ops import FLOAT_BINARY, FLOAT_UNARY, LOGICAL_BINARY, LOGICAL_UNARY, NUMERIC_BINARY, NUMERIC_UNARY
+from ..ir.sizes import provably
 from ..ir.types import BF16, BOOL, F16, F32, F64, I8, I16, I32, I64, U8
 from .index import Affine, Indirect, linearize, reshape_index
 from .kernel import Const, Expr, IndexValue, Load, Op
@@ -62,8 +63,8 @@ def one_per_row_scatter(node: Node) -> bool:
     neighbours instead of a zero-filled buffer written twice."""
     x, idx, _ = node.inputs
     dim = node.attrs["dim"]
-    return idx.type.shape[dim] == 1 and all(
-        n == m for d, (n, m) in enumerate(zip(idx.type.shape, x.type.shape)) if d != dim)
+    return provably(lambda: idx.type.shape[dim] == 1 and all(
+        n == m for d, (n, m) in enumerate(zip(idx.type.shape, x.type.shape)) if d != dim))
 
 
 def is_pointwise(node: Node) -> bool:
@@ -89,11 +90,11 @@ class ExprBuilder:
         self.buffers_read: set[str] = set()
 
     def value(self, node: Node, index: list[Affine]) -> Expr:
-        if node.type.numel == 0:  # no loop ever reads it
+        if provably(lambda: node.type.numel == 0):  # no loop ever reads it
             return Const(0, node.type.dtype)
         if node in self.locals:
             local, expected = self.locals[node]
-            if list(index) != list(expected):
+            if not provably(lambda: list(index) == list(expected)):
                 raise CannotFuse("reduction read at another point")
             return local
         buffer = self.load(node)
@@ -153,12 +154,11 @@ class ExprBuilder:
         for s, size in zip(source, x.type.shape):
             for cond in (Op("compare", (IndexValue(s, I64), Const(0, I64)), BOOL, "GE"),
                          Op("compare", (IndexValue(s, I64), Const(size, I64)), BOOL, "LT")):
-                low, high = s.bounds()
-                if (cond.dir == "GE" and low >= 0) or (cond.dir == "LT" and high < size):
+                if provably(lambda: s.bounds()[0] >= 0 if cond.dir == "GE" else s.bounds()[1] < size):
                     continue  # always true
                 inside = cond if inside is None else Op("and", (inside, cond), BOOL)
         value = Const(node.attrs["value"], node.type.dtype)
-        if x.type.numel == 0:
+        if provably(lambda: x.type.numel == 0):
             return value
         loaded = self.value(x, source)
         if inside is None:

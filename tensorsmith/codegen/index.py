@@ -2,11 +2,15 @@
 
 Views (reshape, transpose, broadcast, slice, ...) become index maps built from these instead of
 copies. Expressions are normalized (terms sorted, constants folded, div/mod simplified using each
-variable's range), so two equal maps compare equal structurally.
+variable's range), so two equal maps compare equal structurally. Coefficients, constants, extents
+and divisors may be symbolic sizes (ir/sizes.py); a simplification is made only where it holds for
+every value of the symbols.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from ..ir.sizes import Sym, SymbolicUnsupported, floor_divide, provably
 
 
 def keeps_its_hash(cls):
@@ -76,7 +80,7 @@ class Affine:
     def of(value) -> "Affine":
         if isinstance(value, Affine):
             return value
-        if isinstance(value, int):
+        if isinstance(value, (int, Sym)):
             return Affine((), value)
         return Affine(((value, 1),), 0)
 
@@ -121,32 +125,56 @@ class Affine:
             high += max(a, b)
         return low, high
 
-    def floordiv(self, d: int) -> "Affine":
-        if d == 1:
+    def floordiv(self, d) -> "Affine":
+        if provably(lambda: d == 1):
             return self
         if self.is_const:
-            return Affine((), self.const // d)
+            return Affine((), _divmod(self.const, d)[0])
         # Split off the terms divisible by d; if the rest stays within [0, d), it vanishes.
-        whole = Affine(tuple((a, c // d) for a, c in self.terms if c % d == 0), self.const // d)
-        rest = Affine(tuple((a, c) for a, c in self.terms if c % d), self.const % d)
-        low, high = rest.bounds()
-        if 0 <= low and high < d:
+        quotient, remainder = _divmod(self.const, d)
+        whole = Affine(tuple((a, c // d) for a, c in self.terms if _divides(d, c)), quotient)
+        rest = Affine(tuple((a, c) for a, c in self.terms if not _divides(d, c)), remainder)
+        if _within(rest, d):
             return whole
-        low, high = self.bounds()
-        if 0 <= low and high < d:
+        if _within(self, d):
             return Affine()
         return Affine.of(FloorDiv(self, d))
 
-    def mod(self, d: int) -> "Affine":
-        if d == 1:
+    def mod(self, d) -> "Affine":
+        if provably(lambda: d == 1):
             return Affine()
         if self.is_const:
-            return Affine((), self.const % d)
-        rest = Affine(tuple((a, c) for a, c in self.terms if c % d), self.const % d)
-        low, high = rest.bounds()
-        if 0 <= low and high < d:
+            return Affine((), _divmod(self.const, d)[1])
+        rest = Affine(tuple((a, c) for a, c in self.terms if not _divides(d, c)),
+                      _divmod(self.const, d)[1])
+        if _within(rest, d):
             return rest
         return Affine.of(Mod(rest, d))
+
+
+def _divides(d, c) -> bool:
+    """Whether d divides c for every value of the symbols in them."""
+    return provably(lambda: c % d == 0)
+
+
+def _divmod(c, d) -> tuple:
+    """(c // d, c % d) for constants that may be symbolic (SymbolicUnsupported where that is not
+    one expression for every value)."""
+    if isinstance(c, int) and isinstance(d, int):
+        return divmod(c, d)
+    if provably(lambda: 0 <= c < d):
+        return 0, c
+    if _divides(d, c):
+        return c // d, 0
+    raise SymbolicUnsupported(f"({c}) // ({d}) depends on the sizes")
+
+
+def _within(index: "Affine", d) -> bool:
+    """Whether 0 <= index < d for every value of the variables (and of the symbols)."""
+    def check():
+        low, high = index.bounds()
+        return 0 <= low and high < d
+    return provably(check)
 
 
 def _atom_bounds(atom) -> tuple[int, int]:
@@ -154,7 +182,7 @@ def _atom_bounds(atom) -> tuple[int, int]:
         return 0, max(atom.extent - 1, 0)
     low, high = atom.arg.bounds()
     if isinstance(atom, FloorDiv):
-        return low // atom.divisor, high // atom.divisor
+        return floor_divide(low, atom.divisor), floor_divide(high, atom.divisor)
     return 0, atom.divisor - 1
 
 

@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from .. import events, monitor
+from .. import config, events, monitor
 from ..dump import StageDump
 from ..frontend.importer import import_graph
 from ..ir.printer import print_graph
@@ -78,6 +78,8 @@ def compile_fx_graph(gm: torch.fx.GraphModule, example_inputs, kind: str):
 def _build_symbolic(gm, example_inputs, record: GraphRecord, saved_from: int | None):
     """One compile for every size of a graph with symbolic sizes, or None where a stage needs
     static ones (or fails): the graph is then compiled per concrete shape."""
+    if not config.symbolic_sizes:
+        return None
     devices = {device_name(a.device) for a in example_inputs if isinstance(a, torch.Tensor)}
     backend = backend_for_device(devices.pop() if len(devices) == 1 else None)
     if backend not in SYMBOLIC_BACKENDS:

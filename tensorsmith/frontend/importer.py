@@ -22,6 +22,7 @@ from ..errors import GraphUnsupportedError, TensorsmithError, TypeInferenceError
 from ..ir.aten import LIBRARY_KERNELS, target_name, to_attr
 from ..ir.attrs import format_value
 from ..ir.graph import Graph, Node
+from ..ir.sizes import Sym
 from ..ir.types import TensorType, TupleType, dtype_from_torch
 from ..records import Fallback
 from . import lowering  # noqa: F401  (registers the lowerings)
@@ -54,6 +55,7 @@ class Imported:
     outputs: list
     report: ImportReport
     output_strides: list = field(default_factory=list)  # eager's strides of each output, if static
+    size_args: dict = field(default_factory=dict)  # argument position -> the symbolic size it passes
 
 
 _aten = torch.ops.aten
@@ -151,8 +153,11 @@ class Importer:
         placeholders = [n for n in self.gm.graph.nodes if n.op == "placeholder"]
         if len(placeholders) != len(inputs):
             raise TensorsmithError(f"graph takes {len(placeholders)} inputs, got {len(inputs)}")
-        for fx_node, value in zip(placeholders, inputs):
+        size_args = {}
+        for position, (fx_node, value) in enumerate(zip(placeholders, inputs)):
             self.env[fx_node] = self._placeholder(fx_node, value)
+            if isinstance(self.env[fx_node], Sym):
+                size_args[position] = self.env[fx_node]
         outputs = None
         for fx_node in self.gm.graph.nodes:
             if fx_node.op == "call_function":
@@ -163,7 +168,7 @@ class Importer:
                 outputs = self._outputs(fx_node.args[0])
             elif fx_node.op != "placeholder":
                 raise UnsupportedError(f"FX node kind {fx_node.op} ({fx_node.target})")
-        return Imported(self.graph, outputs, self.report, self.output_strides)
+        return Imported(self.graph, outputs, self.report, self.output_strides, size_args)
 
     def _placeholder(self, fx_node, value):
         if isinstance(value, torch.Tensor):

@@ -277,6 +277,33 @@ def symbol(name: str, low: int = 0, high=INF) -> Sym:
     return Sym((((name,), 1),), ((name, low, high),))
 
 
+def provably(question) -> bool:
+    """`question()` where its answer holds for every value of the symbols; False where it depends
+    on them. For decisions that may say no: an optimization, a simplification, a fast path."""
+    try:
+        return bool(question())
+    except SymbolicUnsupported:
+        return False
+
+
+def floor_divide(a, d):
+    """a // d for sizes that may be symbolic (d >= 1): exact where d divides a, and where it
+    divides a but for a constant c with -d <= c < d (so (s0*s1 - 1) // s1 is s0 - 1); else
+    SymbolicUnsupported."""
+    if isinstance(a, int) and isinstance(d, int):
+        return a // d
+    constant = dict(a.terms).get((), 0) if isinstance(a, Sym) else a
+    rest = a - constant
+    quotient = rest // d if isinstance(rest, Sym) else (0 if rest == 0 else None)
+    if quotient is None:
+        raise SymbolicUnsupported(f"({a}) // ({d}) depends on the sizes")
+    if provably(lambda: 0 <= constant < d):
+        return quotient
+    if provably(lambda: -d <= constant < 0):
+        return quotient - 1
+    raise SymbolicUnsupported(f"({a}) // ({d}) depends on the sizes")
+
+
 def is_symbolic(value) -> bool:
     """Whether a size, a shape or a nested list of sizes has a symbol in it."""
     if isinstance(value, Sym):

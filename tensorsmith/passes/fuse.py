@@ -9,6 +9,10 @@ then joins the most recent kernel whose loops fit it (same row domain: softmax's
 normalize run as three stages over one row), provided everything it reads is ready there; else it
 starts a new kernel.
 Stores nobody outside the kernel reads are dropped at the end.
+
+With symbolic sizes (ir/sizes.py), shapes fit a kernel only where they are equal for every value
+of the symbols, and views of a symbolic buffer are materialized rather than passed as PyTorch
+views (whether PyTorch can view without a copy is checked on concrete shapes).
 """
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ from ..codegen.schedule import KernelStep, LibraryStep, Schedule
 from ..ir.attrs import format_value
 from ..ir.graph import Graph, Node
 from ..ir.interpret import Interpreter
+from ..ir.sizes import is_symbolic, provably
 
 _FREE = VIEWS | {"convert", "constant"}  # recomputing these costs (almost) nothing
 
@@ -90,6 +95,8 @@ def _view_signature(base: Node, chain: list[Node]) -> tuple:
 
 def _is_strided_view(base: Node, chain: list[Node]) -> bool:
     """Whether the view nodes `chain` over a row-major buffer of `base` are a PyTorch view of it."""
+    if is_symbolic([base.type.shape] + [v.type.shape for v in chain]):
+        return False
     key = _view_signature(base, chain)
     answer = _STRIDED_VIEW_ANSWERS.get(key)
     if answer is None:
@@ -140,7 +147,7 @@ def _cheap_to_recompute(node: Node, materialized: set[Node]) -> bool:
             continue
         seen.add(n)
         if n is not node and (n in materialized or n.op == "param"):
-            if n.type.numel * 4 >= node.type.numel:
+            if not provably(lambda: n.type.numel * 4 < node.type.numel):
                 large.add(n)
             continue
         if n.op not in _FREE:
@@ -165,6 +172,15 @@ def _materialized(graph: Graph, outputs: set[Node], chain_of) -> set[Node]:
         elif node.op not in _FREE and len(users[node]) > 1 and not _cheap_to_recompute(node, result):
             result.add(node)
     return result
+
+
+def same_shape(a, b) -> bool:
+    """Whether two shapes are equal for every value of their symbols."""
+    return provably(lambda: tuple(a) == tuple(b))
+
+
+def is_empty(node: Node) -> bool:
+    return provably(lambda: node.type.numel == 0)
 
 
 class _Scheduler:
@@ -236,7 +252,7 @@ class _Scheduler:
             if node.op in REDUCTIONS:
                 x = node.inputs[0]
                 dims = tuple(node.attrs["dims"]) if node.op == "reduce" else (node.attrs["dim"],)
-                if x.type.shape != k.domain_shape or tuple(sorted(dims)) != k.reduced:
+                if not same_shape(x.type.shape, k.domain_shape) or tuple(sorted(dims)) != k.reduced:
                     k.nodes.discard(node)  # else this kernel would take it for computed here
                     return False
                 name = f"r{len(k.locals)}"
@@ -244,11 +260,11 @@ class _Scheduler:
                 value = builder.value(x, k.domain)
                 stage = Reduce(name, kind, list(k.inner), value, node.type.dtype)
                 k.locals[node] = (Local(name, node.type.dtype), k.outer_index)
-            elif node.type.shape == k.outer_shape:
+            elif same_shape(node.type.shape, k.outer_shape):
                 index = k.outer_index
                 stage = Store(self.schedule.buffer_of(node), [],
                               linearize(index, node.type.shape), builder.value(node, index))
-            elif node.type.shape == k.domain_shape:
+            elif same_shape(node.type.shape, k.domain_shape):
                 stage = Store(self.schedule.buffer_of(node), list(k.inner),
                               linearize(k.domain, node.type.shape), builder.value(node, k.domain))
             else:
@@ -269,13 +285,13 @@ class _Scheduler:
         """The last step writing a buffer that computing `node` in a kernel reads (-1: none). A
         kernel at an earlier step cannot take the node: that buffer is not ready there (the same
         buffer written at the kernel's own step is computed inline instead)."""
-        if node.type.numel == 0:  # a constant: reads nothing
+        if is_empty(node):  # a constant: reads nothing
             return -1
         return max((self._read_step(i) for i in node.inputs), default=-1)
 
     def _read_step(self, node: Node) -> int:
         """_latest_read of an operand: its buffer's step if it has one, else what it is computed from."""
-        if node.type.numel == 0:
+        if is_empty(node):
             return -1
         if node in self.materialized:
             return self.producer.get(self.schedule.node_buffer.get(node), len(self.schedule.steps))

@@ -3,7 +3,8 @@ library ops in schedule order, over a persistent arena laid out by the memory pl
 
 The wrapper is straight-line Python generated once per graph (no per-call interpretation of a
 node list): arena pointers are baked in, outputs are allocated fresh, library calls are bound
-closures.
+closures. A graph with symbolic sizes takes their values after its tensors, passes them to every
+kernel, and allocates its intermediate buffers on each call.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from ..codegen.schedule import KernelStep, LibraryStep, Schedule
 from ..errors import BuildError, ExecutionError, IndexOutOfRange
 from ..log import log
 from ..ir.interpret import Interpreter, _constant
+from ..ir.sizes import is_symbolic, size_symbols
 from ..kernels import attention_op
 from . import cpu_matmul
 from .matmul_orientation import matmul
@@ -27,12 +29,15 @@ from .memory import MemoryPlan, plan_memory
 from .numerics import NumericsGuard, all_finite
 
 
-def _library_call(step: LibraryStep, numerics: NumericsGuard | None = None):
+def _library_call(step: LibraryStep, numerics: NumericsGuard | None = None, sizes: dict | None = None):
     """The PyTorch call for a library step: inputs seen through their views, a contiguous result
     that owns its memory, and errors that name the op and the model's source line. With numeric
     guards, a result that is not all finite goes to the guard. Matrix products run in the
-    orientation measured faster (matmul_orientation.py)."""
+    orientation measured faster (matmul_orientation.py). `sizes` (a dict the caller fills on each
+    call) gives the values of symbolic sizes in the node's attributes and views."""
     interpreter = Interpreter()
+    if sizes is not None:
+        interpreter.sizes = sizes
     node = step.node
     op = node.attrs["target"] if node.op == "fallback" else node.op
     viewed = [(i, chain) for i, chain in enumerate(step.views) if chain]  # the inputs seen through views
@@ -82,6 +87,13 @@ def _computation(node, interpreter: Interpreter):
     return lambda *inputs: interpreter.eval(node, list(inputs))
 
 
+def _empty(t) -> str:
+    """Python allocating a buffer of type `t`; symbolic sizes are the wrapper's size arguments."""
+    shape = repr(t.shape) if not is_symbolic(t.shape) else \
+        "(" + "".join(f"{d}, " for d in t.shape) + ")"
+    return f"torch.empty({shape}, dtype=torch.{str(t.dtype.torch_dtype)[6:]}, device='{t.device}')"
+
+
 class CompiledGraph:
     """Runs a schedule: `compiled(tensors) -> list of output tensors`."""
 
@@ -101,12 +113,17 @@ class CompiledGraph:
         self.row_major_params = [p in read_by_kernels for p in schedule.params]
         self.source = None
         self._run = None
+        self.size_names = sorted(size_symbols(schedule.graph))
+        self.sizes: dict = {}  # this call's values of the size symbols, read by library calls
 
-    def __call__(self, tensors):
+    def __call__(self, tensors, sizes: dict | None = None):
         with self.lock:
             if self._run is None:
                 self._run = self._load()
-            return self._run(*tensors)
+            if not sizes:
+                return self._run(*tensors)
+            self.sizes.update(sizes)
+            return self._run(*tensors, *(sizes[n] for n in self.size_names))
 
     def _load(self):
         """Wait for the module, then generate the wrapper; if the compiler failed, run the graph
@@ -121,7 +138,8 @@ class CompiledGraph:
             graph = self.schedule.graph
             if self.numerics is not None:
                 return lambda *tensors: self.numerics.run_interpreter(list(tensors))
-            return lambda *tensors: Interpreter().run(graph, list(tensors))
+            count = len(graph.params)
+            return lambda *args: Interpreter().run(graph, list(args[:count]), dict(self.sizes))
         self.source = self._generate(library)
         exec(compile(self.source, f"<tensorsmith wrapper {self.schedule.graph.name}>", "exec"),
              self.namespace)
@@ -150,7 +168,10 @@ class CompiledGraph:
 
     def _generate(self, library) -> str:
         s, ns = self.schedule, self.namespace
-        lines = [f"def run({', '.join(s.params) + (',' if len(s.params) == 1 else '')}):"]
+        arguments = [*s.params, *self.size_names]
+        lines = [f"def run({', '.join(arguments) + (',' if len(arguments) == 1 else '')}):"]
+        for name in self.plan.per_call:
+            lines.append(f"    {name} = {_empty(s.buffers[name].type)}")
         for name, node in s.constants.items():
             a = node.attrs
             ns[name] = _constant(a["value"], a["shape"], a["dtype"].torch_dtype, a["device"]).contiguous()
@@ -159,21 +180,20 @@ class CompiledGraph:
             ns[name] = self._view(name)
         for i, step in enumerate(s.steps):
             if isinstance(step, LibraryStep):
-                ns[f"lib{i}"] = _library_call(step, self.numerics)
+                ns[f"lib{i}"] = _library_call(step, self.numerics, self.sizes if self.size_names else None)
                 lines.append(f"    {step.output} = lib{i}({', '.join(step.inputs)})")
                 continue
             kernel = step.kernel
             function = getattr(library, kernel.name)
             function.restype = ctypes.c_int
-            function.argtypes = [ctypes.c_void_p] * (len(kernel.outputs) + len(kernel.inputs))
+            function.argtypes = [ctypes.c_void_p] * (len(kernel.outputs) + len(kernel.inputs)) + \
+                [ctypes.c_int64] * len(self.size_names)
             ns[kernel.name] = function
             ns[f"{kernel.name}_sources"] = kernel.sources
             for b in kernel.outputs:
                 if b in outputs:
-                    t = s.buffers[b].type
-                    lines.append(f"    {b} = torch.empty({t.shape}, dtype=torch.{str(t.dtype.torch_dtype)[6:]}, "
-                                 f"device='{t.device}')")
-            args = ", ".join(f"{b}.data_ptr()" for b in [*kernel.outputs, *kernel.inputs])
+                    lines.append(f"    {b} = {_empty(s.buffers[b].type)}")
+            args = ", ".join([f"{b}.data_ptr()" for b in [*kernel.outputs, *kernel.inputs]] + self.size_names)
             if self.numerics is None:
                 lines.append(f"    if {kernel.name}({args}):")
                 lines.append(f"        _raise('{kernel.name}', {kernel.name}_sources)")
@@ -185,8 +205,9 @@ class CompiledGraph:
         returned = []
         for i, name in enumerate(s.outputs):
             if i in s.output_views:
-                ns[f"out_view{i}"] = functools.partial(Interpreter().apply_views,
-                                                       chain=s.output_views[i])
+                views = Interpreter()
+                views.sizes = self.sizes
+                ns[f"out_view{i}"] = functools.partial(views.apply_views, chain=s.output_views[i])
                 name = f"out_view{i}({name})"
             returned.append(name)
         lines.append(f"    return [{', '.join(returned)}]")

@@ -10,7 +10,7 @@ import torch
 
 from ..errors import InputError
 from ..ir.interpret import Interpreter
-from ..ir.sizes import SymbolicUnsupported, evaluate, size_symbols
+from ..ir.sizes import SymbolicUnsupported, evaluate, is_symbolic, size_symbols
 from ..ir.types import TensorType, device_name
 from .numerics import guard_for
 from .sizes import SizeBinding
@@ -84,7 +84,10 @@ class GraphExecutor:
         # Numeric guards (config.check_numerics, read now, at compile time): the generated code's
         # own, else one for the argument checks (and, interpreted, for every node's value).
         self.numerics = getattr(runner, "numerics", None) or guard_for(self.graph)
-        self.binding = SizeBinding(self.graph) if size_symbols(self.graph) else None
+        size_args = getattr(imported, "size_args", {})
+        values = [value for kind, value in self.outputs if kind == "value"]
+        symbolic = size_symbols(self.graph) or is_symbolic(values) or is_symbolic(list(size_args.values()))
+        self.binding = SizeBinding(self.graph, size_args, values) if symbolic else None
         if self.binding is not None and self.numerics is not None:
             raise SymbolicUnsupported("numeric guards take static shapes")
         if runner is None and self.numerics is not None:
@@ -124,7 +127,7 @@ class GraphExecutor:
         for position, param in zip(self.tensor_positions, params):
             if not isinstance(args[position], torch.Tensor):
                 check_argument(position, param.name, args[position], param.type)
-        sizes = self.binding.values([args[p] for p in self.tensor_positions])
+        sizes = self.binding.values(args, [args[p] for p in self.tensor_positions])
         types = [p.type.with_shape(shape) for p, shape in zip(params, self.binding.shapes_for(sizes))]
         return sizes, [(t.dtype.torch_dtype, torch.Size(t.shape), torch.device(t.device))
                        for t in types], types

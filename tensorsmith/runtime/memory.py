@@ -2,13 +2,15 @@
 
 Graph outputs get fresh tensors each call (the caller keeps them); parameters and library results
 are PyTorch's; every other buffer a kernel writes lives at an offset in the arena, and two buffers
-share bytes only when their lifetimes (first write to last read, in steps) do not overlap.
+share bytes only when their lifetimes (first write to last read, in steps) do not overlap. A graph
+with symbolic sizes has no arena yet: its buffers are allocated on each call (`per_call`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from ..codegen.schedule import KernelStep, LibraryStep, Schedule
+from ..ir.sizes import size_symbols
 
 ALIGNMENT = 64
 
@@ -19,6 +21,7 @@ class MemoryPlan:
     arena_bytes: int
     output_bytes: int
     unplanned_bytes: int  # sum of intermediate buffers' sizes without reuse, for comparison
+    per_call: tuple = ()  # intermediate buffers allocated on each call (symbolic sizes)
 
     @property
     def peak_bytes(self) -> int:
@@ -46,6 +49,8 @@ def plan_memory(schedule: Schedule) -> MemoryPlan:
         for b in read:
             if b in first:
                 last[b] = max(last[b], i)
+    if size_symbols(schedule.graph):
+        return MemoryPlan({}, 0, 0, 0, tuple(first))
     placed: list[tuple[int, int, int, int]] = []  # (offset, end, first step, last step)
     offsets = {}
     for b in sorted(first, key=lambda b: -_nbytes(schedule.buffers[b])):

@@ -1,6 +1,7 @@
 """The values of a symbolic graph's size symbols, read from its arguments on each call.
 
-Each symbol is read from the first parameter dimension that is exactly that symbol. The caller's
+Each symbol is read from the first parameter dimension that is exactly that symbol, or from an
+argument that is that size itself (Dynamo passes sizes as arguments beside tensors). The caller's
 arguments are then checked against every parameter's shape with those values, and each value
 against its symbol's range (Dynamo's guards keep calls inside them; anything else is an error
 naming the argument, never a silent wrong answer).
@@ -9,34 +10,58 @@ from __future__ import annotations
 
 from ..errors import InputError
 from ..ir.graph import Graph
-from ..ir.sizes import Sym, SymbolicUnsupported, evaluate, size_symbols
+from ..ir.sizes import Sym, SymbolicUnsupported, evaluate, ranges_of, size_symbols
+
+
+def _symbol_name(size) -> str | None:
+    """The name of a size that is exactly one symbol, else None."""
+    if isinstance(size, Sym) and len(size.terms) == 1 and size.terms[0] == ((size.ranges[0][0],), 1):
+        return size.ranges[0][0]
+    return None
 
 
 class SizeBinding:
-    """`values(tensors)` -> {symbol: value} for one call of `graph` (raises InputError for
-    arguments whose shapes no value of the symbols gives)."""
+    """`values(args, tensors)` -> {symbol: value} for one call of `graph` (raises InputError for
+    arguments whose shapes no value of the symbols gives). `size_args` maps argument positions to
+    the sizes they pass; `outputs` are the graph's results (sizes among them need their symbols)."""
 
-    def __init__(self, graph: Graph):
-        self.ranges = size_symbols(graph)
-        self.sources: dict[str, tuple[int, int]] = {}
+    def __init__(self, graph: Graph, size_args: dict | None = None, outputs=()):
+        self.ranges = size_symbols(graph) | ranges_of(list(outputs))
+        self.sources: dict[str, tuple[int, int]] = {}  # symbol -> (parameter, dim)
         for i, param in enumerate(graph.params):
             for d, size in enumerate(param.type.shape):
-                if isinstance(size, Sym) and len(size.terms) == 1 and size.terms[0] == ((size.ranges[0][0],), 1):
-                    self.sources.setdefault(size.ranges[0][0], (i, d))
-        missing = sorted(set(self.ranges) - set(self.sources))
+                name = _symbol_name(size)
+                if name is not None:
+                    self.sources.setdefault(name, (i, d))
+        self.arguments: dict[str, int] = {}  # symbol -> argument position, where no dim has it
+        for position, size in (size_args or {}).items():
+            name = _symbol_name(size)
+            if name is not None and name not in self.sources:
+                self.arguments.setdefault(name, position)
+                self.ranges.setdefault(name, size.ranges[0][1:])
+        missing = sorted(set(self.ranges) - set(self.sources) - set(self.arguments))
         if missing:
             raise SymbolicUnsupported(f"size {', '.join(missing)} is not a dimension of any input")
         self.names = [p.name for p in graph.params]
         self.shapes = [p.type.shape for p in graph.params]
 
-    def values(self, tensors) -> dict:
+    def values(self, args, tensors) -> dict:
         values = {name: tensors[i].shape[d] for name, (i, d) in self.sources.items()}
+        for name, position in self.arguments.items():
+            value = args[position]
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise InputError(f"argument {position} must be an int (the size {name}), "
+                                 f"got {type(value).__name__}")
+            values[name] = value
         for name, value in values.items():
             low, high = self.ranges[name]
             if not low <= value <= high:
-                i, d = self.sources[name]
-                raise InputError(f"argument {self.names[i]} has size {value} in dimension {d}, "
-                                 f"outside the range [{low}, {high}] the graph was compiled for")
+                if name in self.sources:
+                    i, d = self.sources[name]
+                    what = f"argument {self.names[i]} has size {value} in dimension {d}"
+                else:
+                    what = f"argument {self.arguments[name]} (the size {name}) is {value}"
+                raise InputError(f"{what}, outside the range [{low}, {high}] the graph was compiled for")
         return values
 
     def shapes_for(self, values: dict) -> list[tuple]:

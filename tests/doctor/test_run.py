@@ -104,7 +104,9 @@ def test_host_work_in_the_step():
     assert "DataLoader workers" in finding.fix
 
 
-def test_a_shape_that_changes_every_call():
+def test_a_shape_that_changes_every_call(monkeypatch):
+    """Where graphs compile per shape (a backend that takes static shapes), the churn is found."""
+    monkeypatch.setattr(tensorsmith.config, "symbolic_sizes", False)
     model = _compiled_mlp()
     sizes = itertools.count(8)
 
@@ -120,6 +122,17 @@ def test_a_shape_that_changes_every_call():
     assert "size mismatch" in recompile.what
     assert "forward (" in recompile.what
     assert f"small.py:{MLP.forward.__code__.co_firstlineno})" in recompile.what
+
+
+def test_no_churn_where_the_graph_compiled_once_for_all_sizes():
+    model = _compiled_mlp()
+    sizes = itertools.count(8)
+
+    def step():
+        with torch.no_grad():
+            model(torch.randn(next(sizes), 32))
+
+    assert "alarm:shape_churn" not in _by_check(run_check(step))
 
 
 def test_a_list_that_keeps_every_step_s_tensors():

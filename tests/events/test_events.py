@@ -40,7 +40,8 @@ def _settled(path, count):
     return _read(path)
 
 
-def test_compile_fallback_recompile_cache_and_run_events(events_file, capsys):
+def test_compile_fallback_recompile_cache_and_run_events(events_file, capsys, monkeypatch):
+    monkeypatch.setattr(tensorsmith.config, "symbolic_sizes", False)  # per shape: recompile events
     model = WithFallback()
     compiled = torch.compile(model, backend="tensorsmith")
     # 3: Dynamo makes the batch dynamic; tensorsmith compiles 3 and then 5 when each comes again

@@ -1,12 +1,19 @@
-"""A model whose inputs change shape: a shape is compiled when it comes again (compile/specialize.py),
-other calls run through ATen, and every call equals eager."""
+"""A model whose inputs change shape, where graphs are compiled per concrete shape (a backend that
+takes static shapes; here `config.symbolic_sizes` off): a shape is compiled when it comes again
+(compile/specialize.py), other calls run through ATen, and every call equals eager."""
 from __future__ import annotations
 
+import pytest
 import torch
 from helpers import check_against_eager
 
 import tensorsmith
 from tensorsmith import records
+
+
+@pytest.fixture(autouse=True)
+def per_shape(monkeypatch):
+    monkeypatch.setattr(tensorsmith.config, "symbolic_sizes", False)
 
 
 def _model():

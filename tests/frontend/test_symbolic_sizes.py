@@ -1,7 +1,7 @@
 """Graphs with symbolic sizes compiled once for every size (ir/sizes.py, frontend/symbolic.py,
-runtime/sizes.py): checked against eager and float64 eager at sizes the compile never saw, and
-the number of compiles counted. Only the interpreter takes symbolic sizes so far; with the code
-generators the graph is compiled per concrete shape (compile/specialize.py)."""
+runtime/sizes.py), through the interpreter and the C++ code generator: checked against eager and
+float64 eager at sizes the compile never saw, and the number of compiles counted. With symbolic
+sizes off (or a backend that takes static shapes), a graph is compiled per concrete shape."""
 from __future__ import annotations
 
 import copy
@@ -21,9 +21,9 @@ from tensorsmith.ir.types import F32, TensorType
 from tensorsmith.runtime.executor import GraphExecutor
 
 
-@pytest.fixture
-def interpreted(monkeypatch):
-    monkeypatch.setattr(tensorsmith.config, "executor", "interpreter")
+@pytest.fixture(params=["cpp", "interpreter"])
+def executor(request, monkeypatch):
+    monkeypatch.setattr(tensorsmith.config, "executor", request.param)
     records.reset()
 
 
@@ -36,7 +36,7 @@ def _as_float64(model):
     return copy.deepcopy(model).double()
 
 
-def test_inference_compiles_once_for_every_batch_size(interpreted):
+def test_inference_compiles_once_for_every_batch_size(executor):
     model = _mlp().eval()
     reference = _as_float64(model)
     compiled = torch.compile(model, backend="tensorsmith", dynamic=True)
@@ -48,7 +48,7 @@ def test_inference_compiles_once_for_every_batch_size(interpreted):
     assert record.symbolic and record.specializations == 1 and record.aten_calls == 0
 
 
-def test_training_forward_and_backward_compile_once(interpreted):
+def test_training_forward_and_backward_compile_once(executor):
     model = _mlp()
     reference = _as_float64(model)
     compiled = torch.compile(model, backend="tensorsmith", dynamic=True)
@@ -68,7 +68,7 @@ def test_training_forward_and_backward_compile_once(interpreted):
     assert all(r.symbolic and r.specializations == 1 for r in records.RECORDS), records.RECORDS
 
 
-def test_a_transformer_at_every_sequence_length(interpreted):
+def test_a_transformer_at_every_sequence_length(executor):
     model, _ = tiny_nanogpt()
     model.eval()
     reference = _as_float64(model)
@@ -83,7 +83,7 @@ def test_a_transformer_at_every_sequence_length(interpreted):
 
 
 @pytest.mark.parametrize("kind", ["gpt2", "llama"])
-def test_generate_with_the_dynamic_cache_compiles_decoding_once(interpreted, kind):
+def test_generate_with_the_dynamic_cache_compiles_decoding_once(executor, kind):
     """Hugging Face generate(): after the prefill and the first decode step (static shapes), the
     decode graph Dynamo makes dynamic is compiled once for every later cache length."""
     pytest.importorskip("transformers")
@@ -101,8 +101,8 @@ def test_generate_with_the_dynamic_cache_compiles_decoding_once(interpreted, kin
     assert sum(r.specializations for r in records.RECORDS) <= 3  # prefill, first step, the rest
 
 
-def test_code_generators_still_compile_per_shape(monkeypatch, capsys):
-    monkeypatch.setattr(tensorsmith.config, "debug", 1)
+def test_without_symbolic_sizes_each_shape_compiles(monkeypatch):
+    monkeypatch.setattr(tensorsmith.config, "symbolic_sizes", False)
     monkeypatch.setattr(tensorsmith.config, "specialize_after", 1)
     records.reset()
     model = _mlp().eval()
@@ -113,7 +113,6 @@ def test_code_generators_still_compile_per_shape(monkeypatch, capsys):
             torch.testing.assert_close(compiled(x), model(x), rtol=1e-5, atol=1e-5)
     (record,) = records.RECORDS
     assert not record.symbolic and record.specializations == 2
-    assert "the cpp code generator takes static shapes" in capsys.readouterr().err
 
 
 def test_arguments_whose_sizes_disagree_are_named():

@@ -1,7 +1,9 @@
 """Emit C++ (OpenMP parallel outer loops, `omp simd` inner loops) for kernel IR.
 
-Every kernel is `extern "C" int name(void* buffer, ...)`, taking its output buffers then its input
-buffers (contiguous, row-major) and returning a bit set: ERROR_INDEX when an index read from data was
+Every kernel is `extern "C" int name(void* buffer, ..., int64_t s0, ...)`, taking its output buffers
+then its input buffers (contiguous, row-major), then the values of the graph's size symbols when its
+sizes are symbolic (loop bounds and index arithmetic are then C expressions of them), and returning
+a bit set: ERROR_INDEX when an index read from data was
 out of range (so the caller raises, as eager does, instead of reading outside a buffer), and, when
 emitted with `check_numerics`, ERROR_NONFINITE when a floating value it stored was NaN or Inf
 (one flag OR-reduced over the stores, in the same vectorized loops: no extra pass over memory).
@@ -11,6 +13,7 @@ from __future__ import annotations
 import itertools
 import math
 
+from ...ir.sizes import Sym, provably
 from ...ir.types import BOOL, F32, F64, I8, I16, I32, I64, U8, DType
 from ..index import Affine, FloorDiv, Indirect, Mod, Var
 from ..kernel import Const, IndexValue, Kernel, Load, Local, Op, Reduce, Store
@@ -121,8 +124,15 @@ def c_type(dtype: DType) -> str:
     return C_TYPES[dtype]
 
 
+def c_size(size) -> str:
+    """A size in C: an int, or a symbolic size as an expression of the kernel's size arguments."""
+    return f"({size})" if isinstance(size, Sym) else str(size)
+
+
 def c_constant(value, dtype: DType) -> str:
     t = c_type(dtype)
+    if isinstance(value, Sym):
+        return f"static_cast<{t}>{c_size(value)}"
     if dtype == BOOL:
         return "true" if value else "false"
     if dtype.is_float:
@@ -150,26 +160,26 @@ class _Body:
         self.lines.append(statement)
 
     def index(self, affine: Affine) -> str:
-        parts = [str(affine.const)] if affine.const or not affine.terms else []
+        parts = [c_size(affine.const)] if affine.const or not affine.terms else []
         for atom, coef in affine.terms:
             text = self._atom(atom)
-            parts.append(text if coef == 1 else f"{coef} * {text}")
+            parts.append(text if coef == 1 else f"{c_size(coef)} * {text}")
         return "(" + " + ".join(parts) + ")"
 
     def _atom(self, atom) -> str:
         if isinstance(atom, Var):
             return atom.name
         # C's / and % truncate; index algebra floors. They agree for non-negative arguments.
-        if isinstance(atom, FloorDiv):
-            if atom.arg.bounds()[0] < 0:
-                return f"ts_floordiv({self.index(atom.arg)}, {atom.divisor})"
-            return f"({self.index(atom.arg)} / {atom.divisor})"
-        if isinstance(atom, Mod):
-            if atom.arg.bounds()[0] < 0:
-                return f"ts_mod({self.index(atom.arg)}, {atom.divisor})"
-            return f"({self.index(atom.arg)} % {atom.divisor})"
+        if isinstance(atom, (FloorDiv, Mod)):
+            divisor = c_size(atom.divisor)
+            non_negative = provably(lambda: atom.arg.bounds()[0] >= 0)
+            if isinstance(atom, FloorDiv):
+                return f"({self.index(atom.arg)} / {divisor})" if non_negative else \
+                    f"ts_floordiv({self.index(atom.arg)}, {divisor})"
+            return f"({self.index(atom.arg)} % {divisor})" if non_negative else \
+                f"ts_mod({self.index(atom.arg)}, {divisor})"
         assert isinstance(atom, Indirect)
-        return f"ts_index(static_cast<int64_t>({self.value(atom.value)}), {atom.extent}, &error)"
+        return f"ts_index(static_cast<int64_t>({self.value(atom.value)}), {c_size(atom.extent)}, &error)"
 
     def value(self, expr, hoist: bool = True) -> str:
         """A C expression for `expr`; with `hoist`, bound to a named temporary first. Values under
@@ -315,7 +325,7 @@ class _Emitter:
         """The body of a loop nest over `inner` opened at line `before`; invariant values go there
         (not in lane mode, where the innermost loop is an outer variable)."""
         invariant = None
-        if self.lane_var is None and inner and all(v.extent > 0 for v in inner):
+        if self.lane_var is None and inner and all(provably(lambda: v.extent > 0) for v in inner):
             invariant = _Hoisted(_Inserting(self.lines, outer_indent, self.counter, before), inner)
         return _Body(self.lines, indent, self.counter, lanes=self.lane_var is not None,
                      invariant=invariant)
@@ -327,7 +337,7 @@ class _Emitter:
         for k, v in enumerate(loops):
             if k == len(loops) - 1 and simd_clause is not None and self.lane_var is None:
                 self.lines.append(f"{indent}#pragma omp simd{simd_clause}")
-            self.lines.append(f"{indent}for (int64_t {v.name} = 0; {v.name} < {v.extent}; ++{v.name}) {{")
+            self.lines.append(f"{indent}for (int64_t {v.name} = 0; {v.name} < {c_size(v.extent)}; ++{v.name}) {{")
             indent += "  "
         if self.lane_var is not None:
             if simd_clause is not None:
@@ -419,8 +429,10 @@ class _Emitter:
         self._close(stage.inner, inner)
 
 
-def emit_kernel(kernel: Kernel, buffer_dtypes: dict[str, DType], check_numerics: bool = False) -> str:
-    params = [f"void* p_{b}" for b in [*kernel.outputs, *kernel.inputs]]
+def emit_kernel(kernel: Kernel, buffer_dtypes: dict[str, DType], check_numerics: bool = False,
+                sizes: tuple = ()) -> str:
+    """One kernel; `sizes` names the size symbols it takes (the graph's, when symbolic)."""
+    params = [f"void* p_{b}" for b in [*kernel.outputs, *kernel.inputs]] + [f"int64_t {n}" for n in sizes]
     lines = [f'extern "C" int {kernel.name}({", ".join(params)}) {{']
     for b in kernel.outputs:
         t = c_type(buffer_dtypes[b])
@@ -431,7 +443,9 @@ def emit_kernel(kernel: Kernel, buffer_dtypes: dict[str, DType], check_numerics:
     lines.append("  int error = 0;")
     if check_numerics:
         lines.append("  int nonfinite = 0;")
-    lane_var = kernel.outer[-1] if kernel.lanes and kernel.outer else None
+    # Lane mode needs the chunk count of the last dim, which a symbolic size does not give.
+    lane_var = kernel.outer[-1] if kernel.lanes and kernel.outer and \
+        isinstance(kernel.outer[-1].extent, int) else None
     # The parallel loop runs over the outer points (in lane mode: over chunks of the last one).
     extents = [v.extent for v in kernel.outer]
     if lane_var is not None:
@@ -441,16 +455,16 @@ def emit_kernel(kernel: Kernel, buffer_dtypes: dict[str, DType], check_numerics:
         outer *= e
     indent = "  "
     if kernel.outer:
-        if outer > 1:
+        if not provably(lambda: outer <= 1):
             reduced = "error,nonfinite" if check_numerics else "error"
             lines.append(f"  #pragma omp parallel for reduction(|:{reduced}) schedule(static) "
-                         f"if({kernel.work} > {PARALLEL_THRESHOLD})")
-        lines.append(f"  for (int64_t o = 0; o < {outer}; ++o) {{")
+                         f"if({c_size(kernel.work)} > {PARALLEL_THRESHOLD})")
+        lines.append(f"  for (int64_t o = 0; o < {c_size(outer)}; ++o) {{")
         indent = "    "
         stride = 1
         for v, e in reversed(list(zip(kernel.outer, extents))):
             name = "chunk" if v is lane_var else v.name
-            lines.append(f"{indent}const int64_t {name} = (o / {stride}) % {e};")
+            lines.append(f"{indent}const int64_t {name} = (o / {c_size(stride)}) % {c_size(e)};")
             stride *= e
         if lane_var is not None:
             lines.append(f"{indent}const int64_t first = chunk * {LANES};")
@@ -468,6 +482,9 @@ def emit_kernel(kernel: Kernel, buffer_dtypes: dict[str, DType], check_numerics:
     return "\n".join(lines)
 
 
-def emit_module(kernels: list[Kernel], buffer_dtypes: dict[str, DType], check_numerics: bool = False) -> str:
-    """The C++ source of `kernels`; with `check_numerics`, each kernel also reports stored NaN/Inf."""
-    return PRELUDE + "\n\n".join(emit_kernel(k, buffer_dtypes, check_numerics) for k in kernels) + "\n"
+def emit_module(kernels: list[Kernel], buffer_dtypes: dict[str, DType], check_numerics: bool = False,
+                sizes: tuple = ()) -> str:
+    """The C++ source of `kernels`; with `check_numerics`, each kernel also reports stored NaN/Inf;
+    each takes the values of the size symbols `sizes`."""
+    return PRELUDE + "\n\n".join(emit_kernel(k, buffer_dtypes, check_numerics, sizes)
+                                   for k in kernels) + "\n"
