@@ -120,6 +120,23 @@ def _align_bias(args: list, kwargs: dict, bias: int, key: int) -> None:
         kwargs["attn_bias"] = aligned_bias(kwargs["attn_bias"], keys)
 
 
+# ATen ops that address their input's storage (an absolute storage offset), not its elements. An
+# IR value has no layout: they must see it as eager made it, a tensor owning its storage from offset
+# 0. A generated kernel's output is a view of the shared arena at the memory plan's offset, where
+# as_strided_scatter (AdaptiveAvgPool's backward: Swin's pooler) writes into the arena's copy
+# outside the view and returns its input unchanged (and copies the whole arena to do it).
+STORAGE_ADDRESSING = frozenset(f"aten.{name}.default" for name in (
+    "as_strided", "as_strided_scatter", "as_strided_copy"))
+
+
+def _own_storage(t: torch.Tensor) -> torch.Tensor:
+    """`t` itself where it is its storage from offset 0, else a contiguous copy that is."""
+    if t.storage_offset() == 0 and t.is_contiguous() and \
+            t.untyped_storage().nbytes() == t.numel() * t.element_size():
+        return t
+    return t.clone(memory_format=torch.contiguous_format)
+
+
 class Interpreter:
     """Evaluates nodes one at a time; `float64` computes all floating values in float64."""
 
@@ -220,10 +237,13 @@ class Interpreter:
     def fallback(self, node: Node, args: list, target=None):
         """Call the ATen op (or `target`, a function computing the same). IR values have no layout,
         so it sees them contiguous (row-major), which is what layout-dependent ops such as
-        as_strided are imported for."""
+        as_strided are imported for; ops addressing the storage itself (STORAGE_ADDRESSING) see
+        tensors that own their storage from offset 0."""
         target = target or resolve_target(node.attrs["target"])
         if node.attrs["target"] not in LIBRARY_KERNELS:
             args = [a.contiguous() if isinstance(a, torch.Tensor) else a for a in args]
+        if node.attrs["target"] in STORAGE_ADDRESSING:
+            args = [_own_storage(a) if isinstance(a, torch.Tensor) else a for a in args]
         attrs = evaluate(node.attrs, self.sizes) if self.sizes else node.attrs
         call_args = from_attr(attrs["args"], args, self.dtype)
         call_kwargs = from_attr(attrs["kwargs"], args, self.dtype)
