@@ -17,11 +17,11 @@ from ..ir.types import TensorType, device_name, dtype_from_torch
 def _range(shape_env, name: sympy.Symbol) -> tuple:
     value_range = shape_env.var_to_range.get(name) if shape_env is not None else None
     if value_range is None:
-        return 0, INF
+        raise SymbolicUnsupported(f"the symbol {name} has no known range")
     low, high = value_range.lower, value_range.upper
-    low = max(int(low), 0) if isinstance(low, sympy.Integer) else 0  # else -int_oo
-    high = int(high) if isinstance(high, sympy.Integer) else INF  # else int_oo
-    return low, high
+    if not isinstance(low, sympy.Integer) or low < 0:  # an int that may be negative: not a size
+        raise SymbolicUnsupported(f"the symbol {name} may be negative (range {value_range})")
+    return int(low), (int(high) if isinstance(high, sympy.Integer) else INF)  # else int_oo
 
 
 def _from_expr(expr, shape_env) -> Sym | int:

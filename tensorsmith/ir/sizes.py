@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from ..errors import UnsupportedError
 
 INF = math.inf
+# No size reaches this (2**62 elements would not fit in any memory), so a symbol without an upper
+# bound is below it: `s0 < sys.maxsize`, the end of an open slice, holds.
+SIZE_LIMIT = 2**62
 
 Monomial = tuple  # the names of the symbols multiplied, sorted (repeated for powers); () is 1
 
@@ -104,6 +107,8 @@ class Sym:
         raise SymbolicUnsupported(f"{self} // {other} depends on the sizes")
 
     def __rfloordiv__(self, other):
+        if isinstance(other, int) and provably(lambda: 0 <= other < self):
+            return 0
         raise SymbolicUnsupported(f"{other} // {self} depends on the sizes")
 
     def __mod__(self, other):
@@ -116,6 +121,8 @@ class Sym:
         raise SymbolicUnsupported(f"{self} % {other} depends on the sizes")
 
     def __rmod__(self, other):
+        if isinstance(other, int) and provably(lambda: 0 <= other < self):
+            return other
         raise SymbolicUnsupported(f"{other} % {self} depends on the sizes")
 
     def __truediv__(self, other):
@@ -129,7 +136,7 @@ class Sym:
         arithmetic per term, tightened by the polynomial shifted to its symbols' lower bounds
         (s = low + t, t >= 0: all of its coefficients of one sign bound it by its constant, which
         proves s0 < s0*s1 for s1 >= 2)."""
-        ranges = self._ranges()
+        ranges = {n: (low, min(high, SIZE_LIMIT)) for n, (low, high) in self._ranges().items()}
         low = high = 0
         for m, c in self.terms:
             lo = math.prod(ranges[n][0] for n in m)

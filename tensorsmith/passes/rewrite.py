@@ -13,6 +13,7 @@ from typing import Callable
 
 from ..ir.graph import Graph, Node
 from ..ir.ops import infer_type
+from ..ir.sizes import SymbolicUnsupported
 
 
 def new_node(op: str, inputs, attrs: dict, like: Node) -> Node:
@@ -74,7 +75,10 @@ def apply_rules(graph: Graph, rules: list[Rule], max_rounds: int = 10) -> bool:
             if node in replaced:
                 continue
             for rule in rules:
-                replacement = rule(node)
+                try:
+                    replacement = rule(node)
+                except SymbolicUnsupported:  # whether it applies depends on symbolic sizes: it does not
+                    continue
                 if replacement is None or replacement is node:
                     continue
                 if replacement.type != node.type:

@@ -9,8 +9,8 @@ import pytest
 
 from tensorsmith.ir.graph import Graph
 from tensorsmith.ir.parser import parse_graph
-from tensorsmith.ir.sizes import (INF, Sym, SymbolicUnsupported, evaluate, parse_size, size_symbols,
-                                  symbol)
+from tensorsmith.ir.sizes import (INF, Sym, SymbolicUnsupported, evaluate, floor_divide, parse_size,
+                                  provably, size_symbols, symbol)
 from tensorsmith.ir.types import F32, TensorType
 
 S, T = symbol("s0", 2), symbol("s1", 2, 64)
@@ -38,22 +38,27 @@ def test_no_symbol_left_gives_an_int():
     assert (S * 12) // S == 12 and isinstance((S * 12) // S, int)
     assert (S * T * 6) // (S * 3) == T * 2
     assert (S * 12 + 5) // 4 == S * 3 + 1 and (S * 12 + 5) % 4 == 1
+    assert 0 // S == 0 and 1 % S == 1 and 0 % (S * T) == 0  # s0 >= 2
+    assert floor_divide(S * T - 1, T) == S - 1 and floor_divide(S * 6 - 1, 3) == S * 2 - 1
 
 
 def test_questions_are_answered_where_they_hold_for_every_value():
     assert S != 1 and S > 1 and S >= 2 and not S < 2  # s0 in [2, inf]
     assert S < S * T and S * T > S  # through the shift to lower bounds: s0*s1 - s0 >= 2
     assert T <= 64 and T < 65 and not T > 64
+    assert S < 2**63 - 1  # no size reaches SIZE_LIMIT: the end of an open slice
     assert max(S, 1) is S and min(S, S + 3) is S
     assert S == symbol("s0", 2) and hash(S) == hash(symbol("s0", 2))
     for undecided in (lambda: S == T, lambda: S < T, lambda: T > 32, lambda: S * 2 == 8):
         with pytest.raises(SymbolicUnsupported):
             undecided()
+        assert provably(undecided) is False
 
 
 def test_a_concrete_value_or_an_inexact_division_is_refused():
     for needs_value in (lambda: int(S), lambda: range(S), lambda: [0] * S, lambda: (S * 3) // 2,
-                        lambda: S / 2, lambda: 12 // S, lambda: (S * T) // (S + T)):
+                        lambda: S / 2, lambda: 12 // S, lambda: 2 % S, lambda: (S * T) // (S + T),
+                        lambda: floor_divide(S * T + 5, T)):
         with pytest.raises(SymbolicUnsupported):
             needs_value()
 

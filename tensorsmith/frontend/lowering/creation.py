@@ -6,6 +6,7 @@ import math
 
 import torch
 
+from ...ir.sizes import Sym
 from ...ir.types import BF16, F16, F32, F64, device_name, dtype_from_torch
 from .registry import lower, unsupported
 
@@ -65,7 +66,10 @@ def _scalar_tensor(ctx, value, **_):
 def _arange(ctx, *args, **_):
     dtype, device = _result(ctx)
     start, end, step = (0, args[0], 1) if len(args) == 1 else (*args[:2], args[2] if len(args) > 2 else 1)
-    count = max(0, math.ceil((end - start) / step))
+    if step == 1 and all(isinstance(v, (int, Sym)) for v in (start, end)):  # sizes may be symbolic
+        count = max(0, end - start)
+    else:
+        count = max(0, math.ceil((end - start) / step))
     if count == 0:
         unsupported("empty arange")
     if not dtype.is_float and any(isinstance(v, float) for v in (start, step)):

@@ -13,7 +13,7 @@ from torch._prims_common import ELEMENTWISE_TYPE_PROMOTION_KIND, elementwise_dty
 
 from ...errors import UnsupportedError
 from ...ir.graph import Graph, Node
-from ...ir.sizes import is_symbolic
+from ...ir.sizes import is_symbolic, provably
 from ...ir.types import BOOL, DType, dtype_from_torch
 
 LOWERINGS: dict[torch._ops.OpOverload, Callable] = {}
@@ -32,7 +32,7 @@ def unsupported(message: str):
 
 
 def broadcast_shapes(*shapes) -> tuple:
-    if shapes and all(s == shapes[0] for s in shapes[1:]):  # most elementwise ops: no broadcast
+    if shapes and provably(lambda: all(s == shapes[0] for s in shapes[1:])):  # most: no broadcast
         return tuple(shapes[0])
     if is_symbolic(shapes):
         return _broadcast_symbolic(shapes)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import torch
 
+from ...ir.sizes import provably
 from .registry import lower, normalize_dim, unsupported
 
 aten = torch.ops.aten
@@ -84,7 +85,7 @@ def _slice(ctx, x, dim, start, end, step):
     start, end = (0 if start is None else start), (size if end is None else end)
     start = max(0, min(size, start + size if start < 0 else start))
     end = max(start, min(size, end + size if end < 0 else end))
-    if (start, end, step) == (0, size, 1):
+    if provably(lambda: (start, end, step) == (0, size, 1)):
         return x
     starts = [start if i == dim else 0 for i in range(len(shape))]
     limits = [end if i == dim else s for i, s in enumerate(shape)]
