@@ -311,6 +311,25 @@ def floor_divide(a, d):
     raise SymbolicUnsupported(f"({a}) // ({d}) depends on the sizes")
 
 
+def size_max(a, b):
+    """max(a, b) where one is >= the other for every value of the symbols (unlike `max`, which
+    asks whether b > a and cannot answer where they may be equal)."""
+    if provably(lambda: a >= b):
+        return a
+    if provably(lambda: b >= a):
+        return b
+    raise SymbolicUnsupported(f"max({a}, {b}) depends on the sizes")
+
+
+def size_min(a, b):
+    """min(a, b) where one is <= the other for every value of the symbols."""
+    if provably(lambda: a <= b):
+        return a
+    if provably(lambda: b <= a):
+        return b
+    raise SymbolicUnsupported(f"min({a}, {b}) depends on the sizes")
+
+
 def is_symbolic(value) -> bool:
     """Whether a size, a shape or a nested list of sizes has a symbol in it."""
     if isinstance(value, Sym):

@@ -280,9 +280,11 @@ def test_view_overloads_directly():
     direct_check(aten.cat.default, [x, ints(2, 1, 4)], 1)
 
 
-def test_views_with_dynamic_shapes(monkeypatch):
-    """Symbolic sizes (dynamic=True) are evaluated to ints when the graph is specialized (here on
-    each shape's first call)."""
+@pytest.mark.parametrize("symbolic", [True, False])
+def test_views_with_dynamic_shapes(monkeypatch, symbolic):
+    """Symbolic sizes (dynamic=True) kept symbolic, or evaluated to ints when the graph is
+    specialized (here on each shape's first call)."""
+    monkeypatch.setattr(tensorsmith.config, "symbolic_sizes", symbolic)
     monkeypatch.setattr(tensorsmith.config, "specialize_after", 1)
     def fn(x):
         n = x.shape[0]

@@ -10,7 +10,7 @@ import pytest
 from tensorsmith.ir.graph import Graph
 from tensorsmith.ir.parser import parse_graph
 from tensorsmith.ir.sizes import (INF, Sym, SymbolicUnsupported, evaluate, floor_divide, parse_size,
-                                  provably, size_symbols, symbol)
+                                  provably, size_max, size_min, size_symbols, symbol)
 from tensorsmith.ir.types import F32, TensorType
 
 S, T = symbol("s0", 2), symbol("s1", 2, 64)
@@ -48,6 +48,9 @@ def test_questions_are_answered_where_they_hold_for_every_value():
     assert T <= 64 and T < 65 and not T > 64
     assert S < 2**63 - 1  # no size reaches SIZE_LIMIT: the end of an open slice
     assert max(S, 1) is S and min(S, S + 3) is S
+    assert size_max(1, S - 1) == S - 1 and size_min(S, S - 1 + 1) == S  # max() would ask S - 1 > 1
+    with pytest.raises(SymbolicUnsupported):
+        size_max(S, T)
     assert S == symbol("s0", 2) and hash(S) == hash(symbol("s0", 2))
     for undecided in (lambda: S == T, lambda: S < T, lambda: T > 32, lambda: S * 2 == 8):
         with pytest.raises(SymbolicUnsupported):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from ...ir.sizes import provably
+from ...ir.sizes import provably, size_max, size_min
 from .registry import lower, normalize_dim, unsupported
 
 aten = torch.ops.aten
@@ -83,8 +83,8 @@ def _slice(ctx, x, dim, start, end, step):
     shape = x.type.shape
     size = shape[dim]
     start, end = (0 if start is None else start), (size if end is None else end)
-    start = max(0, min(size, start + size if start < 0 else start))
-    end = max(start, min(size, end + size if end < 0 else end))
+    start = size_max(0, size_min(size, start + size if start < 0 else start))
+    end = size_max(start, size_min(size, end + size if end < 0 else end))
     if provably(lambda: (start, end, step) == (0, size, 1)):
         return x
     starts = [start if i == dim else 0 for i in range(len(shape))]
