@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from ..errors import ExecutionError, TensorsmithError
 from .aten import ALIGNED_BIAS, LIBRARY_KERNELS, aligned_bias, from_attr, resolve_target
 from .graph import Graph, Node
-from .sizes import evaluate
+from .sizes import evaluate, is_symbolic
 from .types import DType, TensorType, TupleType
 
 _UNARY = {
@@ -143,6 +143,7 @@ class Interpreter:
     def __init__(self, float64: bool = False):
         self.float64 = float64
         self.sizes: dict = {}  # the values of a symbolic graph's size symbols, for this run
+        self._symbolic: dict[Node, bool] = {}  # whether a node's attributes hold symbolic sizes
 
     def dtype(self, dtype: DType) -> torch.dtype:
         if self.float64 and dtype.is_float:
@@ -168,7 +169,7 @@ class Interpreter:
         return [env[o] for o in graph.outputs]
 
     def eval(self, node: Node, args: list):
-        op, a = node.op, (evaluate(node.attrs, self.sizes) if self.sizes else node.attrs)
+        op, a = node.op, self._attrs(node)
         if op in _UNARY:
             return _UNARY[op](args[0])
         if op in _BINARY:
@@ -228,6 +229,15 @@ class Interpreter:
             return self.fallback(node, args)
         raise TensorsmithError(f"the interpreter has no rule for op {op!r}")
 
+    def _attrs(self, node: Node) -> dict:
+        """The node's attributes, with this run's values of symbolic sizes."""
+        if not self.sizes:
+            return node.attrs
+        symbolic = self._symbolic.get(node)
+        if symbolic is None:
+            symbolic = self._symbolic[node] = is_symbolic(node.attrs)
+        return evaluate(node.attrs, self.sizes) if symbolic else node.attrs
+
     def apply_views(self, tensor, chain: list[Node]):
         """`tensor` seen through the view nodes `chain`, in order, as PyTorch views (no copy)."""
         for view in chain:
@@ -244,7 +254,7 @@ class Interpreter:
             args = [a.contiguous() if isinstance(a, torch.Tensor) else a for a in args]
         if node.attrs["target"] in STORAGE_ADDRESSING:
             args = [_own_storage(a) if isinstance(a, torch.Tensor) else a for a in args]
-        attrs = evaluate(node.attrs, self.sizes) if self.sizes else node.attrs
+        attrs = self._attrs(node)
         call_args = from_attr(attrs["args"], args, self.dtype)
         call_kwargs = from_attr(attrs["kwargs"], args, self.dtype)
         positions = ALIGNED_BIAS.get(node.attrs["target"])

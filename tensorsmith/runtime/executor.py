@@ -96,20 +96,25 @@ class GraphExecutor:
         self.views = Interpreter()  # applies view nodes as PyTorch views
         # Per parameter, what an argument that needs no further look has: one tuple comparison per
         # argument on the way to the first kernel (a training step passes every weight).
-        self.expected = None if self.binding else [
-            (p.type.dtype.torch_dtype, torch.Size(p.type.shape), torch.device(p.type.device))
+        self.expected = [
+            (p.type.dtype.torch_dtype, None if is_symbolic(p.type.shape) else torch.Size(p.type.shape),
+             torch.device(p.type.device))
             for p in self.graph.params]
+        # Parameters whose shapes depend on the sizes, evaluated on each call.
+        self.symbolic_params = [i for i, p in enumerate(self.graph.params) if is_symbolic(p.type.shape)]
 
     def __call__(self, *args):
-        sizes, expected_all, types = self._expected(args)
+        sizes, expected_all = self._expected(args)
         tensors = []
-        for position, param_type, row_major, expected in zip(self.tensor_positions, types,
-                                                             self.row_major, expected_all):
+        for position, param, row_major, expected in zip(self.tensor_positions, self.graph.params,
+                                                        self.row_major, expected_all):
             value = args[position]
             if not (isinstance(value, torch.Tensor) and (value.dtype, value.shape, value.device) == expected):
+                param_type = param.type if sizes is None else \
+                    param.type.with_shape(evaluate(param.type.shape, sizes))
                 value, scalar = host_scalar(value, param_type, row_major)
                 if not scalar:
-                    check_argument(position, self.graph.params[len(tensors)].name, value, param_type)
+                    check_argument(position, param.name, value, param_type)
             tensors.append(value.contiguous() if row_major else value)
         if self.numerics is not None:
             self.numerics.check_inputs(self.tensor_positions, tensors)
@@ -120,17 +125,18 @@ class GraphExecutor:
 
     def _expected(self, args):
         """(the size symbols' values or None, per parameter the (dtype, shape, device) an argument
-        must have, and its type with those sizes)."""
-        params = self.graph.params
+        must have)."""
         if self.binding is None:
-            return None, self.expected, [p.type for p in params]
-        for position, param in zip(self.tensor_positions, params):
+            return None, self.expected
+        for position, param in zip(self.tensor_positions, self.graph.params):
             if not isinstance(args[position], torch.Tensor):
                 check_argument(position, param.name, args[position], param.type)
         sizes = self.binding.values(args, [args[p] for p in self.tensor_positions])
-        types = [p.type.with_shape(shape) for p, shape in zip(params, self.binding.shapes_for(sizes))]
-        return sizes, [(t.dtype.torch_dtype, torch.Size(t.shape), torch.device(t.device))
-                       for t in types], types
+        expected = list(self.expected)
+        for i in self.symbolic_params:
+            dtype, _, device = expected[i]
+            expected[i] = (dtype, torch.Size(evaluate(self.graph.params[i].type.shape, sizes)), device)
+        return sizes, expected
 
     def _assemble(self, results, inputs, args, sizes=None):
         """Outputs in FX order. A view of an input is rebuilt as that view of the caller's tensor;
