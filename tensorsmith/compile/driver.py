@@ -16,9 +16,9 @@ from .. import config, events, monitor
 from ..dump import StageDump
 from ..frontend.importer import import_graph
 from ..ir.printer import print_graph
+from ..ir.types import device_name
 from ..log import log
 from ..passes.pipeline import run_pipeline
-from ..ir.types import device_name
 from ..records import GraphRecord, new_record
 from ..runtime.executor import GraphExecutor
 from .backends import SYMBOLIC_BACKENDS, backend_for_device

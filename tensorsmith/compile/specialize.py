@@ -1,8 +1,9 @@
 """Where a graph with symbolic sizes is compiled for concrete shapes: the one place that decides.
 
-Dynamo hands over a graph with symbolic sizes once a dimension has changed between calls. Until
-the IR has symbolic sizes, each compile is for one concrete shape, and costs far more than running
-the graph once through ATen. So a shape is compiled on its `config.specialize_after`-th call (a
+Dynamo hands over a graph with symbolic sizes once a dimension has changed between calls. Where
+its backend cannot compile it once for all sizes (driver.py: Triton's kernels take static shapes,
+or a stage needed a concrete size), each compile is for one concrete shape, and costs far more
+than running the graph once through ATen. So a shape is compiled on its `config.specialize_after`-th call (a
 shape that recurs: a training batch length, a server's bucketed lengths), at most
 `config.max_specializations` shapes per graph; any other call runs the captured graph through ATen
 (exact, eager speed). Shapes that change on every call, such as the key/value length of each
