@@ -67,6 +67,11 @@ def one_per_row_scatter(node: Node) -> bool:
         n == m for d, (n, m) in enumerate(zip(idx.type.shape, x.type.shape)) if d != dim))
 
 
+def is_empty(node: Node) -> bool:
+    """Whether the node has no elements, for every value of its symbolic sizes."""
+    return provably(lambda: node.type.numel == 0)
+
+
 def is_pointwise(node: Node) -> bool:
     return kernelizable(node) and node.op not in REDUCTIONS
 
@@ -90,7 +95,7 @@ class ExprBuilder:
         self.buffers_read: set[str] = set()
 
     def value(self, node: Node, index: list[Affine]) -> Expr:
-        if provably(lambda: node.type.numel == 0):  # no loop ever reads it
+        if is_empty(node):  # no loop ever reads it
             return Const(0, node.type.dtype)
         if node in self.locals:
             local, expected = self.locals[node]
@@ -158,7 +163,7 @@ class ExprBuilder:
                     continue  # always true
                 inside = cond if inside is None else Op("and", (inside, cond), BOOL)
         value = Const(node.attrs["value"], node.type.dtype)
-        if provably(lambda: x.type.numel == 0):
+        if is_empty(x):
             return value
         loaded = self.value(x, source)
         if inside is None:

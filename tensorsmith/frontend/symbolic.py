@@ -7,6 +7,8 @@ SymbolicUnsupported, and the graph compiles per concrete shape.
 """
 from __future__ import annotations
 
+import math
+
 import sympy
 import torch
 
@@ -32,16 +34,9 @@ def _from_expr(expr, shape_env) -> Sym | int:
     if expr.is_Add:
         return sum((_from_expr(a, shape_env) for a in expr.args), 0)
     if expr.is_Mul:
-        result = 1
-        for a in expr.args:
-            result = result * _from_expr(a, shape_env)
-        return result
+        return math.prod(_from_expr(a, shape_env) for a in expr.args)
     if expr.is_Pow and expr.exp.is_Integer and int(expr.exp) > 0:
-        base = _from_expr(expr.base, shape_env)
-        result = 1
-        for _ in range(int(expr.exp)):
-            result = result * base
-        return result
+        return math.prod([_from_expr(expr.base, shape_env)] * int(expr.exp))
     raise SymbolicUnsupported(f"the size {expr} is not a polynomial of the size symbols")
 
 
@@ -53,13 +48,6 @@ def size_of(value):
             raise SymbolicUnsupported("nested (jagged) sizes")
         return _from_expr(sympy.sympify(node.expr), node.shape_env)
     return value
-
-
-def sizes_of(value):
-    """`value` with every SymInt in it (lists, tuples) as an IR size."""
-    if isinstance(value, (list, tuple)):
-        return type(value)(sizes_of(v) for v in value)
-    return size_of(value)
 
 
 def type_of(tensor: torch.Tensor) -> TensorType:

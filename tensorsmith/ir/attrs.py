@@ -1,8 +1,9 @@
 """Attribute values: what they may be, how they print, and how kinds are checked.
 
-Values are ints (or symbolic sizes, ir/sizes.py, printed `<12*s0>`), floats, bools, None, strings, DTypes, lists, string-keyed dicts, `Operand(i)`
-(a fallback op's i-th tensor operand, printed `$i`) and `TorchEnum` (a device, layout or memory
-format passed to a fallback op, printed `device("cpu")`).
+Values are ints (or symbolic sizes, ir/sizes.py, printed `<12*s0>`), floats, bools, None,
+strings, DTypes, lists, string-keyed dicts, `Operand(i)` (a fallback op's i-th tensor operand,
+printed `$i`) and `TorchEnum` (a device, layout or memory format passed to a fallback op, printed
+`device("cpu")`).
 """
 from __future__ import annotations
 

@@ -69,7 +69,7 @@ def format_ranges(graph: Graph) -> str:
     ranges = size_symbols(graph)
     if not ranges:
         return ""
-    return " sizes(" + ", ".join(f"{name}: [{low}, {format_value(high) if high == float('inf') else high}]"
+    return " sizes(" + ", ".join(f"{name}: [{low}, {format_value(high)}]"
                                  for name, (low, high) in sorted(ranges.items())) + ")"
 
 

@@ -20,8 +20,6 @@ INF = math.inf
 # bound is below it: `s0 < sys.maxsize`, the end of an open slice, holds.
 SIZE_LIMIT = 2**62
 
-Monomial = tuple  # the names of the symbols multiplied, sorted (repeated for powers); () is 1
-
 
 class SymbolicUnsupported(UnsupportedError):
     """A question about symbolic sizes that has no one answer for all their values."""
@@ -31,7 +29,9 @@ class SymbolicUnsupported(UnsupportedError):
 class Sym:
     """sum(coef * product of symbols) + const, over symbols with known ranges.
 
-    `terms` are (monomial, coef) pairs, sorted, none zero; `ranges` (name, low, high) per symbol."""
+    `terms` are (monomial, coef) pairs, sorted, none zero, a monomial being the names of the
+    symbols multiplied, sorted (repeated for powers; () for the constant); `ranges` are
+    (name, low, high) per symbol."""
 
     terms: tuple
     ranges: tuple
@@ -117,7 +117,7 @@ class Sym:
                 return 0
             raise SymbolicUnsupported(f"{self} % {other} depends on the sizes")
         if other > 0 and all(c % other == 0 for m, c in self.terms if m):
-            return dict(self.terms).get((), 0) % other
+            return self.constant % other
         raise SymbolicUnsupported(f"{self} % {other} depends on the sizes")
 
     def __rmod__(self, other):
@@ -228,8 +228,14 @@ class Sym:
     __float__ = __int__
 
     @property
-    def symbols(self) -> set:
-        return {name for name, _, _ in self.ranges}
+    def constant(self) -> int:
+        return dict(self.terms).get((), 0)
+
+    @property
+    def name(self) -> str | None:
+        """The symbol's name where this size is exactly one symbol, else None."""
+        (first, _, _), *_ = self.ranges
+        return first if self.terms == (((first,), 1),) else None
 
     def evaluate(self, values: dict) -> int:
         return sum(c * math.prod(values[n] for n in m) for m, c in self.terms)
@@ -299,7 +305,7 @@ def floor_divide(a, d):
     SymbolicUnsupported."""
     if isinstance(a, int) and isinstance(d, int):
         return a // d
-    constant = dict(a.terms).get((), 0) if isinstance(a, Sym) else a
+    constant = a.constant if isinstance(a, Sym) else a
     rest = a - constant
     quotient = rest // d if isinstance(rest, Sym) else (0 if rest == 0 else None)
     if quotient is None:

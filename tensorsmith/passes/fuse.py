@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import torch
 from torch._subclasses.fake_tensor import unset_fake_temporarily
 
-from ..codegen.exprs import REDUCTIONS, VIEWS, CannotFuse, ExprBuilder, kernelizable
+from ..codegen.exprs import REDUCTIONS, VIEWS, CannotFuse, ExprBuilder, is_empty, kernelizable
 from ..codegen.index import Affine, Var, linearize
 from ..codegen.kernel import Kernel, Local, Reduce, Store
 from ..codegen.schedule import KernelStep, LibraryStep, Schedule
@@ -177,10 +177,6 @@ def _materialized(graph: Graph, outputs: set[Node], chain_of) -> set[Node]:
 def same_shape(a, b) -> bool:
     """Whether two shapes are equal for every value of their symbols."""
     return provably(lambda: tuple(a) == tuple(b))
-
-
-def is_empty(node: Node) -> bool:
-    return provably(lambda: node.type.numel == 0)
 
 
 class _Scheduler:

@@ -13,13 +13,6 @@ from ..ir.graph import Graph
 from ..ir.sizes import Sym, SymbolicUnsupported, evaluate, ranges_of, size_symbols
 
 
-def _symbol_name(size) -> str | None:
-    """The name of a size that is exactly one symbol, else None."""
-    if isinstance(size, Sym) and len(size.terms) == 1 and size.terms[0] == ((size.ranges[0][0],), 1):
-        return size.ranges[0][0]
-    return None
-
-
 class SizeBinding:
     """`values(args, tensors)` -> {symbol: value} for one call of `graph` (raises InputError for
     arguments whose shapes no value of the symbols gives). `size_args` maps argument positions to
@@ -30,12 +23,11 @@ class SizeBinding:
         self.sources: dict[str, tuple[int, int]] = {}  # symbol -> (parameter, dim)
         for i, param in enumerate(graph.params):
             for d, size in enumerate(param.type.shape):
-                name = _symbol_name(size)
-                if name is not None:
-                    self.sources.setdefault(name, (i, d))
+                if isinstance(size, Sym) and size.name is not None:
+                    self.sources.setdefault(size.name, (i, d))
         self.arguments: dict[str, int] = {}  # symbol -> argument position, where no dim has it
         for position, size in (size_args or {}).items():
-            name = _symbol_name(size)
+            name = size.name if isinstance(size, Sym) else None
             if name is not None and name not in self.sources:
                 self.arguments.setdefault(name, position)
                 self.ranges.setdefault(name, size.ranges[0][1:])
