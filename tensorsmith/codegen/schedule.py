@@ -2,9 +2,11 @@
 buffers. Produced by passes/fuse.py, planned by runtime/memory.py, emitted by codegen/<backend>/."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from ..ir.graph import Graph, Node
+from ..ir.sizes import size_symbols
 from ..ir.types import TensorType
 from .kernel import Kernel
 
@@ -41,6 +43,12 @@ class Schedule:
     outputs: list[str] = field(default_factory=list)  # buffer of each graph output, in order
     output_views: dict[int, list[Node]] = field(default_factory=dict)  # output i is these views of it
     constants: dict[str, Node] = field(default_factory=dict)  # literal-data constants, built once
+
+    @functools.cached_property
+    def size_names(self) -> tuple[str, ...]:
+        """The graph's size symbols, sorted (empty when its sizes are static): the kernels' and
+        the wrapper's size arguments, in this order."""
+        return tuple(sorted(size_symbols(self.graph)))
 
     def buffer_of(self, node: Node) -> str:
         name = self.node_buffer.get(node)

@@ -11,7 +11,6 @@ from ..codegen.cpp.build import build_module
 from ..codegen.cpp.emit import emit_module
 from ..codegen.schedule import KernelStep, Schedule
 from ..ir.graph import Graph
-from ..ir.sizes import size_symbols
 from ..passes.fuse import schedule as fuse
 from ..records import GraphRecord
 from ..runtime.compiled import CompiledGraph
@@ -32,7 +31,7 @@ def emit(plan: Schedule, graph: Graph, record: GraphRecord) -> Emitted:
     dtypes = {name: b.type.dtype for name, b in plan.buffers.items() if hasattr(b.type, "dtype")}
     numerics = guard_for(graph, record.graph_id)
     source = emit_module(kernels, dtypes, check_numerics=numerics is not None,
-                         sizes=tuple(sorted(size_symbols(graph))))
+                         sizes=plan.size_names)
     return Emitted(source, "cpp", kernels, numerics)
 
 

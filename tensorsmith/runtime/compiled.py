@@ -21,7 +21,7 @@ from ..codegen.schedule import KernelStep, LibraryStep, Schedule
 from ..errors import BuildError, ExecutionError, IndexOutOfRange
 from ..log import log
 from ..ir.interpret import Interpreter, _constant
-from ..ir.sizes import is_symbolic, size_symbols
+from ..ir.sizes import is_symbolic
 from ..kernels import attention_op
 from . import cpu_matmul
 from .matmul_orientation import matmul
@@ -128,7 +128,7 @@ class CompiledGraph:
         self.row_major_params = [p in read_by_kernels for p in schedule.params]
         self.source = None
         self._run = None
-        self.size_names = sorted(size_symbols(schedule.graph))
+        self.size_names = list(schedule.size_names)
         self.sizes: dict = {}  # this call's values of the size symbols, read by library calls
 
     def __call__(self, tensors, sizes: dict | None = None):

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..codegen.schedule import KernelStep, LibraryStep, Schedule
-from ..ir.sizes import size_symbols
 
 ALIGNMENT = 64
 
@@ -49,7 +48,7 @@ def plan_memory(schedule: Schedule) -> MemoryPlan:
         for b in read:
             if b in first:
                 last[b] = max(last[b], i)
-    if size_symbols(schedule.graph):
+    if schedule.size_names:
         return MemoryPlan({}, 0, 0, 0, tuple(first))
     placed: list[tuple[int, int, int, int]] = []  # (offset, end, first step, last step)
     offsets = {}
