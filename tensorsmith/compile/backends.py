@@ -45,7 +45,7 @@ BACKENDS: dict[str, str | None] = {
 
 # The backends whose code takes symbolic sizes (ir/sizes.py); a symbolic graph for any other is
 # compiled per concrete shape (specialize.py).
-SYMBOLIC_BACKENDS = {"interpreter", "cpp"}
+SYMBOLIC_BACKENDS = {"interpreter", "cpp", "triton"}
 
 
 def steps_of(backend: str) -> ModuleType | None:

@@ -12,7 +12,7 @@ from ..codegen.exprs import half_kernels
 from ..codegen.schedule import KernelStep, LibraryStep, Schedule
 from ..codegen.triton.build import compile_and_load, interpreting, load_module
 from ..codegen.triton.emit import emit_kernel, emit_module
-from ..codegen.triton.launch import argument_dtypes
+from ..codegen.triton.launch import argument_dtypes, static_grid
 from ..ir.aten import from_attr
 from ..ir.graph import Graph, graph_device
 from ..ir.interpret import Interpreter
@@ -46,7 +46,7 @@ def _precompile(module, kernels, plan, device: str) -> list[Future]:
         seen.add(k.name)
         dtypes = argument_dtypes(plan.buffers, k)
         futures.append(_COMPILES.submit(_compile_and_load, getattr(module, k.name), dtypes, device,
-                                        grid=k.grid, num_warps=k.num_warps))
+                                        grid=static_grid(k.grid) or (1, 1, 1), num_warps=k.num_warps))
     return futures
 
 
@@ -58,7 +58,8 @@ def _precompile_attention(plan, device: str) -> list[Future]:
     background too: Triton would compile them at their first launch, on the calling thread. Fake
     tensors with the steps' shapes, strides and device stand in. Once per distinct layout: identical
     layers would otherwise each compile the same kernels at once."""
-    if interpreting() or config.compile_threads <= 0 or not str(device).startswith("cuda"):
+    if interpreting() or config.compile_threads <= 0 or not str(device).startswith("cuda") or \
+            plan.size_names:  # symbolic shapes: compiled at first launch, for the shapes it brings
         return []
     futures, seen = [], set()
     for step in plan.steps:
@@ -102,7 +103,8 @@ def emit(plan: Schedule, graph: Graph, record: GraphRecord) -> Emitted:
     """One Triton kernel per kernel step (None for a step with no point to compute), all in one
     module source."""
     dtypes = {name: b.type.dtype for name, b in plan.buffers.items() if hasattr(b.type, "dtype")}
-    kernels = [emit_kernel(step.kernel, dtypes) for step in plan.steps if isinstance(step, KernelStep)]
+    kernels = [emit_kernel(step.kernel, dtypes, plan.size_names) for step in plan.steps
+               if isinstance(step, KernelStep)]
     source = emit_module([k for k in kernels if k is not None], interpreted=interpreting())
     return Emitted(source, "py", kernels)
 

@@ -21,12 +21,12 @@ from ..codegen.schedule import KernelStep, LibraryStep, Schedule
 from ..errors import BuildError, ExecutionError, IndexOutOfRange
 from ..log import log
 from ..ir.interpret import Interpreter, _constant
-from ..ir.sizes import is_symbolic
 from ..kernels import attention_op
 from . import cpu_matmul
 from .matmul_orientation import matmul
 from .memory import MemoryPlan, plan_memory
 from .numerics import NumericsGuard, all_finite
+from .per_call import empty, frees, last_reads
 
 
 def _library_call(step: LibraryStep, numerics: NumericsGuard | None = None, sizes: dict | None = None):
@@ -85,28 +85,6 @@ def _computation(node, interpreter: Interpreter):
     if direct is not None:
         return lambda *inputs: interpreter.fallback(node, list(inputs), direct)
     return lambda *inputs: interpreter.eval(node, list(inputs))
-
-
-def _last_reads(schedule: Schedule) -> dict[str, int]:
-    """The last step that reads each buffer."""
-    last = {}
-    for i, step in enumerate(schedule.steps):
-        for b in (step.kernel.inputs if isinstance(step, KernelStep) else step.inputs):
-            last[b] = i
-    return last
-
-
-def _frees(inputs, step: int, per_call: set, last_read: dict) -> list[str]:
-    """The wrapper line freeing the buffers allocated per call that `step` reads last."""
-    done = sorted({b for b in inputs if b in per_call and last_read[b] == step})
-    return [f"    del {', '.join(done)}"] if done else []
-
-
-def _empty(t) -> str:
-    """Python allocating a buffer of type `t`; symbolic sizes are the wrapper's size arguments."""
-    shape = repr(t.shape) if not is_symbolic(t.shape) else \
-        "(" + "".join(f"{d}, " for d in t.shape) + ")"
-    return f"torch.empty({shape}, dtype=torch.{str(t.dtype.torch_dtype)[6:]}, device='{t.device}')"
 
 
 class CompiledGraph:
@@ -186,7 +164,7 @@ class CompiledGraph:
         arguments = [*s.params, *self.size_names]
         lines = [f"def run({', '.join(arguments) + (',' if len(arguments) == 1 else '')}):"]
         per_call = set(self.plan.per_call)
-        last_read = _last_reads(s)
+        last_read = last_reads(s)
         for name, node in s.constants.items():
             a = node.attrs
             ns[name] = _constant(a["value"], a["shape"], a["dtype"].torch_dtype, a["device"]).contiguous()
@@ -197,7 +175,7 @@ class CompiledGraph:
             if isinstance(step, LibraryStep):
                 ns[f"lib{i}"] = _library_call(step, self.numerics, self.sizes if self.size_names else None)
                 lines.append(f"    {step.output} = lib{i}({', '.join(step.inputs)})")
-                lines += _frees(step.inputs, i, per_call, last_read)
+                lines += frees(step.inputs, i, per_call, last_read)
                 continue
             kernel = step.kernel
             function = getattr(library, kernel.name)
@@ -208,7 +186,7 @@ class CompiledGraph:
             ns[f"{kernel.name}_sources"] = kernel.sources
             for b in kernel.outputs:
                 if b in outputs or b in per_call:
-                    lines.append(f"    {b} = {_empty(s.buffers[b].type)}")
+                    lines.append(f"    {b} = {empty(s.buffers[b].type)}")
             args = ", ".join([f"{b}.data_ptr()" for b in [*kernel.outputs, *kernel.inputs]] + self.size_names)
             if self.numerics is None:
                 lines.append(f"    if {kernel.name}({args}):")
@@ -218,7 +196,7 @@ class CompiledGraph:
                 lines.append("    if _code:")
                 lines.append(f"        _status(_code, {i}, [{', '.join(kernel.inputs)}], "
                              f"[{', '.join(kernel.outputs)}])")
-            lines += _frees(kernel.inputs, i, per_call, last_read)
+            lines += frees(kernel.inputs, i, per_call, last_read)
         returned = []
         for i, name in enumerate(s.outputs):
             if i in s.output_views:

@@ -21,6 +21,10 @@ forward and backward graphs of training on CUDA, whose flags are read at the end
 Once shapes proved static (after two ordinary calls) a graph is replayed as a CUDA graph, unless it
 has random ops or host arguments or config.cuda_graphs is off (runtime/cuda_graphs/).
 
+A graph with symbolic sizes takes their values after its tensors and passes them to every kernel,
+whose grid the wrapper counts from them; its intermediate buffers are allocated on each call
+(per_call.py), and it is not replayed as a CUDA graph.
+
 Each distinct kernel is compiled once: in background threads while tracing goes on
 (compile/triton.py), else on its first launch. A kernel that fails to compile makes the whole graph
 run through the reference interpreter (and says so), unless strict.
@@ -41,12 +45,14 @@ from ..codegen.triton.emit import TritonKernel
 from ..codegen.triton.launch import KernelLaunch, argument_dtypes
 from ..errors import IndexOutOfRange
 from ..ir.interpret import Interpreter, _constant
+from ..ir.sizes import evaluate
 from ..log import log
 from . import index_checks
 from .compiled import _library_call
 from .cuda_graphs.attach import attach as attach_cuda_graph
 from .cuda_graphs.eligibility import graph_name
 from .memory import MemoryPlan, plan_memory
+from .per_call import empty, frees, last_reads
 
 LIVE: weakref.WeakSet[TritonGraph] = weakref.WeakSet()  # for reports (bench/gpu.py --profile)
 
@@ -116,6 +122,8 @@ class TritonGraph:
         self.row_major_params = [p in read_by_kernels for p in schedule.params]
         self.namespace: dict = {"torch": torch, "_check": self._check_flags, "_settle": self._settle}
         self._earlier = 0
+        self.size_names = list(schedule.size_names)
+        self.sizes: dict = {}  # this call's values of the size symbols, read by library calls
         self.source = self._generate()
         self.index_report = IndexErrorReport(self._checked, graph_name(self))
         exec(compile(self.source, f"<tensorsmith triton wrapper {schedule.graph.name}>", "exec"),  # noqa: S102
@@ -125,8 +133,11 @@ class TritonGraph:
         self.cuda_graph = None  # from cuda_graphs/attach.py after the first call, if eligible
         LIVE.add(self)
 
-    def __call__(self, tensors):
+    def __call__(self, tensors, sizes: dict | None = None):
         self._earlier = index_checks.pending(self.device)  # deferred checks of earlier calls
+        if sizes:
+            self.sizes.update(sizes)
+            tensors = [*tensors, *(sizes[n] for n in self.size_names)]
         result = self._call(tensors)
         self._settle()  # after this call's launches, so the GPU has work while the host waits
         return result
@@ -161,13 +172,15 @@ class TritonGraph:
                 self.record.whole_graph_fallback = f"Triton: {str(e).splitlines()[0] if str(e) else e!r}"
                 log(1, f"{self.record.graph_id}: running through the interpreter: {e}")
                 graph = self.schedule.graph
-                self._run = lambda *ts: Interpreter().run(graph, list(ts))
+                count = len(graph.params)
+                self._run = lambda *ts: Interpreter().run(graph, list(ts[:count]), dict(self.sizes))
                 return self._run(*tensors)
             self._verified = True
             self._bind_launches()
             log(1, f"{self.record.graph_id}: first call waited {waited * 1e3:.0f} ms for kernels compiling "
                    f"in the background, then ran in {(time.perf_counter() - began - waited) * 1e3:.0f} ms")
-            self.cuda_graph = attach_cuda_graph(self, tensors)
+            if not self.size_names:
+                self.cuda_graph = attach_cuda_graph(self, tensors)
             return result
 
     def _bind_launches(self) -> None:
@@ -186,8 +199,8 @@ class TritonGraph:
         result = {}
         for k in self.kernels:
             if k is not None:
-                types = [self.schedule.buffers[b].type for b in k.args]
-                result[k.name] = sum(t.numel * t.dtype.torch_dtype.itemsize for t in types)
+                types = [self.schedule.buffers[b].type for b in k.args]  # at the last call's sizes
+                result[k.name] = sum(evaluate(t.numel, self.sizes) * t.dtype.torch_dtype.itemsize for t in types)
         return result
 
     def kernel_sources(self) -> dict[str, str]:
@@ -215,7 +228,9 @@ class TritonGraph:
 
     def _generate(self) -> str:
         s, ns = self.schedule, self.namespace
-        lines = [f"def run({', '.join(s.params) + (',' if len(s.params) == 1 else '')}):"]
+        arguments = [*s.params, *self.size_names]
+        lines = [f"def run({', '.join(arguments) + (',' if len(arguments) == 1 else '')}):"]
+        self.per_call, self.last_read = set(self.plan.per_call), last_reads(s)
         for name, node in s.constants.items():
             a = node.attrs
             ns[name] = _constant(a["value"], a["shape"], a["dtype"].torch_dtype, self.device).contiguous()
@@ -229,8 +244,9 @@ class TritonGraph:
                 if not self.settles and any(_is_index(s.buffers[b].type) for b in step.inputs):
                     lines.append("    _settle()")
                     self.settles = True
-                ns[f"lib{i}"] = _library_call(step)
+                ns[f"lib{i}"] = _library_call(step, None, self.sizes if self.size_names else None)
                 lines.append(f"    {step.output} = lib{i}({', '.join(step.inputs)})")
+                lines += frees(step.inputs, i, self.per_call, self.last_read)
             else:
                 self._kernel_lines(i, step, next(kernels), lines)
             if dead_after.get(i):  # free library results (matmul outputs) once nothing reads them
@@ -242,7 +258,9 @@ class TritonGraph:
         returned = []
         for i, name in enumerate(s.outputs):
             if i in s.output_views:
-                ns[f"out_view{i}"] = functools.partial(Interpreter().apply_views, chain=s.output_views[i])
+                views = Interpreter()
+                views.sizes = self.sizes
+                ns[f"out_view{i}"] = functools.partial(views.apply_views, chain=s.output_views[i])
                 name = f"out_view{i}({name})"
             returned.append(name)
         lines.append(f"    return [{', '.join(returned)}]")
@@ -257,11 +275,10 @@ class TritonGraph:
     def _kernel_lines(self, i: int, step: KernelStep, kernel: TritonKernel | None, lines: list[str]):
         s, ns = self.schedule, self.namespace
         for b in step.kernel.outputs:
-            if b in s.outputs:
-                t = s.buffers[b].type
-                lines.append(f"    {b} = torch.empty({t.shape}, dtype=torch.{str(t.dtype.torch_dtype)[6:]}, "
-                             f"device={str(self.device)!r})")
+            if b in s.outputs or b in self.per_call:
+                lines.append(f"    {b} = {empty(s.buffers[b].type, self.device)}")
         if kernel is None:  # nothing to compute (an empty outer domain)
+            lines += frees(step.kernel.inputs, i, self.per_call, self.last_read)
             return
         flag = f"flag{i}"
         if kernel.checks_indices:
@@ -274,7 +291,12 @@ class TritonGraph:
         launch = ns[f"launch{i}"] = KernelLaunch(getattr(self.module, kernel.name), kernel.grid,
                                                  kernel.num_warps, checked)
         self.launches.append((launch, argument_dtypes(s.buffers, kernel)))
-        lines.append(f"    launch{i}({', '.join([*kernel.args, flag])})")
+        arguments = ", ".join([*kernel.args, *kernel.sizes, flag])
+        if launch.grid is None:  # counted from this call's sizes
+            lines.append(f"    launch{i}.over(({''.join(f'{g}, ' for g in kernel.grid)}), {arguments})")
+        else:
+            lines.append(f"    launch{i}({arguments})")
+        lines += frees(step.kernel.inputs, i, self.per_call, self.last_read)
 
 
 def _is_index(t) -> bool:

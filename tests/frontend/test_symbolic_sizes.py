@@ -1,5 +1,5 @@
 """Graphs with symbolic sizes compiled once for every size (ir/sizes.py, frontend/symbolic.py,
-runtime/sizes.py), through the interpreter and the C++ code generator: checked against eager and
+runtime/sizes.py), through the interpreter and the C++ and Triton code generators: checked against eager and
 float64 eager at sizes the compile never saw, and the number of compiles counted. With symbolic
 sizes off (or a backend that takes static shapes), a graph is compiled per concrete shape."""
 from __future__ import annotations
@@ -21,8 +21,12 @@ from tensorsmith.ir.types import F32, TensorType
 from tensorsmith.runtime.executor import GraphExecutor
 
 
-@pytest.fixture(params=["cpp", "interpreter"])
+@pytest.fixture(params=["cpp", "triton", "interpreter"])
 def executor(request, monkeypatch):
+    """The backend under test; Triton's kernels run through its interpreter on the CPU."""
+    if request.param == "triton":
+        pytest.importorskip("triton")
+        monkeypatch.setenv("TRITON_INTERPRET", "1")
     monkeypatch.setattr(tensorsmith.config, "executor", request.param)
     records.reset()
 

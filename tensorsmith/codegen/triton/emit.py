@@ -9,6 +9,11 @@ lanes. float16/bfloat16 values are float32 in registers, rounded to their type a
 (values.py says why); reductions of them accumulate in float32. Every name in the source is derived
 (out0, in0, x0, r0, acc0, t17), never a user string, and a kernel's function name is a digest of its
 body, so identical kernels (one per transformer layer) are compiled once.
+
+With symbolic sizes (ir/sizes.py) a kernel takes the graph's size symbols as integer arguments
+after its buffers (not specialized on by Triton: one compile serves every value), its loop bounds,
+masks and index coefficients are expressions of them, and its grid is counted at each launch
+(blocks.py). Index arithmetic is int64 unless every index provably fits int32.
 """
 from __future__ import annotations
 
@@ -20,11 +25,12 @@ import torch
 
 from ...errors import UnsupportedError
 from ...ir.types import BOOL, F32, I32, DType
+from ...ir.sizes import provably, size_max
 from ..index import Affine, FloorDiv, Indirect, Mod, Var
 from ..kernel import IndexValue, Kernel, Load, Local, Op, Reduce, Store
 from .blocks import Blocks, choose
 from .online_softmax import pair_online_sums, running_value
-from .values import HALF, Scope, compute_type, round_half, tl_type
+from .values import HALF, Scope, compute_type, round_half, tl_size, tl_type
 
 PRELUDE = '''import triton
 import triton.language as tl
@@ -85,10 +91,11 @@ class TritonKernel:
     name: str  # k_<digest of the body>
     source: str  # the @triton.jit function
     args: list[str]  # buffers in call order: outputs, then inputs
-    grid: tuple[int, ...]
+    grid: tuple  # ints, or Python expressions of the size symbols (counted at each launch)
     num_warps: int
     checks_indices: bool  # may set the error flag (its last argument, which every kernel takes)
     sources: list[str] = field(default_factory=list)
+    sizes: tuple = ()  # the size symbols it takes after its buffers (the graph's, when symbolic)
 
 
 def _prod(values) -> int:
@@ -123,14 +130,17 @@ def _expr_extremes(expr, found: list):
             _expr_extremes(a, found)
 
 
-def needs_int64(kernel: Kernel, x: int, r: int) -> bool:
-    """Whether some index of the kernel may not fit int32 (then all index arithmetic is int64)."""
-    found = [x * max(r, 1)]
-    for stage in kernel.stages:
-        _expr_extremes(stage.value, found)
-        if isinstance(stage, Store):
-            _affine_extremes(stage.index, found)
-    return max(abs(v) for v in found) >= INT32_LIMIT // 2
+def needs_int64(kernel: Kernel, x, r) -> bool:
+    """Whether some index of the kernel may not fit int32 (then all index arithmetic is int64);
+    with symbolic sizes, unless every index fits for every value of the symbols."""
+    def fits() -> bool:
+        found = [x * size_max(r, 1)]
+        for stage in kernel.stages:
+            _expr_extremes(stage.value, found)
+            if isinstance(stage, Store):
+                _affine_extremes(stage.index, found)
+        return all(-(INT32_LIMIT // 2) < v < INT32_LIMIT // 2 for v in found)
+    return not provably(fits)
 
 
 # -- reductions ---------------------------------------------------------------------------------
@@ -161,8 +171,8 @@ _COMBINE = {"sum": "{a} + {b}", "prod": "{a} * {b}", "max": "tl.maximum({a}, {b}
 
 
 class _KernelEmitter:
-    def __init__(self, kernel: Kernel, dtypes: dict[str, DType]):
-        self.kernel, self.dtypes = kernel, dtypes
+    def __init__(self, kernel: Kernel, dtypes: dict[str, DType], sizes: tuple = ()):
+        self.kernel, self.dtypes, self.sizes = kernel, dtypes, sizes
         self.inner = _inner_vars(kernel)
         self.x = _prod(v.extent for v in kernel.outer)
         self.r = _prod(v.extent for v in self.inner)
@@ -190,9 +200,9 @@ class _KernelEmitter:
         stride = 1
         for k in reversed(range(len(vars))):
             v = vars[k]
-            text = flat if stride == 1 else f"({flat} // {stride})"
+            text = flat if provably(lambda: stride == 1) else f"({flat} // {tl_size(stride)})"
             if k > 0:
-                text = f"{text} % {v.extent}"
+                text = f"{text} % {tl_size(v.extent)}"
             self.lines.append(f"{indent}{self.names[v]} = {text}")
             stride *= v.extent
 
@@ -201,7 +211,8 @@ class _KernelEmitter:
         b = self.blocks
         self.lines.append(f"{indent}ridx = {offset} + tl.arange(0, {b.rblock})[None, :].to({self.idx})")
         self._decode(self.inner, "ridx", indent)
-        masks = [m for m in (self.xmask, "ridx < " + str(self.r) if self.r % b.rblock else None) if m]
+        ragged = not provably(lambda: self.r % b.rblock == 0)
+        masks = [m for m in (self.xmask, f"ridx < {tl_size(self.r)}" if ragged else None) if m]
         if not masks:
             return None
         self.lines.append(f"{indent}xrmask = {' & '.join(f'({m})' for m in masks)}")
@@ -209,26 +220,33 @@ class _KernelEmitter:
 
     def emit(self) -> str:
         b, k = self.blocks, self.kernel
-        params = [self.names[n] for n in [*k.outputs, *k.inputs]] + ["err"]
+        params = [self.names[n] for n in [*k.outputs, *k.inputs]] + list(self.sizes) + ["err"]
         lines = self.lines
-        lines.append("@triton.jit")
+        sizes = ", ".join(f'"{n}"' for n in self.sizes)
+        lines.append(f"@triton.jit(do_not_specialize=[{sizes}])" if self.sizes else "@triton.jit")
         lines.append(f"def KERNEL({', '.join(params)}):")
-        lines.append(f"    xidx = tl.program_id(0).to({self.idx}) * {b.xblock} + "
+        if self.idx == "tl.int64":  # products of sizes are computed in the index type
+            lines += [f"    {n} = {n}.to(tl.int64)" for n in self.sizes]
+        self.x_program, self.r_program = "tl.program_id(0)", "tl.program_id(1)"
+        if b.combined:  # a 1-D grid of (outer block, inner block), the inner ones fastest
+            lines.append(f"    rblocks = (tl.maximum({tl_size(self.r)}, 1) + {b.rblock - 1}) // {b.rblock}")
+            self.x_program, self.r_program = "(tl.program_id(0) // rblocks)", "(tl.program_id(0) % rblocks)"
+        lines.append(f"    xidx = {self.x_program}.to({self.idx}) * {b.xblock} + "
                      f"tl.arange(0, {b.xblock})[:, None].to({self.idx})")
         self.xmask = None
-        if self.x % b.xblock:
-            lines.append(f"    xmask = xidx < {self.x}")
+        if not provably(lambda: self.x % b.xblock == 0):
+            lines.append(f"    xmask = xidx < {tl_size(self.x)}")
             self.xmask = "xmask"
         self._decode(k.outer, "xidx", "    ")
         lines.append(f"    zx = tl.full([{b.xblock}, 1], 0, {self.idx})")
         lines.append(f"    zxr = tl.full([{b.xblock}, {b.rblock}], 0, {self.idx})")
         self.xscope = Scope(lines, "    ", self.counter, "zx", self.xmask, names=self.names)
-        if self.r == 0:  # no inner element: reductions give their neutral value, inner stores nothing
+        if provably(lambda: self.r == 0):  # no inner element: reductions give their neutral value, inner stores nothing
             for stage in k.stages:
                 if not (isinstance(stage, Store) and stage.inner):
                     self._stage(stage, self.xscope, looped=False)
         elif not b.looped:
-            offset = f"tl.program_id(1).to({self.idx}) * {b.rblock}" if not self.reduces else "0"
+            offset = f"{self.r_program}.to({self.idx}) * {b.rblock}" if not self.reduces else "0"
             mask = self._r_lanes(offset, "    ") if self.inner else self.xmask
             xr = Scope(lines, "    ", self.counter, "zxr", mask, self.xscope, self.names,
                        outer_only=self._outer_only)
@@ -241,6 +259,10 @@ class _KernelEmitter:
                     continue
                 self._loop(group)
         return "\n".join(lines) + "\n"
+
+    def _several_inner_blocks(self) -> bool:
+        """Whether a pointwise kernel's programs may split a row (outer-only stores: only the first)."""
+        return self.blocks.combined or (len(self.blocks.grid) > 1 and self.blocks.grid[1] > 1)
 
     def _outer_only(self, expr) -> bool:
         """Whether `expr` reads no inner index variable (then one value serves a whole row)."""
@@ -272,7 +294,7 @@ class _KernelEmitter:
                 self._online_sum_init(stage)
             elif isinstance(stage, Reduce):
                 self._reduce_init(stage)
-        self.lines.append(f"    for roff in range(0, {self.r}, {b.rblock}):")
+        self.lines.append(f"    for roff in range(0, {tl_size(self.r)}, {b.rblock}):")
         mask = self._r_lanes("roff", "        ")
         scope = Scope(self.lines, "        ", self.counter, "zxr", mask, self.xscope, self.names)
         for stage in group:
@@ -288,8 +310,9 @@ class _KernelEmitter:
         if isinstance(stage, Store):
             value = scope.value(stage.value)
             mask = scope.mask
-            if not stage.inner and not self.reduces and self.blocks.grid[1] > 1:
-                mask = f"{mask} & (tl.program_id(1) == 0)" if mask else "tl.program_id(1) == 0"
+            if not stage.inner and not self.reduces and self._several_inner_blocks():
+                first = f"{self.r_program} == 0"
+                mask = f"{mask} & ({first})" if mask else first
             dtype = self.dtypes[stage.buffer]
             if dtype in HALF and stage.value.dtype != dtype:  # (not made by fusion) round first
                 value = scope.emit(round_half(f"{value}.to(tl.float32)", dtype))
@@ -414,7 +437,7 @@ class _KernelEmitter:
                           f"{pick})[:, None]")
         hit = scope.emit(f"tl.where({has_nan}, {isnan}, ({tile} == {best})"
                          + (f" & {mask})" if mask else ")"))
-        first = scope.emit(f"tl.reduce(tl.where({hit}, {index}, {self.r}), 1, _ts_min)[:, None]")
+        first = scope.emit(f"tl.reduce(tl.where({hit}, {index}, {tl_size(self.r)}), 1, _ts_min)[:, None]")
         if not looped:
             scope.line(f"{acc} = {first}")
             return
@@ -463,19 +486,20 @@ def _checks_indices(kernel: Kernel) -> bool:
                for s in kernel.stages)
 
 
-def emit_kernel(kernel: Kernel, dtypes: dict[str, DType]) -> TritonKernel | None:
-    """The Triton function for `kernel`, or None when it has no outer point to compute."""
+def emit_kernel(kernel: Kernel, dtypes: dict[str, DType], sizes: tuple = ()) -> TritonKernel | None:
+    """The Triton function for `kernel`, or None when it has no outer point to compute; `sizes`
+    names the size symbols it takes (the graph's, when symbolic)."""
     for b in [*kernel.inputs, *kernel.outputs]:
         tl_type(dtypes[b])  # raises UnsupportedError for a dtype Triton kernels do not take
-    emitter = _KernelEmitter(kernel, dtypes)
-    if emitter.x == 0:
+    emitter = _KernelEmitter(kernel, dtypes, sizes)
+    if provably(lambda: emitter.x == 0):
         return None
     body = emitter.emit()
     name = "k_" + hashlib.sha256(body.encode()).hexdigest()[:16]
     b = emitter.blocks
     return TritonKernel(name, body.replace("def KERNEL(", f"def {name}(", 1),
                         [*kernel.outputs, *kernel.inputs], b.grid, b.num_warps,
-                        _checks_indices(kernel), list(kernel.sources))
+                        _checks_indices(kernel), list(kernel.sources), tuple(sizes))
 
 
 def emit_module(kernels: list[TritonKernel], interpreted: bool = False) -> str:

@@ -5,8 +5,8 @@ the hand-written attention kernels (`launch`).
 arguments, builds a cache key, looks the compiled kernel up and asks for the current device and
 stream, all host time before the launcher's C code runs. Where a graph is not replayed as a CUDA
 graph (FSDP2's per-block graphs, a regional compile), that host time is the step's, once per launch.
-A generated kernel's arguments are all tensors (no integer to specialize on) and its grid is fixed,
-so after the graph's first call KernelLaunch holds the compiled kernel and calls its launcher
+A generated kernel's arguments are tensors (and sizes it does not specialize on) and its grid is
+fixed (or counted from the sizes), so after the graph's first call KernelLaunch holds the compiled kernel and calls its launcher
 directly with the current stream.
 
 The compiled kernel was specialized for 16-byte aligned pointers (compile/triton.py compiles it
@@ -15,6 +15,10 @@ checked tensors (all but the arena views, constants and flags, aligned by constr
 all aligned (a user's view at an odd offset) goes through the JIT, which compiles the kernel for
 them, as does every launch while a launch hook (a profiler's) is set or config.direct_launch is
 off, before the graph's first call, and under TRITON_INTERPRET.
+
+A kernel of a graph with symbolic sizes also takes the sizes (ints Triton does not specialize on, so
+one compiled kernel serves all values that fit int32, the type it was compiled for) and is
+launched with a grid counted from them at each call (`over`).
 """
 from __future__ import annotations
 
@@ -24,6 +28,8 @@ from ... import config
 from .build import compile_and_load, interpreting
 
 ALIGNMENT = 16
+INT32_LIMIT = 2**31
+SAMPLE_SIZE = 2  # what a size argument is compiled ahead with: an int32, like every size below 2**31
 _current_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)  # (device index) -> handle
 
 
@@ -43,20 +49,29 @@ def _launch_hooks_set() -> bool:
                 (leave is not None and getattr(leave, "calls", True)))
 
 
-def argument_dtypes(buffers, kernel) -> list[torch.dtype]:
-    """The dtypes of a generated kernel's arguments: its buffers, then its int32 index-check flag."""
-    return [buffers[b].type.dtype.torch_dtype for b in kernel.args] + [torch.int32]
+def argument_dtypes(buffers, kernel) -> list:
+    """What stands in for a generated kernel's arguments when compiling it ahead: its buffers'
+    dtypes, a sample value per size it takes, then its int32 index-check flag's dtype."""
+    return [buffers[b].type.dtype.torch_dtype for b in kernel.args] + [SAMPLE_SIZE] * len(kernel.sizes) + \
+        [torch.int32]
+
+
+def static_grid(grid) -> tuple | None:
+    """A kernel's launch grid as the launcher takes it (three ints), or None where it is counted
+    from the sizes at each launch."""
+    return None if any(isinstance(g, str) for g in grid) else _grid3(grid)
 
 
 class KernelLaunch:
     """`launch(*tensors)`: one generated kernel over its fixed grid and warps, on the current
-    stream; direct once `bind` found the compiled kernel."""
+    stream (`launch.over(grid, *arguments)` where the grid is counted from the sizes); direct once
+    `bind` found the compiled kernel."""
 
     __slots__ = ("jit", "grid", "num_warps", "checked", "direct", "device_index")
 
     def __init__(self, jit, grid: tuple, num_warps: int, checked: tuple[int, ...] | None = None):
         self.jit = jit
-        self.grid = _grid3(grid)
+        self.grid = static_grid(grid)  # None: each launch gives it
         self.num_warps = num_warps
         # The arguments whose alignment each launch checks: None for all; the wrapper leaves out
         # its arena views, constants and flags, aligned by construction (runtime/memory.py).
@@ -69,7 +84,8 @@ class KernelLaunch:
         at the first call: a cache hit) and hold its launcher; False where this Triton's compiled
         kernels lack the parts a direct launch needs."""
         with torch.cuda.device(device):
-            compiled = compile_and_load(self.jit, *dtypes, grid=self.grid, num_warps=self.num_warps)
+            compiled = compile_and_load(self.jit, *dtypes, grid=self.grid or (1, 1, 1),
+                                        num_warps=self.num_warps)
         parts = _launcher_parts(compiled)
         if parts is None or len(self.jit.arg_names) != len(dtypes):
             return False
@@ -86,6 +102,25 @@ class KernelLaunch:
         g0, g1, g2 = self.grid
         launcher(g0, g1, g2, _current_stream(self.device_index), function, metadata, None, None, None, *args)
 
+    def over(self, grid: tuple, *args):
+        """A launch over `grid` (counted from this call's sizes); sizes that do not fit int32 go
+        through the JIT, which compiles the kernel for int64 ones."""
+        direct = self.direct
+        if direct is None or not config.direct_launch or _launch_hooks_set() or \
+                _misaligned(args, self.checked) or _wide(args):
+            self.jit[grid](*args, num_warps=self.num_warps)
+            return
+        launcher, function, metadata = direct
+        g0, g1, g2 = _grid3(grid)
+        launcher(g0, g1, g2, _current_stream(self.device_index), function, metadata, None, None, None, *args)
+
+
+def _wide(args) -> bool:
+    """Whether an integer argument does not fit the int32 the kernel was compiled for."""
+    for a in args:
+        if type(a) is int and not -INT32_LIMIT <= a < INT32_LIMIT:
+            return True
+    return False
 
 def _misaligned(args, checked: tuple[int, ...] | None = None) -> bool:
     """Whether any of `args` (only those at `checked`, when given) is not ALIGNMENT-aligned."""

@@ -53,6 +53,7 @@ import math
 import torch
 
 from ...errors import UnsupportedError
+from ...ir.sizes import Sym, provably
 from ...ir.types import BF16, BOOL, F16, F32, F64, I8, I16, I32, I64, U8, DType
 from ..index import Affine, FloorDiv, Indirect, Mod, Var
 from ..kernel import Const, IndexValue, Load, Local, Op
@@ -92,9 +93,22 @@ def round_half(text: str, dtype: DType) -> str:
     return _ROUND[dtype].format(text)
 
 
+def tl_size(size) -> str:
+    """A size in a kernel: an int, or a symbolic one as an expression of the size arguments."""
+    return f"({size})" if isinstance(size, Sym) else str(size)
+
+
 def tl_constant(value, dtype: DType) -> str:
     """A [1, 1] tile holding `value` as `dtype` (an explicit type: no promotion surprises); a half
-    constant is rounded to its type here and held as float32."""
+    constant is rounded to its type here and held as float32. A symbolic size is computed from
+    the kernel's size arguments, converted as a constant would be."""
+    if isinstance(value, Sym):
+        tile = f"(tl.full([1, 1], 0, tl.int64) + {tl_size(value)})"
+        if dtype == BOOL:
+            return f"({tile} != 0)"
+        if dtype in HALF:
+            return round_half(f"{tile}.to(tl.float32)", dtype)
+        return f"{tile}.to({compute_type(dtype)})"
     if dtype == BOOL:
         text = "1" if value else "0"
     elif dtype.is_float:
@@ -147,22 +161,22 @@ class Scope:
     # -- indices ----------------------------------------------------------------------------------
     def index(self, affine: Affine, guard: str | None) -> str:
         parts = [self.zero]
-        if affine.const:
-            parts.append(str(affine.const))
+        if not provably(lambda: affine.const == 0):
+            parts.append(tl_size(affine.const))
         for atom, coef in affine.terms:
             text = self._atom(atom, guard)
-            parts.append(text if coef == 1 else f"{coef} * {text}")
+            parts.append(text if provably(lambda: coef == 1) else f"{tl_size(coef)} * {text}")
         return "(" + " + ".join(parts) + ")"
 
     def _atom(self, atom, guard) -> str:
         if isinstance(atom, Var):
             return self.names[atom]
         if isinstance(atom, (FloorDiv, Mod)):
-            if atom.divisor <= 0:
-                raise UnsupportedError("index division by a non-positive number")
+            if not provably(lambda: atom.divisor > 0):
+                raise UnsupportedError("index division by a number that may not be positive")
             arg = self.index(atom.arg, guard)
-            d = atom.divisor
-            if atom.arg.bounds()[0] >= 0:  # Triton's // and % truncate; they floor when >= 0
+            d = tl_size(atom.divisor)
+            if provably(lambda: atom.arg.bounds()[0] >= 0):  # Triton's // and % truncate; they floor when >= 0
                 return f"({arg} // {d})" if isinstance(atom, FloorDiv) else f"({arg} % {d})"
             arg = self.emit(arg)
             mod = f"(({arg} % {d}) + {d}) % {d}"  # floor modulo under truncating or flooring %
@@ -176,7 +190,7 @@ class Scope:
 
     def _indirect(self, atom: Indirect, guard) -> str:
         raw = self.emit(f"{self.value(atom.value, guard)}.to(tl.int64)")
-        bad = self.emit(f"({raw} < 0) | ({raw} >= {atom.extent})")
+        bad = self.emit(f"({raw} < 0) | ({raw} >= {tl_size(atom.extent)})")
         mask = self.mask_with(guard)
         self.line(f"tl.store(err + {self.zero} * 0, tl.full([1, 1], 1, tl.int32), "
                   f"mask={bad}{' & ' + mask if mask else ''})")

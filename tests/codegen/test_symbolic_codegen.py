@@ -1,5 +1,6 @@
-"""Graphs with symbolic sizes through the C++ code generator, compiled once and run at sizes the
-compile never saw, against the interpreter (the definition, ir/interpret.py) in float64."""
+"""Graphs with symbolic sizes through the C++ and Triton code generators (Triton under
+TRITON_INTERPRET=1), compiled once and run at sizes the compile never saw, against the
+interpreter (the definition, ir/interpret.py) in float64."""
 from __future__ import annotations
 
 import textwrap
@@ -9,6 +10,7 @@ import torch
 
 import tensorsmith
 from tensorsmith.codegen.schedule import KernelStep
+from tensorsmith.codegen.triton import blocks
 from tensorsmith.compile.codegen import generate_code
 from tensorsmith.ir import interpret, parse_graph, verify
 from tensorsmith.runtime.sizes import SizeBinding
@@ -50,11 +52,42 @@ ROWS = """\
     }
 """
 
+# A softmax over rows of a length bounded by its range (s1 <= 64): kept whole in one tile, with
+# int32 indices; then a symbolic last dimension split over several inner blocks (a 1-D grid).
+BOUNDED = """\
+    graph @bounded(%x: f32[<s0>,<s1>]@cpu, %y: f32[3,<s0*s1>]@cpu) sizes(s0: [2, 40], s1: [2, 64]) {
+      %0 = reduce(%x) {kind="max", dims=[1]} : f32[<s0>]@cpu
+      %1 = broadcast_in_dim(%0) {shape=[<s0>, <s1>], dims=[0]} : f32[<s0>,<s1>]@cpu
+      %2 = sub(%x, %1) : f32[<s0>,<s1>]@cpu
+      %3 = exp(%2) : f32[<s0>,<s1>]@cpu
+      %4 = reduce(%3) {kind="sum", dims=[1]} : f32[<s0>]@cpu
+      %5 = broadcast_in_dim(%4) {shape=[<s0>, <s1>], dims=[0]} : f32[<s0>,<s1>]@cpu
+      %6 = div(%3, %5) : f32[<s0>,<s1>]@cpu
+      %7 = argmax(%y) {dim=0} : i64[<s0*s1>]@cpu
+      %8 = sigmoid(%y) : f32[3,<s0*s1>]@cpu
+      return %6, %7, %8
+    }
+"""
+
+
+@pytest.fixture(params=["cpp", "triton"])
+def executor(request, monkeypatch):
+    """The code generator under test; Triton runs through its interpreter on the CPU."""
+    if request.param == "triton":
+        pytest.importorskip("triton")
+        monkeypatch.setenv("TRITON_INTERPRET", "1")
+    monkeypatch.setattr(tensorsmith.config, "executor", request.param)
+    return request.param
+
 
 @pytest.mark.parametrize("text,sizes", [(DECODE, [(2,), (5,), (17,)]),
-                                        (ROWS, [(2, 3), (7, 2), (3, 11)])], ids=["decode", "rows"])
-def test_compiled_once_runs_every_size(text, sizes, monkeypatch):
-    monkeypatch.setattr(tensorsmith.config, "executor", "cpp")
+                                        (ROWS, [(2, 3), (7, 2), (3, 11)]),
+                                        (BOUNDED, [(2, 3), (37, 64), (5, 17)])],
+                         ids=["decode", "rows", "bounded"])
+def test_compiled_once_runs_every_size(text, sizes, executor, monkeypatch):
+    if executor == "triton":  # several inner blocks and looped rows at interpreter-sized shapes
+        monkeypatch.setattr(blocks, "POINTWISE_TILE", 16)
+        monkeypatch.setattr(blocks, "LOOPED_RBLOCK", 8)
     graph = parse_graph(textwrap.dedent(text))
     verify(graph)
     compiled = generate_code(parse_graph(textwrap.dedent(text)))
@@ -69,6 +102,6 @@ def test_compiled_once_runs_every_size(text, sizes, monkeypatch):
         actual = compiled(inputs, values)
         for a, e in zip(actual, expected):
             assert a.shape == e.shape
-            torch.testing.assert_close(a.double(), e, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(a.to(e.dtype), e, rtol=1e-5, atol=1e-5)
     assert compiled.record.whole_graph_fallback is None  # the kernels ran, not the interpreter
     assert all(name in compiled.source for name in names)  # sizes passed to the kernels
