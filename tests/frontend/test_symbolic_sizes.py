@@ -105,6 +105,25 @@ def test_generate_with_the_dynamic_cache_compiles_decoding_once(executor, kind):
     assert sum(r.specializations for r in records.RECORDS) <= 3  # prefill, first step, the rest
 
 
+@pytest.mark.parametrize("kind", ["gpt2", "qwen2"])
+def test_generate_with_the_static_cache_compiles_prefill_and_decode(executor, kind):
+    """generate(cache_implementation="static"): the cache has its full length from the start, so
+    the prefill and one decode graph serve every step (the cache written in place)."""
+    pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    model = hf_causal_lm(kind).eval()
+    ids = torch.randint(0, 96, (8, 5))
+    settings = dict(max_new_tokens=10, min_new_tokens=10, do_sample=False, pad_token_id=0,
+                    cache_implementation="static")
+    with torch.no_grad():
+        expected = model.generate(ids, **settings)
+        model.forward = torch.compile(model.forward, backend="tensorsmith")
+        generated = model.generate(ids, **settings)
+    assert torch.equal(generated, expected)
+    assert len(records.RECORDS) == 2 and all(r.specializations == 1 and r.aten_calls == 0
+                                             for r in records.RECORDS), records.RECORDS
+
+
 def test_without_symbolic_sizes_each_shape_compiles(monkeypatch):
     monkeypatch.setattr(tensorsmith.config, "symbolic_sizes", False)
     monkeypatch.setattr(tensorsmith.config, "specialize_after", 1)

@@ -51,6 +51,11 @@ def hf_causal_lm(kind: str):
         config = transformers.GPT2Config(vocab_size=96, n_positions=32, n_embd=32, n_layer=2,
                                          n_head=2, attn_pdrop=0.0, embd_pdrop=0.0, resid_pdrop=0.0)
         model = transformers.GPT2LMHeadModel(config)
+    elif kind == "qwen2":  # Llama's layout with biases on q, k and v
+        config = transformers.Qwen2Config(vocab_size=96, hidden_size=32, intermediate_size=64,
+                                          num_hidden_layers=2, num_attention_heads=4,
+                                          num_key_value_heads=2, max_position_embeddings=32)
+        model = transformers.Qwen2ForCausalLM(config)
     else:
         config = transformers.LlamaConfig(vocab_size=96, hidden_size=32, intermediate_size=64,
                                           num_hidden_layers=2, num_attention_heads=4,
