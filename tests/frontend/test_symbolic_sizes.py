@@ -86,6 +86,22 @@ def test_a_transformer_at_every_sequence_length(executor):
     assert records.RECORDS[0].specializations == 1
 
 
+def test_sizes_used_as_numbers(executor):
+    """A size as an operand (positions offset by the cache length, a mean scaled by a length):
+    computed from each call's sizes, in the tensor's dtype, as eager does."""
+    def f(x, positions):
+        scaled = x * x.shape[1] - x.shape[0]
+        return scaled.softmax(-1), positions + x.shape[1], (positions * x.shape[0]).float() / x.shape[1]
+    compiled = torch.compile(f, backend="tensorsmith", dynamic=True)
+    for batch, length in ((3, 5), (2, 9), (6, 4)):
+        x, positions = torch.randn(batch, length), torch.randint(0, 50, (length,))
+        for got, expected in zip(compiled(x, positions), f(x, positions)):
+            assert got.dtype == expected.dtype
+            assert_close(got, expected, 1e-5)
+    (record,) = records.RECORDS
+    assert record.symbolic and record.specializations == 1 and record.aten_calls == 0
+
+
 @pytest.mark.parametrize("kind", ["gpt2", "llama"])
 def test_generate_with_the_dynamic_cache_compiles_decoding_once(executor, kind):
     """Hugging Face generate(): after the prefill and the first decode step (static shapes), the

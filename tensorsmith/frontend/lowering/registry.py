@@ -13,7 +13,7 @@ from torch._prims_common import ELEMENTWISE_TYPE_PROMOTION_KIND, elementwise_dty
 
 from ...errors import UnsupportedError
 from ...ir.graph import Graph, Node
-from ...ir.sizes import is_symbolic, provably
+from ...ir.sizes import Sym, is_symbolic, provably
 from ...ir.types import BOOL, DType, dtype_from_torch
 
 LOWERINGS: dict[torch._ops.OpOverload, Callable] = {}
@@ -61,6 +61,8 @@ def _dummy(value):
     if isinstance(value, Node):
         shape = () if value.type.rank == 0 else (1,)
         return torch.empty(shape, dtype=value.type.dtype.torch_dtype)
+    if isinstance(value, Sym):  # a size: promotes as the Python int it stands for
+        return 0
     return value
 
 
@@ -79,6 +81,8 @@ def _promotion_key(values) -> tuple | None:
             key.append((v.type.dtype, v.type.rank == 0))
         elif type(v) in _SCALAR_TYPES:
             key.append(type(v))
+        elif isinstance(v, Sym):
+            key.append(int)
         else:
             return None
     return tuple(key)
@@ -133,6 +137,13 @@ class LoweringContext:
 
     # -- building blocks ----------------------------------------------------------------------
     def constant(self, value, dtype: DType, device: str, shape=()) -> Node:
+        """A constant of `dtype`; a symbolic size stays symbolic (kernels compute it from the sizes
+        of each call, converted to `dtype`), except where that would need a wrap or a bool."""
+        if isinstance(value, Sym):
+            if dtype.is_bool or (dtype.is_integer and dtype.torch_dtype != torch.int64):
+                unsupported(f"the size {value} as {dtype}")
+            return self.add("constant", [], {"value": value, "shape": list(shape), "dtype": dtype,
+                                             "device": device})
         if dtype.is_bool:
             value = bool(value)
         elif dtype.is_integer:
