@@ -46,6 +46,11 @@ fuse_attention: bool = os.environ.get("TENSORSMITH_FUSE_ATTENTION", "1") != "0"
 # fusing is no slower even at small sizes.
 fuse_attention_min_mb: float = float(os.environ.get("TENSORSMITH_FUSE_ATTENTION_MIN_MB", "0"))
 
+# A language model's last projection followed by its cross-entropy loss is rewritten into one op
+# computed over chunks of rows, so the N x V logits and their gradient are never whole in memory
+# (frontend/linear_cross_entropy.py). Off: both compile as ordinary ops.
+fuse_linear_cross_entropy: bool = os.environ.get("TENSORSMITH_FUSE_LINEAR_CROSS_ENTROPY", "1") != "0"
+
 # Where compiled artifacts are cached (per user; created 0700). A fresh directory means a cold start.
 cache_dir: str = os.environ.get("TENSORSMITH_CACHE_DIR") or os.path.join(
     os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "tensorsmith")

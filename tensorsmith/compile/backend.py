@@ -16,6 +16,7 @@ from torch._functorch.partitioners import min_cut_rematerialization_partition
 from .. import config
 from ..frontend.attention import rewrite_attention
 from ..frontend.decompositions import decomposition_table
+from ..frontend.linear_cross_entropy import rewrite_linear_cross_entropy
 from ..records import new_record
 from .driver import compile_fx_graph
 from .fallback import fall_back
@@ -78,6 +79,8 @@ def _compile(gm: torch.fx.GraphModule, example_inputs, **kwargs):
     fused = config.fuse_attention and not (on_cuda and torch.is_autocast_enabled("cuda"))
     if fused:
         gm = rewrite_attention(gm, example_inputs)
+    if config.fuse_linear_cross_entropy:
+        gm = rewrite_linear_cross_entropy(gm, example_inputs)
     with _tracing_context(fused, on_cuda):
         return _aot_backend(fused)(gm, example_inputs, **kwargs)
 

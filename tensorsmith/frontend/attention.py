@@ -32,16 +32,14 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.fx
-import torch.fx.traceback
 from torch._guards import detect_fake_mode
-from torch._subclasses.fake_tensor import FakeTensorMode
-from torch.fx.experimental.proxy_tensor import make_fx
 from torch.fx.operator_schemas import normalize_function
 
 from .. import config
 from ..kernels.attention_op import kernels_for
 from ..kernels.attention_reference import broadcasts_to
 from ..log import log
+from .pre_dispatch import mentions, needing_grad, trace
 from .source import source_line
 
 aten = torch.ops.aten
@@ -342,26 +340,12 @@ def _attn_mask(graph, terms):
     return _call(graph, aten.where.ScalarSelf, hide, -math.inf, bias)
 
 
-def _needing_grad(graph: torch.fx.Graph, inputs_needing_grad: list[bool]) -> set:
-    """The floating-point nodes computed from an input that requires grad."""
-    result, placeholders = set(), [n for n in graph.nodes if n.op == "placeholder"]
-    for node, needs in zip(placeholders, inputs_needing_grad):
-        if needs:
-            result.add(node)
-    for node in graph.nodes:
-        meta = _tensor_meta(node)
-        if node.op == "call_function" and meta is not None and meta.dtype.is_floating_point and \
-                any(i in result for i in node.all_input_nodes):
-            result.add(node)
-    return result
-
-
 def fuse_attention(gm: torch.fx.GraphModule, inputs_needing_grad: list[bool] = ()) -> list[AttentionMatch]:
     """Rewrite every attention in `gm` (a pre-dispatch ATen graph with fake-tensor metadata) into
     scaled_dot_product_attention, in place; return what was rewritten. `inputs_needing_grad` says
     which placeholders require grad (a bias computed from them is left alone)."""
     matches = []
-    learned = _needing_grad(gm.graph, list(inputs_needing_grad))
+    learned = needing_grad(gm.graph, list(inputs_needing_grad))
     for node in list(gm.graph.nodes):
         match = None
         if node.op == "call_function" and node.target in _SOFTMAXES:
@@ -404,25 +388,13 @@ def _retarget_sdpa(graph: torch.fx.Graph, sdpa: torch.fx.Node, learned: set) -> 
                           kernel="tensorsmith")
 
 
-def _mentions_softmax(gm: torch.fx.GraphModule) -> bool:
-    """Whether the graph may hold attention: a softmax, or scaled_dot_product_attention itself."""
-    return any(word in (n.target if isinstance(n.target, str) else getattr(n.target, "__name__", ""))
-               for n in gm.graph.nodes if n.op in ("call_function", "call_method")
-               for word in ("softmax", "scaled_dot_product_attention"))
-
-
 def rewrite_attention(gm: torch.fx.GraphModule, example_inputs) -> torch.fx.GraphModule:
     """`gm` with its hand-written attention fused, traced to pre-dispatch ATen; `gm` itself when it
     has none (or cannot be traced so, which is logged: the graph then compiles unfused)."""
-    if not _mentions_softmax(gm):
+    if not mentions(gm, ("softmax", "scaled_dot_product_attention")):
         return gm
-    try:
-        fake_mode = detect_fake_mode(example_inputs) or FakeTensorMode()
-        fakes = [fake_mode.from_tensor(x) if isinstance(x, torch.Tensor) else x for x in example_inputs]
-        with fake_mode, torch.fx.traceback.preserve_node_meta():  # keep the user's source lines
-            traced = make_fx(torch.fx.Interpreter(gm).run, pre_dispatch=True)(*fakes)
-    except Exception as e:  # noqa: BLE001 - an exotic graph: compile it as it is
-        log(1, f"attention fusion skipped: pre-dispatch tracing failed: {type(e).__name__}: {e}")
+    traced = trace(gm, example_inputs, "attention fusion")
+    if traced is None:
         return gm
     matches = fuse_attention(traced, [isinstance(x, torch.Tensor) and x.requires_grad for x in example_inputs])
     for m in matches:

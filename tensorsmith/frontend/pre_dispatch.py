@@ -1,0 +1,59 @@
+"""What the graph rewrites that run before AOTAutograd share (attention.py, linear_cross_entropy.py):
+the Dynamo graph traced to pre-dispatch ATen (one canonical op per operation, fake-tensor values,
+the user's source lines kept), a cheap look for the ops a rewrite starts from, and which nodes
+carry gradients."""
+from __future__ import annotations
+
+import operator
+
+import torch
+import torch.fx
+import torch.fx.traceback
+from torch._guards import detect_fake_mode
+from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.fx.experimental.proxy_tensor import make_fx
+
+from ..log import log
+
+
+def mentions(gm: torch.fx.GraphModule, words: tuple[str, ...]) -> bool:
+    """Whether a call in the graph has one of `words` in its name (before tracing: any spelling)."""
+    return any(word in (n.target if isinstance(n.target, str) else getattr(n.target, "__name__", ""))
+               for n in gm.graph.nodes if n.op in ("call_function", "call_method")
+               for word in words)
+
+
+def is_traced(gm: torch.fx.GraphModule) -> bool:
+    """Whether `gm` is pre-dispatch ATen with fake values already (an earlier rewrite traced it)."""
+    return all(n.op != "call_function" or isinstance(n.target, torch._ops.OpOverload) or
+               n.target is operator.getitem for n in gm.graph.nodes) and \
+        all("val" in n.meta for n in gm.graph.nodes if n.op == "call_function")
+
+
+def trace(gm: torch.fx.GraphModule, example_inputs, rewrite: str) -> torch.fx.GraphModule | None:
+    """`gm` traced to pre-dispatch ATen (itself if it is already), or None where that fails (logged
+    for the `rewrite` that asked: the graph then compiles without it)."""
+    if is_traced(gm):
+        return gm
+    try:
+        fake_mode = detect_fake_mode(example_inputs) or FakeTensorMode()
+        fakes = [fake_mode.from_tensor(x) if isinstance(x, torch.Tensor) else x for x in example_inputs]
+        with fake_mode, torch.fx.traceback.preserve_node_meta():  # keep the user's source lines
+            return make_fx(torch.fx.Interpreter(gm).run, pre_dispatch=True)(*fakes)
+    except Exception as e:  # noqa: BLE001 - an exotic graph: compile it as it is
+        log(1, f"{rewrite} skipped: pre-dispatch tracing failed: {type(e).__name__}: {e}")
+        return None
+
+
+def needing_grad(graph: torch.fx.Graph, inputs_needing_grad: list[bool]) -> set:
+    """The floating-point nodes computed from an input that requires grad."""
+    result, placeholders = set(), [n for n in graph.nodes if n.op == "placeholder"]
+    for node, needs in zip(placeholders, inputs_needing_grad):
+        if needs:
+            result.add(node)
+    for node in graph.nodes:
+        value = node.meta.get("val")
+        if node.op == "call_function" and isinstance(value, torch.Tensor) and value.dtype.is_floating_point \
+                and any(i in result for i in node.all_input_nodes):
+            result.add(node)
+    return result
