@@ -28,6 +28,7 @@ import torch.fx
 from torch._guards import detect_fake_mode
 
 from ..kernels import linear_cross_entropy_op  # noqa: F401 - registers torch.ops.tensorsmith.linear_cross_entropy*
+from .. import config
 from ..log import log
 from .linear_cross_entropy_match import LOSSES, Plan, Skip, match, val
 from .pre_dispatch import mentions, needing_grad, trace
@@ -92,6 +93,12 @@ def _rewrite(graph: torch.fx.Graph, plan: Plan, learned: set) -> LinearCrossEntr
                                    training, logits_kept=node in graph.nodes)
 
 
+def _read_elsewhere(plan: Plan) -> bool:
+    """Whether the logits, or a value between them and the loss, has a reader besides that chain."""
+    on_chain = {plan.loss, *plan.chain}
+    return any(user not in on_chain for n in (plan.logits, *plan.chain) for user in n.users)
+
+
 def _cast(graph, node, dtype):
     new = graph.call_function(aten._to_copy.default, (node,), {"dtype": dtype})
     with detect_fake_mode([val(node)]):
@@ -113,6 +120,12 @@ def fuse_linear_cross_entropy(gm: torch.fx.GraphModule,
             plan = match(node)
         except Exception as e:  # noqa: BLE001 - Skip, or a form the checks did not foresee
             reason = str(e) if isinstance(e, Skip) else f"{type(e).__name__}: {e}"
+            SKIPPED.append((source_line(node), reason))
+            log(1, f"linear + cross-entropy not fused at {source_line(node)}: {reason}")
+            continue
+        if _read_elsewhere(plan) and config.fuse_linear_cross_entropy != "always":
+            reason = "the logits are also used elsewhere (fusing would compute them twice; " \
+                     "TENSORSMITH_FUSE_LINEAR_CROSS_ENTROPY=always fuses anyway, for memory)"
             SKIPPED.append((source_line(node), reason))
             log(1, f"linear + cross-entropy not fused at {source_line(node)}: {reason}")
             continue
