@@ -20,7 +20,7 @@ dump_dir: str | None = os.environ.get("TENSORSMITH_DUMP") or None
 
 # A graph with symbolic sizes (Dynamo marks a dimension dynamic once it changed) is compiled once
 # for all its sizes where every stage of its backend takes symbolic sizes (`symbolic_sizes`; the
-# C++ backend and the interpreter so far). Otherwise it is compiled for a
+# C++ and Triton backends and the interpreter). Otherwise it is compiled for a
 # concrete shape only when that shape comes again: on its `specialize_after`-th call. Until then,
 # and for new shapes once `max_specializations` shapes are compiled, the call runs the graph
 # through ATen as captured (exact, eager speed), so shapes that change on every call (a growing
@@ -28,6 +28,13 @@ dump_dir: str | None = os.environ.get("TENSORSMITH_DUMP") or None
 symbolic_sizes: bool = os.environ.get("TENSORSMITH_SYMBOLIC_SIZES", "1") != "0"
 specialize_after: int = _int_env("TENSORSMITH_SPECIALIZE_AFTER", 2)
 max_specializations: int = _int_env("TENSORSMITH_MAX_SPECIALIZATIONS", 16)
+
+# What a training step may hold between its forward and its backward: the graph's inputs (weights,
+# data), the weights' gradients and the activations the forward saves. Where the partition with the
+# cheapest recomputation would save more, the forward saves less and the backward recomputes more
+# (compile/memory_budget.py). Bytes ("12e9", "12GB", "512MiB"), or a fraction of the device's
+# memory ("0.5"); unset: no budget.
+memory_budget: str | None = os.environ.get("TENSORSMITH_MEMORY_BUDGET") or None
 
 # Verify the graph after import and after every pass (cheap; catches a bad pass where it happens).
 verify_each_stage: bool = os.environ.get("TENSORSMITH_VERIFY", "1") != "0"

@@ -82,6 +82,10 @@ class AlarmWarning(UserWarning):
     memory or a numerics incident, with its effect and fix; given once per kind and graph."""
 
 
+class MemoryBudgetWarning(ResourceWarning):
+    """A training step that cannot fit config.memory_budget even recomputing all it can."""
+
+
 class NumericsWarning(RuntimeWarning):
     """The warning `config.check_numerics = "warn"` gives, once per op and source line."""
 

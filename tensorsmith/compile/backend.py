@@ -1,7 +1,8 @@
 """The torch.compile backend "tensorsmith": Dynamo graph -> AOTAutograd -> tensorsmith graphs.
 
 AOTAutograd traces the forward and backward (functionalized, decomposed with our table, partitioned
-with rematerialization of cheap ops); each resulting graph is compiled by `compile_fx_graph`.
+with rematerialization of cheap ops, and of more under a memory budget: memory_budget.py); each
+resulting graph is compiled by `compile_fx_graph`.
 """
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import functools
 import torch
 from torch._dynamo.backends.common import aot_autograd
 from torch._functorch.aot_autograd import make_boxed_func
-from torch._functorch.partitioners import min_cut_rematerialization_partition
 
 from .. import config
 from ..frontend.attention import rewrite_attention
@@ -20,6 +20,7 @@ from ..frontend.linear_cross_entropy import rewrite_linear_cross_entropy
 from ..records import new_record
 from .driver import compile_fx_graph
 from .fallback import fall_back
+from .memory_budget import partition
 
 
 def _compiler(kind: str):
@@ -33,7 +34,7 @@ def _aot_backend(fuse_attention: bool):
     return aot_autograd(fw_compiler=_compiler("forward"), bw_compiler=_compiler("backward"),
                         inference_compiler=_compiler("inference"),
                         decompositions=decomposition_table(fuse_attention),
-                        partition_fn=min_cut_rematerialization_partition)
+                        partition_fn=partition)
 
 
 def _tracing_context(fused: bool, on_cuda: bool):
