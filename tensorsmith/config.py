@@ -103,8 +103,8 @@ sync_index_checks: bool = os.environ.get("TENSORSMITH_SYNC_INDEX_CHECKS", "0") =
 # be finite. Read when a graph is compiled: set it before the model's first call.
 check_numerics: str = os.environ.get("TENSORSMITH_CHECK_NUMERICS", "off").strip().lower() or "off"
 
-# On CUDA, a compiled graph whose shapes are static (every graph here: a new shape is a new graph)
-# is replayed as a CUDA graph after two ordinary calls: one graph launch per call instead of one
+# On CUDA, a compiled graph is replayed as a CUDA graph after two ordinary calls (a graph with
+# symbolic sizes: per value of its sizes, `cuda_graph_buckets`): one graph launch per call instead of one
 # Python-dispatched launch per kernel (runtime/cuda_graphs/). Never for graphs with random ops or
 # CPU tensor arguments, and a call runs the ordinary way while an output of the last replay is still
 # referenced (replays rewrite the same output memory). Off: every call runs the ordinary way.
@@ -120,6 +120,11 @@ direct_launch: bool = os.environ.get("TENSORSMITH_DIRECT_LAUNCH", "1") != "0"
 # so that every call site replays (runtime/cuda_graphs/call_sites.py). Off ("0"): one capture per
 # graph.
 cuda_graph_call_sites: bool = os.environ.get("TENSORSMITH_CUDA_GRAPH_SITES", "1") != "0"
+
+# A graph with symbolic sizes is captured once per value of its sizes that comes again, keeping at
+# most this many captures (each with its own memory pool) per graph, the least recently used
+# dropped (runtime/cuda_graphs/size_buckets.py).
+cuda_graph_buckets: int = _int_env("TENSORSMITH_CUDA_GRAPH_BUCKETS", 8)
 
 # Live alarms (monitor/): every compiled graph's calls are timed, and once per step (a call of a
 # forward or inference graph) or window of steps, checked for a recompile storm, shape churn, a

@@ -23,7 +23,8 @@ has random ops or host arguments or config.cuda_graphs is off (runtime/cuda_grap
 
 A graph with symbolic sizes takes their values after its tensors and passes them to every kernel,
 whose grid the wrapper counts from them; its intermediate buffers are allocated on each call
-(per_call.py), and it is not replayed as a CUDA graph.
+(per_call.py), and it is replayed as a CUDA graph per value of its sizes that comes again
+(cuda_graphs/size_buckets.py).
 
 Each distinct kernel is compiled once: in background threads while tracing goes on
 (compile/triton.py), else on its first launch. A kernel that fails to compile makes the whole graph
@@ -135,10 +136,11 @@ class TritonGraph:
 
     def __call__(self, tensors, sizes: dict | None = None):
         self._earlier = index_checks.pending(self.device)  # deferred checks of earlier calls
+        values = ()
         if sizes:
             self.sizes.update(sizes)
-            tensors = [*tensors, *(sizes[n] for n in self.size_names)]
-        result = self._call(tensors)
+            values = tuple(sizes[n] for n in self.size_names)
+        result = self._call(tensors, values)
         self._settle()  # after this call's launches, so the GPU has work while the host waits
         return result
 
@@ -150,20 +152,20 @@ class TritonGraph:
             earlier, self._earlier = self._earlier, 0
             index_checks.resolve(self.device, earlier)
 
-    def _call(self, tensors):
+    def _call(self, tensors, values: tuple = ()):
         with self.shared.lock:
             if self.arena is not self.shared.tensor:  # first call, or the arena grew since
                 self._bind_arena()
             if self._verified:
                 if self.cuda_graph is not None:  # captures on the next call, then replays
-                    return self.cuda_graph(tensors)
-                return self._run(*tensors)
+                    return self.cuda_graph(tensors, values) if self.size_names else self.cuda_graph(tensors)
+                return self._run(*tensors, *values)
             began = time.perf_counter()
             for future in self.compiling:  # a failed one fails again, with its message, below
                 future.exception()
             waited = time.perf_counter() - began
             try:  # the first call compiles every kernel not compiled in the background
-                result = self._run(*tensors)
+                result = self._run(*tensors, *values)
             except IndexOutOfRange:
                 raise
             except Exception as e:
@@ -174,13 +176,12 @@ class TritonGraph:
                 graph = self.schedule.graph
                 count = len(graph.params)
                 self._run = lambda *ts: Interpreter().run(graph, list(ts[:count]), dict(self.sizes))
-                return self._run(*tensors)
+                return self._run(*tensors, *values)
             self._verified = True
             self._bind_launches()
             log(1, f"{self.record.graph_id}: first call waited {waited * 1e3:.0f} ms for kernels compiling "
                    f"in the background, then ran in {(time.perf_counter() - began - waited) * 1e3:.0f} ms")
-            if not self.size_names:
-                self.cuda_graph = attach_cuda_graph(self, tensors)
+            self.cuda_graph = attach_cuda_graph(self, tensors)
             return result
 
     def _bind_launches(self) -> None:

@@ -547,3 +547,44 @@ def test_a_site_runner_waits_for_a_capture_to_return_what_is_too_costly_to_copy(
         torch.testing.assert_close(compiled([x2, w2]), _expect(x2, w2))
     assert runner.captures == 1 and not runner.copied and runner.replays == 2
     assert sorted(i for i, _, _ in runner.in_place) == [0, 1]
+
+
+# -- a graph with symbolic sizes: one capture per value of its sizes ------------------------------
+ROWS = """\
+    graph @rows(%x: f32[<s0>,3]@cpu, %w: f32[3]@cpu) sizes(s0: [2, inf]) {
+      %0 = broadcast_in_dim(%w) {shape=[<s0>, 3], dims=[1]} : f32[<s0>,3]@cpu
+      %1 = mul(%x, %0) : f32[<s0>,3]@cpu
+      %2 = exp(%1) : f32[<s0>,3]@cpu
+      return %2
+    }
+"""
+
+
+def test_size_buckets_capture_recurring_sizes_only(simulated, monkeypatch):
+    """Sizes seen once run the ordinary way; sizes that come again get a runner (timed, captured,
+    then replayed, each bucket with its own outputs); at most cuda_graph_buckets runners are kept."""
+    from tensorsmith.runtime.cuda_graphs.size_buckets import SizeBuckets
+    monkeypatch.setattr(tensorsmith.config, "cuda_graph_buckets", 2)
+    compiled, _ = simulated(ROWS)
+    w = torch.randn(3)
+
+    def call(rows):
+        x = torch.randn(rows, 3)
+        (out,) = compiled([x, w], {"s0": rows})
+        torch.testing.assert_close(out, torch.exp(x * w))
+
+    call(5)  # the ordinary first call, then buckets as attach() gives a symbolic graph on CUDA
+    buckets = compiled.cuda_graph = SizeBuckets(compiled)
+    for rows in (2, 3, 4, 6, 7):  # a growing length: nothing captured
+        call(rows)
+    assert not buckets.runners and buckets.ordinary == 5
+    for _ in range(6):  # (off CUDA the runner captures on its first call, untimed: the argument
+        call(3)         # that moves is learned from two ordinary calls, then captured anew)
+    runner = buckets.runners[(3,)]
+    assert runner.replays >= 2 and runner.stopped is None, runner.stopped
+    for rows in (4, 4, 6, 6):  # two more recurring sizes: the least recently used runner goes
+        call(rows)
+    assert list(buckets.runners) == [(4,), (6,)] and buckets.dropped == 1
+    for _ in range(6):
+        call(4)
+    assert buckets.runners[(4,)].replays >= 2
