@@ -32,14 +32,13 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.fx
-from torch._guards import detect_fake_mode
 from torch.fx.operator_schemas import normalize_function
 
 from .. import config
 from ..kernels.attention_op import kernels_for
 from ..kernels.attention_reference import broadcasts_to
 from ..log import log
-from .pre_dispatch import mentions, needing_grad, trace
+from .pre_dispatch import call, mentions, needing_grad, trace
 from .source import source_line
 
 aten = torch.ops.aten
@@ -284,10 +283,10 @@ def _rewrite(graph: torch.fx.Graph, softmax: torch.fx.Node, learned: set) -> Att
     causal = len(terms) == 1 and terms[0][0] != "bias" and _is_causal(*terms[0]) and \
         _tensor_meta(terms[0][1]).shape[-2:] == score_meta.shape[-2:]
     with graph.inserting_before(out):
-        k = _call(graph, aten.transpose.int, kt, -2, -1)
+        k = call(graph, aten.transpose.int, kt, -2, -1)
         mask = None if causal else _attn_mask(graph, terms)
         while mask is not None and _tensor_meta(mask).dim() < score_meta.dim():
-            mask = _call(graph, aten.unsqueeze.default, mask, 0)  # the fused kernels want full rank
+            mask = call(graph, aten.unsqueeze.default, mask, 0)  # the fused kernels want full rank
         fused = _fused_attention(graph, q, k, v, mask, causal, scale, rate)
         fused.meta = dict(out.meta)
     out.replace_all_uses_with(fused)
@@ -306,19 +305,10 @@ def _fused_attention(graph, q, k, v, mask, causal: bool, scale: float, rate: flo
     metas = [_tensor_meta(n) if n is not None else None for n in (q, k, v, mask)]
     if rate == 0 and all(t.dim() == 4 for t in metas[:3]) and metas[0].shape[-1] == metas[2].shape[-1] \
             and kernels_for(*metas) is not None:
-        both = _call(graph, torch.ops.tensorsmith.attention.default, q, k, v, mask, causal, scale)
-        return _call(graph, operator.getitem, both, 0)
+        both = call(graph, torch.ops.tensorsmith.attention.default, q, k, v, mask, causal, scale)
+        return call(graph, operator.getitem, both, 0)
     kwargs = {"attn_mask": mask, "dropout_p": rate, "is_causal": causal, "scale": scale}
     return graph.call_function(aten.scaled_dot_product_attention.default, (q, k, v), kwargs)
-
-
-def _call(graph, target, *args):
-    """A new node with its fake-tensor value (the checks here read shapes and dtypes from it)."""
-    node = graph.call_function(target, args)
-    fake = [a.meta.get("val") if isinstance(a, torch.fx.Node) else a for a in args]
-    with detect_fake_mode([f for f in fake if isinstance(f, torch.Tensor)] or None):
-        node.meta["val"] = target(*fake)
-    return node
 
 
 def _attn_mask(graph, terms):
@@ -327,17 +317,17 @@ def _attn_mask(graph, terms):
     keep = bias = None
     for kind, m in terms:
         if kind == "bias":
-            bias = m if bias is None else _call(graph, aten.add.Tensor, bias, m)
+            bias = m if bias is None else call(graph, aten.add.Tensor, bias, m)
             continue
         if kind == "hide":
             inner = m.args[0] if m.target in _NOT else None
             m = inner if _tensor_meta(inner) is not None and _tensor_meta(inner).dtype == torch.bool \
-                else _call(graph, aten.logical_not.default, m)
-        keep = m if keep is None else _call(graph, aten.logical_and.default, keep, m)
+                else call(graph, aten.logical_not.default, m)
+        keep = m if keep is None else call(graph, aten.logical_and.default, keep, m)
     if bias is None or keep is None:
         return bias if keep is None else keep
-    hide = _call(graph, aten.logical_not.default, keep)
-    return _call(graph, aten.where.ScalarSelf, hide, -math.inf, bias)
+    hide = call(graph, aten.logical_not.default, keep)
+    return call(graph, aten.where.ScalarSelf, hide, -math.inf, bias)
 
 
 def fuse_attention(gm: torch.fx.GraphModule, inputs_needing_grad: list[bool] = ()) -> list[AttentionMatch]:

@@ -31,7 +31,7 @@ from ..kernels import linear_cross_entropy_op  # noqa: F401 - registers torch.op
 from .. import config
 from ..log import log
 from .linear_cross_entropy_match import LOSSES, Plan, Skip, match, val
-from .pre_dispatch import mentions, needing_grad, trace
+from .pre_dispatch import call, mentions, needing_grad, trace
 from .source import source_line
 
 aten = torch.ops.aten
@@ -53,15 +53,6 @@ MATCHES: list[LinearCrossEntropyMatch] = []  # every rewrite of this process, in
 SKIPPED: list[tuple[str | None, str]] = []  # (source, reason) of every candidate left alone
 
 
-def _call(graph, target, *args):
-    """A new node with its fake-tensor value (later checks read shapes and dtypes from it)."""
-    node = graph.call_function(target, args)
-    fake = [a.meta.get("val") if isinstance(a, torch.fx.Node) else a for a in args]
-    with detect_fake_mode([f for f in fake if isinstance(f, torch.Tensor)] or None):
-        node.meta["val"] = target(*fake)
-    return node
-
-
 def _rewrite(graph: torch.fx.Graph, plan: Plan, learned: set) -> LinearCrossEntropyMatch:
     """Replace the plan's loss by the op (the logits stay where something else reads them). With
     gradients on and x, W or b computed from an input that requires grad (`learned`), the training
@@ -77,10 +68,10 @@ def _rewrite(graph: torch.fx.Graph, plan: Plan, learned: set) -> LinearCrossEntr
             if n is not None and val(n).dtype != dtype:
                 ops[i] = _cast(graph, n, dtype)
         if val(ops[0]).dim() != 2:
-            ops[0] = _call(graph, aten.reshape.default, ops[0], [-1, val(w).shape[1]])
-        new = _call(graph, op, *ops, target, ignore_index, smoothing, reduction)
+            ops[0] = call(graph, aten.reshape.default, ops[0], [-1, val(w).shape[1]])
+        new = call(graph, op, *ops, target, ignore_index, smoothing, reduction)
         if training:
-            new = _call(graph, operator.getitem, new, 0)
+            new = call(graph, operator.getitem, new, 0)
         if val(new).dtype != val(loss).dtype:
             new = _cast(graph, new, val(loss).dtype)
     new.meta.update({k: v for k, v in loss.meta.items() if k != "val"})

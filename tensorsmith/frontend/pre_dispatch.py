@@ -1,7 +1,7 @@
 """What the graph rewrites that run before AOTAutograd share (attention.py, linear_cross_entropy.py):
 the Dynamo graph traced to pre-dispatch ATen (one canonical op per operation, fake-tensor values,
-the user's source lines kept), a cheap look for the ops a rewrite starts from, and which nodes
-carry gradients."""
+the user's source lines kept), a cheap look for the ops a rewrite starts from, new nodes with
+their fake values, and which nodes carry gradients."""
 from __future__ import annotations
 
 import operator
@@ -43,6 +43,15 @@ def trace(gm: torch.fx.GraphModule, example_inputs, rewrite: str) -> torch.fx.Gr
     except Exception as e:  # noqa: BLE001 - an exotic graph: compile it as it is
         log(1, f"{rewrite} skipped: pre-dispatch tracing failed: {type(e).__name__}: {e}")
         return None
+
+
+def call(graph: torch.fx.Graph, target, *args) -> torch.fx.Node:
+    """A new call node with its fake-tensor value (later checks read shapes and dtypes from it)."""
+    node = graph.call_function(target, args)
+    fake = [a.meta.get("val") if isinstance(a, torch.fx.Node) else a for a in args]
+    with detect_fake_mode([f for f in fake if isinstance(f, torch.Tensor)] or None):
+        node.meta["val"] = target(*fake)
+    return node
 
 
 def needing_grad(graph: torch.fx.Graph, inputs_needing_grad: list[bool]) -> set:
