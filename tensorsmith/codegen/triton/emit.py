@@ -241,7 +241,8 @@ class _KernelEmitter:
         lines.append(f"    zx = tl.full([{b.xblock}, 1], 0, {self.idx})")
         lines.append(f"    zxr = tl.full([{b.xblock}, {b.rblock}], 0, {self.idx})")
         self.xscope = Scope(lines, "    ", self.counter, "zx", self.xmask, names=self.names)
-        if provably(lambda: self.r == 0):  # no inner element: reductions give their neutral value, inner stores nothing
+        if provably(lambda: self.r == 0):  # no inner element: reductions give their neutral value,
+            # inner stores nothing
             for stage in k.stages:
                 if not (isinstance(stage, Store) and stage.inner):
                     self._stage(stage, self.xscope, looped=False)

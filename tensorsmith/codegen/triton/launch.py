@@ -6,8 +6,8 @@ arguments, builds a cache key, looks the compiled kernel up and asks for the cur
 stream, all host time before the launcher's C code runs. Where a graph is not replayed as a CUDA
 graph (FSDP2's per-block graphs, a regional compile), that host time is the step's, once per launch.
 A generated kernel's arguments are tensors (and sizes it does not specialize on) and its grid is
-fixed (or counted from the sizes), so after the graph's first call KernelLaunch holds the compiled kernel and calls its launcher
-directly with the current stream.
+fixed (or counted from the sizes), so after the graph's first call KernelLaunch holds the
+compiled kernel and calls its launcher directly with the current stream.
 
 The compiled kernel was specialized for 16-byte aligned pointers (compile/triton.py compiles it
 ahead with dtypes standing in for the buffers, which Triton takes as aligned). A launch whose
