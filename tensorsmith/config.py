@@ -54,12 +54,10 @@ fuse_attention: bool = os.environ.get("TENSORSMITH_FUSE_ATTENTION", "1") != "0"
 fuse_attention_min_mb: float = float(os.environ.get("TENSORSMITH_FUSE_ATTENTION_MIN_MB", "0"))
 
 # A language model's last projection followed by its cross-entropy loss is rewritten into one op
-# computed over chunks of rows, so the N x V logits and their gradient are never whole in memory
-# (frontend/linear_cross_entropy.py): True where nothing else reads the logits; "always" also where
-# something does (the model returns them), which computes them once more in the forward for the
-# memory of their log-softmax and gradient; False: both compile as ordinary ops.
-_lce = os.environ.get("TENSORSMITH_FUSE_LINEAR_CROSS_ENTROPY", "1")
-fuse_linear_cross_entropy: bool | str = "always" if _lce == "always" else _lce != "0"
+# computed over chunks of rows, so the N x V logits' log-softmax and gradient are never whole in
+# memory, nor the logits themselves unless the model also uses them (frontend/linear_cross_entropy.py).
+# Off: both compile as ordinary ops.
+fuse_linear_cross_entropy: bool = os.environ.get("TENSORSMITH_FUSE_LINEAR_CROSS_ENTROPY", "1") != "0"
 
 # Where compiled artifacts are cached (per user; created 0700). A fresh directory means a cold start.
 cache_dir: str = os.environ.get("TENSORSMITH_CACHE_DIR") or os.path.join(

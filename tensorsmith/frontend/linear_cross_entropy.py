@@ -13,8 +13,9 @@ does). The form matched, from the loss upwards:
 
 Class weights, reduction "none", other dims and casts down are left alone, as are a loss between
 whose projection and itself some op mutates memory. When the logits (or anything on the chain) are
-also used elsewhere, a graph output included, they stay computed for those uses and only the loss
-moves to the op: gradients reaching the logits from elsewhere flow through the kept projection.
+also used elsewhere, a graph output included, they stay computed for those uses, the op reads them
+instead of computing them again, and only the loss moves to the op: gradients reaching the logits
+from elsewhere flow through the kept projection.
 Under autocast (the traced projection's dtype differs from its inputs') x, W and b are cast to that
 dtype first, as autocast would, so the logits are eager's; the loss is then computed in float32.
 """
@@ -28,7 +29,6 @@ import torch.fx
 from torch._guards import detect_fake_mode
 
 from ..kernels import linear_cross_entropy_op  # noqa: F401 - registers torch.ops.tensorsmith.linear_cross_entropy*
-from .. import config
 from ..log import log
 from .linear_cross_entropy_match import LOSSES, Plan, Skip, match, val
 from .pre_dispatch import call, mentions, needing_grad, trace
@@ -54,7 +54,8 @@ SKIPPED: list[tuple[str | None, str]] = []  # (source, reason) of every candidat
 
 
 def _rewrite(graph: torch.fx.Graph, plan: Plan, learned: set) -> LinearCrossEntropyMatch:
-    """Replace the plan's loss by the op (the logits stay where something else reads them). With
+    """Replace the plan's loss by the op (the logits stay where something else reads them, and the
+    op then reads them instead of computing them again). With
     gradients on and x, W or b computed from an input that requires grad (`learned`), the training
     form; else the inference form (whose backward recomputes: right either way, only slower)."""
     loss, node, (x, w, b, target), dtype = plan.loss, plan.logits, plan.operands, plan.dtype
@@ -69,7 +70,11 @@ def _rewrite(graph: torch.fx.Graph, plan: Plan, learned: set) -> LinearCrossEntr
                 ops[i] = _cast(graph, n, dtype)
         if val(ops[0]).dim() != 2:
             ops[0] = call(graph, aten.reshape.default, ops[0], [-1, val(w).shape[1]])
-        new = call(graph, op, *ops, target, ignore_index, smoothing, reduction)
+        kept = None
+        if _read_elsewhere(plan):
+            kept = node if val(node).dim() == 2 else \
+                call(graph, aten.reshape.default, node, [-1, val(w).shape[0]])
+        new = call(graph, op, *ops, target, ignore_index, smoothing, reduction, kept)
         if training:
             new = call(graph, operator.getitem, new, 0)
         if val(new).dtype != val(loss).dtype:
@@ -111,12 +116,6 @@ def fuse_linear_cross_entropy(gm: torch.fx.GraphModule,
             plan = match(node)
         except Exception as e:  # noqa: BLE001 - Skip, or a form the checks did not foresee
             reason = str(e) if isinstance(e, Skip) else f"{type(e).__name__}: {e}"
-            SKIPPED.append((source_line(node), reason))
-            log(1, f"linear + cross-entropy not fused at {source_line(node)}: {reason}")
-            continue
-        if _read_elsewhere(plan) and config.fuse_linear_cross_entropy != "always":
-            reason = "the logits are also used elsewhere (fusing would compute them twice; " \
-                     "TENSORSMITH_FUSE_LINEAR_CROSS_ENTROPY=always fuses anyway, for memory)"
             SKIPPED.append((source_line(node), reason))
             log(1, f"linear + cross-entropy not fused at {source_line(node)}: {reason}")
             continue

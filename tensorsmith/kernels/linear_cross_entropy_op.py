@@ -76,8 +76,11 @@ def _check_targets(target: Tensor, v: int, ignore_index: int) -> None:
 
 
 def compute(x: Tensor, weight: Tensor, bias: Tensor | None, target: Tensor, ignore_index: int,
-            label_smoothing: float, reduction: str, with_grads: bool, rows_per_chunk: int | None = None):
-    """loss, or (loss, grad_x, grad_weight, grad_bias) with `with_grads`: the ops' computation."""
+            label_smoothing: float, reduction: str, with_grads: bool, rows_per_chunk: int | None = None,
+            logits: Tensor | None = None):
+    """loss, or (loss, grad_x, grad_weight, grad_bias) with `with_grads`: the ops' computation.
+    `logits`: x @ weight.T (+ bias) where the model computed them anyway (it also returns them):
+    each chunk is copied from them instead of computed again."""
     if reduction not in REDUCTIONS:
         raise ValueError(f"linear_cross_entropy: reduction {reduction!r} is not one of {REDUCTIONS}")
     n, v = x.shape[0], weight.shape[0]
@@ -90,10 +93,16 @@ def compute(x: Tensor, weight: Tensor, bias: Tensor | None, target: Tensor, igno
         grad_w = torch.zeros(weight.shape, dtype=acc, device=x.device)
         grad_b = torch.zeros(v if bias is not None else 0, dtype=acc, device=x.device)
     rows = rows_per_chunk or chunk_rows(n, v, x.element_size())
+    given = logits
     kernel = None
     for start in range(0, n, rows):
         xc = x[start:start + rows]
-        logits = torch.mm(xc, weight.t()) if bias is None else torch.addmm(bias, xc, weight.t())
+        if given is not None:
+            logits = given[start:start + rows].clone(memory_format=torch.contiguous_format)
+        elif bias is None:
+            logits = torch.mm(xc, weight.t())
+        else:
+            logits = torch.addmm(bias, xc, weight.t())
         if kernel is None:
             kernel = kernel_for(logits)
             if kernel is not _module("linear_cross_entropy_cpp"):  # (the C++ kernel checks its own)
@@ -120,14 +129,16 @@ def compute(x: Tensor, weight: Tensor, bias: Tensor | None, target: Tensor, igno
 
 @torch.library.custom_op("tensorsmith::linear_cross_entropy_with_grads", mutates_args=())
 def linear_cross_entropy_with_grads(x: Tensor, weight: Tensor, bias: Tensor | None, target: Tensor,
-                                    ignore_index: int, label_smoothing: float,
-                                    reduction: str) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """(loss, grad_x, grad_weight, grad_bias) of the loss itself (a grad_output of 1)."""
-    return compute(x, weight, bias, target, ignore_index, label_smoothing, reduction, True)
+                                    ignore_index: int, label_smoothing: float, reduction: str,
+                                    logits: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(loss, grad_x, grad_weight, grad_bias) of the loss itself (a grad_output of 1). `logits`, the
+    model's own x @ weight.T (+ bias) where it keeps them, is read, not differentiated: the loss's
+    dependence on them is its dependence on x, weight and bias, whose gradients this op gives."""
+    return compute(x, weight, bias, target, ignore_index, label_smoothing, reduction, True, logits=logits)
 
 
 @linear_cross_entropy_with_grads.register_fake
-def _(x, weight, bias, target, ignore_index, label_smoothing, reduction):
+def _(x, weight, bias, target, ignore_index, label_smoothing, reduction, logits=None):
     grad_b = bias.new_empty(bias.shape) if bias is not None else x.new_empty((0,))
     return (x.new_empty((), dtype=loss_dtype(x.dtype)), x.new_empty(x.shape),
             weight.new_empty(weight.shape), grad_b)
@@ -142,7 +153,7 @@ def _setup_with_grads(ctx, inputs, output):
 def _backward_with_grads(ctx, grad_loss, *_):
     grad_x, grad_w, grad_b = ctx.saved_tensors
     return (grad_x * grad_loss, grad_w * grad_loss, grad_b * grad_loss if ctx.has_bias else None,
-            None, None, None, None)
+            None, None, None, None, None)
 
 
 linear_cross_entropy_with_grads.register_autograd(_backward_with_grads, setup_context=_setup_with_grads)
@@ -150,19 +161,19 @@ linear_cross_entropy_with_grads.register_autograd(_backward_with_grads, setup_co
 
 @torch.library.custom_op("tensorsmith::linear_cross_entropy", mutates_args=())
 def linear_cross_entropy(x: Tensor, weight: Tensor, bias: Tensor | None, target: Tensor, ignore_index: int,
-                         label_smoothing: float, reduction: str) -> Tensor:
-    """The loss, without gradient work (inference)."""
-    return compute(x, weight, bias, target, ignore_index, label_smoothing, reduction, False)
+                         label_smoothing: float, reduction: str, logits: Tensor | None = None) -> Tensor:
+    """The loss, without gradient work (inference); `logits` as for the training form."""
+    return compute(x, weight, bias, target, ignore_index, label_smoothing, reduction, False, logits=logits)
 
 
 @linear_cross_entropy.register_fake
-def _(x, weight, bias, target, ignore_index, label_smoothing, reduction):
+def _(x, weight, bias, target, ignore_index, label_smoothing, reduction, logits=None):
     return x.new_empty((), dtype=loss_dtype(x.dtype))
 
 
 def _setup(ctx, inputs, output):
     ctx.save_for_backward(*inputs[:4])
-    ctx.args = inputs[4:]
+    ctx.args = inputs[4:7]
     ctx.has_bias = inputs[2] is not None
 
 
@@ -170,7 +181,7 @@ def _backward(ctx, grad_loss):
     x, weight, bias, target = ctx.saved_tensors
     _, grad_x, grad_w, grad_b = linear_cross_entropy_with_grads(x, weight, bias, target, *ctx.args)
     return (grad_x * grad_loss, grad_w * grad_loss, grad_b * grad_loss if ctx.has_bias else None,
-            None, None, None, None)
+            None, None, None, None, None)
 
 
 linear_cross_entropy.register_autograd(_backward, setup_context=_setup)

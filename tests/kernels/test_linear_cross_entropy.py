@@ -111,3 +111,20 @@ def test_chunk_rows():
     for n, v in [(8192, 50304), (100, 1000), (37, 131)]:
         rows = lce.chunk_rows(n, v, 4)
         assert rows & (rows - 1) == 0 and rows * v * 4 <= max(lce._MAX_CHUNK_BYTES, v * 4)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_given_logits_are_read_not_computed(bias):
+    """Logits the model computed anyway are read chunk by chunk (and left as they were): the same
+    loss and gradients as computing them; a wrong `logits` shows, so they are what is read."""
+    x, w, b, target = inputs(40, 16, 97, torch.float32, bias)
+    logits = F.linear(x, w, b)
+    before = logits.clone()
+    got = lce.compute(x, w, b, target, -100, 0.1, "mean", True, rows_per_chunk=12, logits=logits)
+    want = reference(x, w, b, target, -100, 0.1, "mean")
+    for g, r in zip(got, want):
+        if r is not None:
+            assert rel(g, r) < TOL[torch.float32]
+    assert torch.equal(logits, before)
+    other = lce.compute(x, w, b, target, -100, 0.1, "mean", False, rows_per_chunk=12, logits=logits * 2)
+    assert rel(other, want[0]) > 1e-3
