@@ -25,11 +25,13 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.util
+import warnings
 from types import ModuleType
 
 import torch
 from torch import Tensor
 
+from ..errors import FallbackWarning
 from . import linear_cross_entropy_reference
 
 REDUCTIONS = ("mean", "sum")
@@ -109,8 +111,8 @@ def compute(x: Tensor, weight: Tensor, bias: Tensor | None, target: Tensor, igno
                 _check_targets(target, v, ignore_index)
             if kernel is _module("linear_cross_entropy_cpp"):
                 scale = float(scale)
-        kernel.rows(logits, target[start:start + rows], row_loss[start:start + rows], ignore_index,
-                    label_smoothing, scale, with_grads)
+        kernel = _rows(kernel, logits, target[start:start + rows], row_loss[start:start + rows],
+                       ignore_index, label_smoothing, scale, with_grads)
         if with_grads:  # logits now hold d loss / d logits
             torch.mm(logits, weight, out=grad_x[start:start + rows])
             if grad_w.dtype == logits.dtype:
@@ -125,6 +127,34 @@ def compute(x: Tensor, weight: Tensor, bias: Tensor | None, target: Tensor, igno
     if not with_grads:
         return loss
     return loss, grad_x, grad_w.to(weight.dtype), grad_b.to(x.dtype if bias is None else bias.dtype)
+
+
+_FAILED: set[str] = set()  # row kernels that failed to compile: the reference serves from then on
+
+
+def _rows(kernel: ModuleType, logits: Tensor, *args) -> ModuleType:
+    """kernel.rows(logits, *args); where a Triton kernel fails to compile (it raises before writing
+    anything), the reference's rows instead, from then on, with a FallbackWarning. Returns the
+    module that ran."""
+    if kernel.__name__ in _FAILED:
+        kernel = linear_cross_entropy_reference
+    try:
+        kernel.rows(logits, *args)
+        return kernel
+    except Exception as e:
+        if kernel is linear_cross_entropy_reference or not _is_compile_error(e):
+            raise
+        _FAILED.add(kernel.__name__)
+        warnings.warn(FallbackWarning(f"tensorsmith: the chunked cross-entropy's Triton kernel did not "
+                                      f"compile ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}); "
+                                      f"its rows run as PyTorch ops"), stacklevel=2)
+        linear_cross_entropy_reference.rows(logits, *args)
+        return linear_cross_entropy_reference
+
+
+def _is_compile_error(e: Exception) -> bool:
+    module = type(e).__module__ or ""
+    return module.startswith("triton") or "CompilationError" in type(e).__name__
 
 
 @torch.library.custom_op("tensorsmith::linear_cross_entropy_with_grads", mutates_args=())

@@ -55,3 +55,23 @@ def test_ignored_rows_and_masked_logits():
     p = torch.softmax(logits[2].double(), 0)
     p[2] -= 1
     assert rel(grad[2], 0.5 * p) < 1e-6
+
+
+def test_a_kernel_that_does_not_compile_falls_back_to_the_reference(monkeypatch):
+    """A Triton compile error (an untested GPU, a Triton that rejects the kernel) is never the
+    user's crash: the rows run as PyTorch ops, with a FallbackWarning, and the numbers are right."""
+    from tensorsmith.errors import FallbackWarning
+
+    class CompilationError(Exception):
+        pass
+
+    def fails(*args):
+        raise CompilationError("the kernel does not compile here")
+
+    monkeypatch.setattr(linear_cross_entropy_triton, "rows", fails)
+    monkeypatch.setattr(lce, "_FAILED", set())
+    x, w, b, target = inputs(20, 8, 45, torch.float32, True)
+    with pytest.warns(FallbackWarning, match="did not compile"):
+        got = lce.compute(x, w, b, target, -100, 0.1, "mean", True, rows_per_chunk=8)
+    for g, r in zip(got, reference(x, w, b, target, -100, 0.1, "mean")):
+        assert rel(g, r) < TOL[torch.float32]
