@@ -8,7 +8,8 @@ torch._functorch's `activation_memory_budget` below 1 it also solves a knapsack 
 values, recomputing those whose recomputation costs the least (estimated from flops, so pointwise
 and normalization work goes before matrix products) per byte. That solver is maintained with
 PyTorch (Inductor uses it), so we choose its fraction instead of writing our own: the largest
-whose partition fits, by bisection over a few trial partitions. A step that cannot fit even when
+whose partition fits, by bisection over a few trial partitions (each of a copy of the joint graph,
+which the partitioner rewrites; the one chosen is returned). A step that cannot fit even when
 everything recomputable is recomputed is partitioned so (the least it can hold) and says by how
 much it is over and what it still saves.
 """
@@ -95,10 +96,12 @@ def _fixed_bytes(joint: torch.fx.GraphModule, num_fwd_outputs: int) -> tuple[int
     return _nbytes(primals), _nbytes(grads), device
 
 
-def _partition(joint, joint_inputs, fraction: float, trial: bool, **kwargs):
+def _partition(joint, joint_inputs, fraction: float, **kwargs):
+    """The min-cut partition of a copy of `joint` (the partitioner rewrites the graph it is given)
+    at the knapsack's budget `fraction`: (forward, backward, bytes of the activations saved)."""
     with functorch_config.patch(activation_memory_budget=fraction):
-        module = copy.deepcopy(joint) if trial else joint
-        return min_cut_rematerialization_partition(module, joint_inputs, **kwargs)
+        forward, backward = min_cut_rematerialization_partition(copy.deepcopy(joint), joint_inputs, **kwargs)
+    return forward, backward, _nbytes(_saved(forward, kwargs["num_fwd_outputs"]))
 
 
 def partition(joint: torch.fx.GraphModule, joint_inputs, *, num_fwd_outputs: int, **kwargs):
@@ -121,29 +124,28 @@ def _budgeted(joint, joint_inputs, num_fwd_outputs: int, **kwargs):
     budget = budget_bytes(config.memory_budget, device)
     room = budget - inputs - grads
 
-    def saved_at(fraction: float) -> int:
-        forward, _ = _partition(joint, joint_inputs, fraction, True, num_fwd_outputs=num_fwd_outputs, **kwargs)
-        return _nbytes(_saved(forward, num_fwd_outputs))
+    def trial(fraction: float):
+        return _partition(joint, joint_inputs, fraction, num_fwd_outputs=num_fwd_outputs, **kwargs)
 
-    unbudgeted = saved_at(1.0)
-    chosen = 1.0
-    if unbudgeted > room:
-        least = saved_at(0.0)
-        chosen = 0.0
-        if least <= room:
+    chosen = unbudgeted = trial(1.0)
+    fraction = 1.0
+    if unbudgeted[2] > room:
+        chosen, fraction = trial(0.0), 0.0
+        if chosen[2] <= room:
             low, high = 0.0, 1.0  # low fits, high does not
             for _ in range(BISECTIONS):
                 middle = (low + high) / 2
-                low, high = (middle, high) if saved_at(middle) <= room else (low, middle)
-            chosen = low
+                result = trial(middle)
+                if result[2] <= room:
+                    low, chosen, fraction = middle, result, middle
+                else:
+                    high = middle
         else:
-            _over(budget, inputs, grads, least)
-    forward, backward = _partition(joint, joint_inputs, chosen, False, num_fwd_outputs=num_fwd_outputs,
-                                   **kwargs)
-    saved = _nbytes(_saved(forward, num_fwd_outputs))
+            _over(budget, inputs, grads, chosen[2])
+    forward, backward, saved = chosen
     log(1, f"memory budget {budget / 2**20:.0f} MiB: inputs {inputs / 2**20:.0f} MiB, gradients "
            f"{grads / 2**20:.0f} MiB, saved activations {saved / 2**20:.1f} MiB (without the budget "
-           f"{unbudgeted / 2**20:.1f} MiB; recomputation budget fraction {chosen:.3g})")
+           f"{unbudgeted[2] / 2**20:.1f} MiB; knapsack budget fraction {fraction:.3g})")
     return forward, backward
 
 
