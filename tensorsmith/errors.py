@@ -106,3 +106,10 @@ class OnnxModelError(TensorsmithError, ValueError):
 
 class OnnxUnsupportedError(UnsupportedError):
     """An ONNX node tensorsmith cannot run: names the op type, the node's name and why."""
+
+
+def is_triton_compile_error(e: BaseException) -> bool:
+    """Whether `e` came from Triton compiling a kernel (not from running one): where code we
+    generated or wrote meets a Triton that rejects it, the caller runs something slower instead."""
+    module = type(e).__module__ or ""
+    return module.startswith("triton") or "CompilationError" in type(e).__name__

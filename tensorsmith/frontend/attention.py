@@ -38,7 +38,7 @@ from .. import config
 from ..kernels.attention_op import kernels_for
 from ..kernels.attention_reference import broadcasts_to
 from ..log import log
-from .pre_dispatch import call, mentions, needing_grad, trace
+from .pre_dispatch import call, mentions, needing_grad, tensor_value, trace
 from .source import source_line
 
 aten = torch.ops.aten
@@ -80,11 +80,6 @@ def _is_scalar(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _tensor_meta(node):
-    value = node.meta.get("val") if isinstance(node, torch.fx.Node) else None
-    return value if isinstance(value, torch.Tensor) else None
-
-
 def _walk_scores(softmax: torch.fx.Node) -> _Scores | None:
     """From a softmax's input back to the q @ k^T matmul, or None if something else is in between."""
     node = softmax.args[0]
@@ -107,7 +102,7 @@ def _walk_scores(softmax: torch.fx.Node) -> _Scores | None:
             if scaled or not (isinstance(a, torch.fx.Node) and isinstance(b, torch.fx.Node)):
                 return None  # (walking upwards: a scale met before a bias would scale the bias)
             # The scores are the operand with the full [.., L, S] shape.
-            if _tensor_meta(a) is not None and _tensor_meta(a).shape == _tensor_meta(node).shape:
+            if tensor_value(a) is not None and tensor_value(a).shape == tensor_value(node).shape:
                 node_scores, other = a, b
             else:
                 node_scores, other = b, a
@@ -172,7 +167,7 @@ def _keeps_structure(node: torch.fx.Node) -> bool:
 
 
 def _adds_unit_dims(node) -> bool:
-    a, b = _tensor_meta(node.args[0]), _tensor_meta(node)
+    a, b = tensor_value(node.args[0]), tensor_value(node)
     return a is not None and b is not None and \
         [d for d in a.shape if d != 1] == [d for d in b.shape if d != 1]
 
@@ -203,7 +198,7 @@ def _is_causal(kind: str, mask) -> bool:
 def _match(softmax: torch.fx.Node):
     """(scores, probs consumer, dropout rate, output matmul) for an attention around `softmax`."""
     x = softmax.args[0]
-    meta = _tensor_meta(x)
+    meta = tensor_value(x)
     if meta is None or meta.dim() < 3 or softmax.args[1] not in (-1, meta.dim() - 1):
         return None
     if softmax.target is aten.softmax.int and softmax.kwargs.get("dtype", None) not in (None, meta.dtype):
@@ -230,7 +225,7 @@ def _match(softmax: torch.fx.Node):
 
 def _check_shapes(q, tk, v, out) -> bool:
     """q [.., L, E], k [.., S, E] (`tk`, its value), v [.., S, Ev]: same batch dims and dtype."""
-    tq, tv, to = (_tensor_meta(n) for n in (q, v, out))
+    tq, tv, to = (tensor_value(n) for n in (q, v, out))
     if any(t is None for t in (tq, tk, tv, to)):
         return False
     if not (tq.dim() == tk.dim() == tv.dim() >= 3):
@@ -246,7 +241,7 @@ def _check_shapes(q, tk, v, out) -> bool:
 
 def _mask_ok(node, dtype, shape) -> bool:
     """A mask or bias operand SDPA takes as attn_mask: bool or the query's dtype, broadcastable."""
-    t = _tensor_meta(node)
+    t = tensor_value(node)
     if t is None or t.dtype not in (torch.bool, dtype):
         return False
     return broadcasts_to(tuple(t.shape), tuple(shape))
@@ -261,18 +256,18 @@ def _rewrite(graph: torch.fx.Graph, softmax: torch.fx.Node, learned: set) -> Att
     q, scale = _unscaled(q, scores.scale)
     kt, scale = _unscaled(kt, scale)
     v = out.args[1]
-    score_meta, kt_meta = _tensor_meta(scores.matmul), _tensor_meta(kt)
+    score_meta, kt_meta = tensor_value(scores.matmul), tensor_value(kt)
     if score_meta is None or kt_meta is None or kt_meta.dim() < 3:
         return None
     if score_meta.numel() * score_meta.element_size() < config.fuse_attention_min_mb * 2**20:
         return None  # below the configured size (config.fuse_attention_min_mb; 0 by default)
     terms = []  # (kind, node): "keep" (bool, True = attend), "hide" (bool, True = masked), "bias"
     for how, m in scores.keep:
-        if not _mask_ok(m, score_meta.dtype, score_meta.shape) or _tensor_meta(m).dtype != torch.bool:
+        if not _mask_ok(m, score_meta.dtype, score_meta.shape) or tensor_value(m).dtype != torch.bool:
             return None
         terms.append(("hide" if how == "not" else "keep", m))
     for b in scores.bias:
-        if not _mask_ok(b, score_meta.dtype, score_meta.shape) or _tensor_meta(b).dtype == torch.bool:
+        if not _mask_ok(b, score_meta.dtype, score_meta.shape) or tensor_value(b).dtype == torch.bool:
             return None
         if b in learned:  # a learned bias: the fused kernels do not differentiate the mask
             return None
@@ -281,11 +276,11 @@ def _rewrite(graph: torch.fx.Graph, softmax: torch.fx.Node, learned: set) -> Att
     if not _check_shapes(q, k_meta, v, out):
         return None
     causal = len(terms) == 1 and terms[0][0] != "bias" and _is_causal(*terms[0]) and \
-        _tensor_meta(terms[0][1]).shape[-2:] == score_meta.shape[-2:]
+        tensor_value(terms[0][1]).shape[-2:] == score_meta.shape[-2:]
     with graph.inserting_before(out):
         k = call(graph, aten.transpose.int, kt, -2, -1)
         mask = None if causal else _attn_mask(graph, terms)
-        while mask is not None and _tensor_meta(mask).dim() < score_meta.dim():
+        while mask is not None and tensor_value(mask).dim() < score_meta.dim():
             mask = call(graph, aten.unsqueeze.default, mask, 0)  # the fused kernels want full rank
         fused = _fused_attention(graph, q, k, v, mask, causal, scale, rate)
         fused.meta = dict(out.meta)
@@ -302,7 +297,7 @@ def _rewrite(graph: torch.fx.Graph, softmax: torch.fx.Node, learned: set) -> Att
 def _fused_attention(graph, q, k, v, mask, causal: bool, scale: float, rate: float) -> torch.fx.Node:
     """Our attention op where our kernels take these inputs (4-D, no dropout), else PyTorch's
     scaled_dot_product_attention (whose kernels handle dropout and other ranks)."""
-    metas = [_tensor_meta(n) if n is not None else None for n in (q, k, v, mask)]
+    metas = [tensor_value(n) if n is not None else None for n in (q, k, v, mask)]
     if rate == 0 and all(t.dim() == 4 for t in metas[:3]) and metas[0].shape[-1] == metas[2].shape[-1] \
             and kernels_for(*metas) is not None:
         both = call(graph, torch.ops.tensorsmith.attention.default, q, k, v, mask, causal, scale)
@@ -321,7 +316,7 @@ def _attn_mask(graph, terms):
             continue
         if kind == "hide":
             inner = m.args[0] if m.target in _NOT else None
-            m = inner if _tensor_meta(inner) is not None and _tensor_meta(inner).dtype == torch.bool \
+            m = inner if tensor_value(inner) is not None and tensor_value(inner).dtype == torch.bool \
                 else call(graph, aten.logical_not.default, m)
         keep = m if keep is None else call(graph, aten.logical_and.default, keep, m)
     if bias is None or keep is None:
@@ -360,8 +355,8 @@ def _retarget_sdpa(graph: torch.fx.Graph, sdpa: torch.fx.Node, learned: set) -> 
     q, k, v, mask = (a.get(name) for name in ("query", "key", "value", "attn_mask"))
     if not a or a.get("dropout_p", 0.0) != 0.0 or a.get("enable_gqa", False) or mask in learned:
         return None
-    metas = [_tensor_meta(n) for n in (q, k, v)]
-    if any(t is None for t in metas) or (mask is not None and _tensor_meta(mask) is None):
+    metas = [tensor_value(n) for n in (q, k, v)]
+    if any(t is None for t in metas) or (mask is not None and tensor_value(mask) is None):
         return None
     scale = a.get("scale")
     scale = 1 / math.sqrt(metas[0].shape[-1]) if scale is None else scale

@@ -30,8 +30,8 @@ from torch._guards import detect_fake_mode
 
 from ..kernels import linear_cross_entropy_op  # noqa: F401 - registers torch.ops.tensorsmith.linear_cross_entropy*
 from ..log import log
-from .linear_cross_entropy_match import LOSSES, Plan, Skip, match, val
-from .pre_dispatch import call, mentions, needing_grad, trace
+from .linear_cross_entropy_match import LOSSES, Plan, Skip, match
+from .pre_dispatch import call, mentions, needing_grad, tensor_value, trace
 from .source import source_line
 
 aten = torch.ops.aten
@@ -66,19 +66,19 @@ def _rewrite(graph: torch.fx.Graph, plan: Plan, learned: set) -> LinearCrossEntr
     with graph.inserting_before(loss):
         ops = [x, w, b]
         for i, n in enumerate(ops):  # autocast's casts, made explicit
-            if n is not None and val(n).dtype != dtype:
+            if n is not None and tensor_value(n).dtype != dtype:
                 ops[i] = _cast(graph, n, dtype)
-        if val(ops[0]).dim() != 2:
-            ops[0] = call(graph, aten.reshape.default, ops[0], [-1, val(w).shape[1]])
+        if tensor_value(ops[0]).dim() != 2:
+            ops[0] = call(graph, aten.reshape.default, ops[0], [-1, tensor_value(w).shape[1]])
         kept = None
         if _read_elsewhere(plan):
-            kept = node if val(node).dim() == 2 else \
-                call(graph, aten.reshape.default, node, [-1, val(w).shape[0]])
+            kept = node if tensor_value(node).dim() == 2 else \
+                call(graph, aten.reshape.default, node, [-1, tensor_value(w).shape[0]])
         new = call(graph, op, *ops, target, ignore_index, smoothing, reduction, kept)
         if training:
             new = call(graph, operator.getitem, new, 0)
-        if val(new).dtype != val(loss).dtype:
-            new = _cast(graph, new, val(loss).dtype)
+        if tensor_value(new).dtype != tensor_value(loss).dtype:
+            new = _cast(graph, new, tensor_value(loss).dtype)
     new.meta.update({k: v for k, v in loss.meta.items() if k != "val"})
     loss.replace_all_uses_with(new)
     graph.erase_node(loss)
@@ -97,8 +97,8 @@ def _read_elsewhere(plan: Plan) -> bool:
 
 def _cast(graph, node, dtype):
     new = graph.call_function(aten._to_copy.default, (node,), {"dtype": dtype})
-    with detect_fake_mode([val(node)]):
-        new.meta["val"] = aten._to_copy.default(val(node), dtype=dtype)
+    with detect_fake_mode([tensor_value(node)]):
+        new.meta["val"] = aten._to_copy.default(tensor_value(node), dtype=dtype)
     return new
 
 

@@ -11,6 +11,8 @@ import torch
 import torch.fx
 from torch.fx.operator_schemas import normalize_function
 
+from .pre_dispatch import tensor_value
+
 aten = torch.ops.aten
 
 _HALF = (torch.bfloat16, torch.float16)
@@ -27,11 +29,6 @@ LOSSES = _NLL | {aten.cross_entropy_loss.default}
 
 class Skip(Exception):
     """A candidate that is not rewritten, and why."""
-
-
-def val(node):
-    value = node.meta.get("val") if isinstance(node, torch.fx.Node) else None
-    return value if isinstance(value, torch.Tensor) else None
 
 
 def _args(node) -> dict:
@@ -56,7 +53,7 @@ def _loss(node):
     if not isinstance(log_softmax, torch.fx.Node) or log_softmax.target not in _LOG_SOFTMAX:
         raise Skip("nll_loss not of a log_softmax")
     la = _args(log_softmax)
-    inner, out = val(la.get("input")), val(log_softmax)
+    inner, out = tensor_value(la.get("input")), tensor_value(log_softmax)
     if len(log_softmax.users) != 1 or inner is None or out is None:
         raise Skip("the log_softmax is used elsewhere")
     if la["dim"] not in (-1, inner.dim() - 1) or la.get("half_to_float") or out.dtype != inner.dtype:
@@ -67,7 +64,7 @@ def _loss(node):
 def _exact(node) -> bool:
     """Whether `node` gives its first argument's values, rows intact: a view keeping the last dim,
     an upcast to float32, a copy or a full slice."""
-    src, out = val(node.args[0]) if node.args else None, val(node)
+    src, out = tensor_value(node.args[0]) if node.args else None, tensor_value(node)
     if src is None or out is None or src.device != out.device or out.dim() < 1 or src.dim() < 1:
         return False
     if node.target in _VIEWS:
@@ -97,7 +94,7 @@ def _projection(node):
 
 
 def _untransposed(node):
-    v = val(node)
+    v = tensor_value(node)
     if not isinstance(node, torch.fx.Node) or node.target not in _TRANSPOSES or v is None or v.dim() != 2:
         raise Skip("the weight is not a transposed 2-D tensor")
     if node.target is aten.permute.default and list(node.args[1]) not in ([1, 0], [-1, -2]):
@@ -107,7 +104,7 @@ def _untransposed(node):
 
 def _check(x, w, b, logits, l, target):
     """Shapes and dtypes the op takes; the dtype the logits are computed in."""
-    vx, vw, vb, vl, vloss, vt = (val(n) for n in (x, w, b, logits, l, target))
+    vx, vw, vb, vl, vloss, vt = (tensor_value(n) for n in (x, w, b, logits, l, target))
     if vx is None or vw is None or vl is None or vloss is None or vt is None or (b is not None and vb is None):
         raise Skip("an operand without a traced value")
     if vw.dim() != 2 or vx.dim() < 2 or vloss.dim() != 2 or vt.dim() != 1 or vt.dtype != torch.int64:

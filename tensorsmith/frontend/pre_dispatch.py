@@ -1,7 +1,7 @@
 """What the graph rewrites that run before AOTAutograd share (attention.py, linear_cross_entropy.py):
 the Dynamo graph traced to pre-dispatch ATen (one canonical op per operation, fake-tensor values,
-the user's source lines kept), a cheap look for the ops a rewrite starts from, new nodes with
-their fake values, and which nodes carry gradients."""
+the user's source lines kept), a cheap look for the ops a rewrite starts from, nodes' fake
+values and new nodes with theirs, and which nodes carry gradients."""
 from __future__ import annotations
 
 import operator
@@ -45,6 +45,13 @@ def trace(gm: torch.fx.GraphModule, example_inputs, rewrite: str) -> torch.fx.Gr
         return None
 
 
+def tensor_value(node):
+    """The fake tensor a traced node holds (its shape, dtype and device), or None (not a node, or
+    a node whose value is not a tensor)."""
+    value = node.meta.get("val") if isinstance(node, torch.fx.Node) else None
+    return value if isinstance(value, torch.Tensor) else None
+
+
 def call(graph: torch.fx.Graph, target, *args) -> torch.fx.Node:
     """A new call node with its fake-tensor value (later checks read shapes and dtypes from it)."""
     node = graph.call_function(target, args)
@@ -61,8 +68,8 @@ def needing_grad(graph: torch.fx.Graph, inputs_needing_grad: list[bool]) -> set:
         if needs:
             result.add(node)
     for node in graph.nodes:
-        value = node.meta.get("val")
-        if node.op == "call_function" and isinstance(value, torch.Tensor) and value.dtype.is_floating_point \
+        value = tensor_value(node)
+        if node.op == "call_function" and value is not None and value.dtype.is_floating_point \
                 and any(i in result for i in node.all_input_nodes):
             result.add(node)
     return result

@@ -31,7 +31,7 @@ from types import ModuleType
 import torch
 from torch import Tensor
 
-from ..errors import FallbackWarning
+from ..errors import FallbackWarning, is_triton_compile_error
 from . import linear_cross_entropy_reference
 
 REDUCTIONS = ("mean", "sum")
@@ -142,7 +142,7 @@ def _rows(kernel: ModuleType, logits: Tensor, *args) -> ModuleType:
         kernel.rows(logits, *args)
         return kernel
     except Exception as e:
-        if kernel is linear_cross_entropy_reference or not _is_compile_error(e):
+        if kernel is linear_cross_entropy_reference or not is_triton_compile_error(e):
             raise
         _FAILED.add(kernel.__name__)
         warnings.warn(FallbackWarning(f"tensorsmith: the chunked cross-entropy's Triton kernel did not "
@@ -150,11 +150,6 @@ def _rows(kernel: ModuleType, logits: Tensor, *args) -> ModuleType:
                                       f"its rows run as PyTorch ops"), stacklevel=2)
         linear_cross_entropy_reference.rows(logits, *args)
         return linear_cross_entropy_reference
-
-
-def _is_compile_error(e: Exception) -> bool:
-    module = type(e).__module__ or ""
-    return module.startswith("triton") or "CompilationError" in type(e).__name__
 
 
 @torch.library.custom_op("tensorsmith::linear_cross_entropy_with_grads", mutates_args=())

@@ -44,7 +44,7 @@ from ..codegen.schedule import KernelStep, LibraryStep, Schedule
 from ..codegen.triton.build import interpreting
 from ..codegen.triton.emit import TritonKernel
 from ..codegen.triton.launch import KernelLaunch, argument_dtypes
-from ..errors import IndexOutOfRange
+from ..errors import IndexOutOfRange, is_triton_compile_error
 from ..ir.interpret import Interpreter, _constant
 from ..ir.sizes import evaluate
 from ..log import log
@@ -169,7 +169,7 @@ class TritonGraph:
             except IndexOutOfRange:
                 raise
             except Exception as e:
-                if config.strict or not _is_compile_error(e):
+                if config.strict or not is_triton_compile_error(e):
                     raise
                 self.record.whole_graph_fallback = f"Triton: {str(e).splitlines()[0] if str(e) else e!r}"
                 log(1, f"{self.record.graph_id}: running through the interpreter: {e}")
@@ -317,9 +317,3 @@ def _library_results_dead_after(s: Schedule) -> dict[int, list[str]]:
     for b, i in last.items():
         dead.setdefault(i, []).append(b)
     return dead
-
-
-def _is_compile_error(e: Exception) -> bool:
-    """Whether `e` came from Triton compiling a kernel (not from running the graph)."""
-    module = type(e).__module__ or ""
-    return module.startswith("triton") or "CompilationError" in type(e).__name__
