@@ -33,6 +33,9 @@ class Graph:
     params: list[Node] = field(default_factory=list)
     nodes: list[Node] = field(default_factory=list)
     outputs: list[Node] = field(default_factory=list)
+    # Output index -> parameter index: that output is the parameter's new value, which the caller
+    # (AOTAutograd) copies into the argument after the call, so a step may write it in place.
+    written_back: dict[int, int] = field(default_factory=dict)
 
     def add_param(self, name: str, type: TensorType, source: str | None = None) -> Node:
         node = Node("param", [], {}, type, source, name)

@@ -24,17 +24,20 @@ from ..ir.interpret import Interpreter, _constant
 from ..kernels import attention_op
 from . import cpu_matmul
 from .matmul_orientation import matmul
+from .in_place import IN_PLACE, in_place_steps
 from .memory import MemoryPlan, plan_memory
 from .numerics import NumericsGuard, all_finite
 from .per_call import empty, frees, last_reads
 
 
-def _library_call(step: LibraryStep, numerics: NumericsGuard | None = None, sizes: dict | None = None):
+def _library_call(step: LibraryStep, numerics: NumericsGuard | None = None, sizes: dict | None = None,
+                  in_place: bool = False):
     """The PyTorch call for a library step: inputs seen through their views, a contiguous result
     that owns its memory, and errors that name the op and the model's source line. With numeric
     guards, a result that is not all finite goes to the guard. Matrix products run in the
     orientation measured faster (matmul_orientation.py). `sizes` (a dict the caller fills on each
-    call) gives the values of symbolic sizes in the node's attributes and views."""
+    call) gives the values of symbolic sizes in the node's attributes and views. `in_place`: the
+    step writes its first input and returns it (in_place.py)."""
     interpreter = Interpreter()
     if sizes is not None:
         interpreter.sizes = sizes
@@ -44,7 +47,7 @@ def _library_call(step: LibraryStep, numerics: NumericsGuard | None = None, size
     # A product's result is fresh memory (cuBLAS's, or the transposed orientation's copy); any other
     # op's may be a view of an input, which is checked on each call.
     fresh = node.op in ("dot", "addmm")
-    compute = _computation(node, interpreter)
+    compute = _computation(node, interpreter, in_place)
 
     def call(*args):
         try:
@@ -63,6 +66,8 @@ def _library_call(step: LibraryStep, numerics: NumericsGuard | None = None, size
             numerics.library(node, inputs, result)
         if not isinstance(result, torch.Tensor):
             return result  # a fallback's tuple, read by `get` steps
+        if in_place:
+            return result  # the parameter itself, written
         if fresh:
             return result.contiguous()
         # A view of an arena buffer would change when the arena is reused: copy it out.
@@ -73,10 +78,13 @@ def _library_call(step: LibraryStep, numerics: NumericsGuard | None = None, size
     return call
 
 
-def _computation(node, interpreter: Interpreter):
+def _computation(node, interpreter: Interpreter, in_place: bool = False):
     """`f(*inputs)` computing a library step's node: products straight to matmul / torch.addmm,
-    attention to its computation (not through the dispatcher, attention_op.DIRECT), anything else
-    through the interpreter's rule for its op."""
+    attention to its computation (not through the dispatcher, attention_op.DIRECT), an in-place
+    step through its op's in-place form, anything else through the interpreter's rule for its op."""
+    if in_place:
+        target = IN_PLACE[node.attrs["target"]]
+        return lambda *inputs: interpreter.fallback(node, list(inputs), target)
     if node.op == "dot":
         return matmul
     if node.op == "addmm":
@@ -165,6 +173,7 @@ class CompiledGraph:
         lines = [f"def run({', '.join(arguments) + (',' if len(arguments) == 1 else '')}):"]
         per_call = set(self.plan.per_call)
         last_read = last_reads(s)
+        in_place = in_place_steps(s)
         for name, node in s.constants.items():
             a = node.attrs
             ns[name] = _constant(a["value"], a["shape"], a["dtype"].torch_dtype, a["device"]).contiguous()
@@ -173,7 +182,8 @@ class CompiledGraph:
             ns[name] = self._view(name)
         for i, step in enumerate(s.steps):
             if isinstance(step, LibraryStep):
-                ns[f"lib{i}"] = _library_call(step, self.numerics, self.sizes if self.size_names else None)
+                ns[f"lib{i}"] = _library_call(step, self.numerics, self.sizes if self.size_names else None,
+                                              i in in_place)
                 lines.append(f"    {step.output} = lib{i}({', '.join(step.inputs)})")
                 lines += frees(step.inputs, i, per_call, last_read)
                 continue

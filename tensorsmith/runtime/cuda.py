@@ -50,6 +50,7 @@ from ..ir.sizes import evaluate
 from ..log import log
 from . import index_checks
 from .compiled import _library_call
+from .in_place import in_place_steps
 from .cuda_graphs.attach import attach as attach_cuda_graph
 from .cuda_graphs.eligibility import graph_name
 from .memory import MemoryPlan, plan_memory
@@ -232,6 +233,7 @@ class TritonGraph:
         arguments = [*s.params, *self.size_names]
         lines = [f"def run({', '.join(arguments) + (',' if len(arguments) == 1 else '')}):"]
         self.per_call, self.last_read = set(self.plan.per_call), last_reads(s)
+        self.writes_in_place = in_place_steps(s)  # library steps writing a parameter (read by cuda_graphs/runner.py)
         for name, node in s.constants.items():
             a = node.attrs
             ns[name] = _constant(a["value"], a["shape"], a["dtype"].torch_dtype, self.device).contiguous()
@@ -245,7 +247,8 @@ class TritonGraph:
                 if not self.settles and any(_is_index(s.buffers[b].type) for b in step.inputs):
                     lines.append("    _settle()")
                     self.settles = True
-                ns[f"lib{i}"] = _library_call(step, None, self.sizes if self.size_names else None)
+                ns[f"lib{i}"] = _library_call(step, None, self.sizes if self.size_names else None,
+                                              i in self.writes_in_place)
                 lines.append(f"    {step.output} = lib{i}({', '.join(step.inputs)})")
                 lines += frees(step.inputs, i, self.per_call, self.last_read)
             else:

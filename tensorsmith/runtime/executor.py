@@ -141,7 +141,8 @@ class GraphExecutor:
     def _assemble(self, results, inputs, args, sizes=None):
         """Outputs in FX order. A view of an input is rebuilt as that view of the caller's tensor;
         any other output sharing memory with an input or an earlier caller-visible output is copied,
-        since the graph promised a fresh tensor there. A size among the outputs (a training forward
+        since the graph promised a fresh tensor there, unless it is an input written in place
+        (in_place.py) for the caller to copy back. A size among the outputs (a training forward
         saves them for its backward) gets its value in this call."""
         seen = {t.untyped_storage().data_ptr() for t in inputs if t.numel()}
         seen |= {a.untyped_storage().data_ptr() for a in args if isinstance(a, torch.Tensor) and a.numel()}
@@ -156,6 +157,10 @@ class GraphExecutor:
                     outputs.append(view)
                     continue
             tensor = results[value]
+            param = self.graph.written_back.get(value)
+            if param is not None and tensor is inputs[param]:
+                outputs.append(tensor)  # written in place: the caller's copy back is a no-op
+                continue
             if tensor.numel():
                 pointer = tensor.untyped_storage().data_ptr()
                 if pointer in seen:

@@ -21,7 +21,7 @@ from tensorsmith import records
 from tensorsmith.ir import parse_graph
 from tensorsmith.ir.attrs import Operand
 from tensorsmith.ir.graph import Graph
-from tensorsmith.ir.types import F32, TensorType
+from tensorsmith.ir.types import F32, I64, TensorType
 from tensorsmith.passes.fuse import schedule
 from tensorsmith.runtime.cuda_graphs import eligibility, static_outputs
 from tensorsmith.runtime.cuda_graphs import runner as cuda_graph_runner
@@ -255,7 +255,7 @@ def simulated(monkeypatch):
 
     def build(text):
         from tensorsmith.compile.codegen import generate_code
-        compiled = generate_code(_graph(text))
+        compiled = generate_code(text if isinstance(text, Graph) else _graph(text))
 
         def attach(tensors):
             result = compiled(tensors)  # the ordinary first call
@@ -588,3 +588,45 @@ def test_size_buckets_capture_recurring_sizes_only(simulated, monkeypatch):
     for _ in range(6):
         call(4)
     assert buckets.runners[(4,)].replays >= 2
+
+
+def _cache_write_graph() -> Graph:
+    """cache.index_put((position,), values), written back into the cache, and twice its sum."""
+    g = Graph("cache")
+    cache = g.add_param("cache", TensorType((6, 5), F32, "cpu"))
+    values = g.add_param("values", TensorType((2, 5), F32, "cpu"))
+    position = g.add_param("position", TensorType((2,), I64, "cpu"))
+    written = g.add("fallback", [cache, position, values], {
+        "target": "aten.index_put.default", "args": [Operand(0), [Operand(1)], Operand(2), False],
+        "kwargs": {}}, type=TensorType((6, 5), F32, "cpu"))
+    total = g.add("reduce", [written], {"kind": "sum", "dims": [0]})
+    g.outputs = [written, g.add("mul", [total, total])]
+    g.written_back = {0: 0}
+    return g
+
+
+@pytest.mark.parametrize("moving", [False, True])
+def test_an_argument_written_in_place_is_handed_out_written(simulated, moving):
+    """A replay writes a cache taken in place into the caller's tensor, and one it copies into the
+    copy, which it hands out written (the caller copies it back)."""
+    compiled, attach = simulated(_cache_write_graph())
+    assert compiled.writes_in_place == {0: 0}
+    cache = torch.randn(6, 5)
+    runner = None
+    for step in range(6):
+        if moving:
+            cache = cache.clone()
+        before = cache.clone()
+        values, position = torch.randn(2, 5), torch.tensor([step % 6, (step + 3) % 6])
+        expected = before.index_put((position,), values)
+        if runner is None:
+            out = attach([cache, values, position])
+            runner = compiled.cuda_graph
+        else:
+            out = compiled([cache, values, position])
+        torch.testing.assert_close(out[0], expected)
+        torch.testing.assert_close(out[1], expected.sum(0) ** 2)
+        if not moving:
+            assert out[0] is cache
+    assert runner.replays >= 2 and runner.stopped is None, runner.stopped
+    assert (0 in [i for i, _ in runner.copied]) == moving

@@ -41,6 +41,7 @@ import torch
 
 from ...log import log
 from .eligibility import copy_refusal, gpu_bound_refusal, graph_name, launch_bound, launch_share, refuse
+from ..in_place import outputs_written
 from .static_outputs import StaticOutputs, captured_output
 
 # Captures per graph (argument addresses that keep changing), and captures put off by the copy rule
@@ -149,16 +150,19 @@ class CudaGraphRunner:
 
     def _hand_out(self, tensors) -> list[torch.Tensor]:
         """The static outputs as fresh tensors, and outputs that are arguments (or views of one) as
-        the ordinary call returns them: of this call's argument."""
+        the ordinary call returns them: of this call's argument. An argument the graph writes in
+        place (in_place.py) and the replay copies into a buffer is that buffer, written."""
         fresh = iter(self.outputs.hand_out())
+        copied = dict(self.copied)
         result = []
         for i in range(len(self.owner.schedule.outputs)):
             j = self.argument_outputs.get(i)
             if j is None:
                 result.append(next(fresh))
                 continue
+            argument = copied[j] if j in copied and j in self.owner.writes_in_place.values() else tensors[j]
             view = self.owner.namespace.get(f"out_view{i}")
-            result.append(view(tensors[j]) if view is not None else tensors[j])
+            result.append(view(argument) if view is not None else argument)
         return result
 
     def _device(self):
@@ -261,6 +265,7 @@ class CudaGraphRunner:
             params = owner.schedule.params
             self.argument_outputs = {i: params.index(name) for i, name in enumerate(owner.schedule.outputs)
                                      if name in params}
+            self.argument_outputs.update(outputs_written(owner.schedule, owner.writes_in_place))
             outputs = [t for i, t in enumerate(outputs) if i not in self.argument_outputs]
             problem = self._foreign_output(outputs, static)
             self.outputs = StaticOutputs(outputs)
