@@ -50,6 +50,15 @@ class Schedule:
         the wrapper's size arguments, in this order."""
         return tuple(sorted(size_symbols(self.graph)))
 
+    def shared_outputs(self) -> set[int]:
+        """The outputs that may share memory with an input or another output: a parameter returned
+        (or a view of one), a buffer returned twice, and a tuple element a library op returned (a
+        fallback's results are not checked for views of its inputs). Every other output is memory
+        its step allocated on this call."""
+        from_tuples = {st.output for st in self.steps if isinstance(st, LibraryStep) and st.node.op == "get"}
+        return {i for i, name in enumerate(self.outputs)
+                if name in self.params or name in from_tuples or self.outputs.count(name) > 1}
+
     def buffer_of(self, node: Node) -> str:
         name = self.node_buffer.get(node)
         if name is None:

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from ..errors import ExecutionError, TensorsmithError
 from .aten import ALIGNED_BIAS, LIBRARY_KERNELS, aligned_bias, from_attr, resolve_target
+from .attrs import Operand
 from .graph import Graph, Node
 from .sizes import evaluate, is_symbolic
 from .types import DType, TensorType, TupleType
@@ -137,6 +138,27 @@ def _own_storage(t: torch.Tensor) -> torch.Tensor:
     return t.clone(memory_format=torch.contiguous_format)
 
 
+def _bound_arguments(value, map_dtype):
+    """`from_attr(value, operands, map_dtype)` as a function of the operands, for static attributes:
+    a list whose operands are all at its top level is filled in a copy of the list made once, with
+    everything else resolved once; anything else goes through from_attr on each call."""
+    if isinstance(value, list) and not any(isinstance(v, (list, dict)) for v in value):
+        template = from_attr(value, [None] * (1 + max((v.index for v in value if isinstance(v, Operand)),
+                                                      default=-1)), map_dtype)
+        slots = [(i, v.index) for i, v in enumerate(value) if isinstance(v, Operand)]
+
+        def fill(operands):
+            filled = list(template)
+            for i, operand in slots:
+                filled[i] = operands[operand]
+            return filled
+        return fill
+    if isinstance(value, dict) and not any(isinstance(v, (list, dict, Operand)) for v in value.values()):
+        constant = from_attr(value, [], map_dtype)
+        return lambda operands: dict(constant)
+    return lambda operands: from_attr(value, operands, map_dtype)
+
+
 class Interpreter:
     """Evaluates nodes one at a time; `float64` computes all floating values in float64."""
 
@@ -244,30 +266,75 @@ class Interpreter:
             tensor = self.eval(view, [tensor])
         return tensor
 
+    def bind_views(self, chain: list[Node]):
+        """`apply_views` over `chain` as one function of the tensor, for a caller applying the same
+        chain on every call: static reshapes, transposes and slices become the PyTorch call itself."""
+        steps = [self._bound_view(view) for view in chain]
+        if len(steps) == 1:
+            return steps[0]
+
+        def apply(tensor):
+            for step in steps:
+                tensor = step(tensor)
+            return tensor
+        return apply
+
+    def _bound_view(self, view: Node):
+        a = view.attrs
+        if is_symbolic(a) or view.op not in ("reshape", "transpose", "slice"):
+            return lambda tensor: self.eval(view, [tensor])
+        if view.op == "reshape":
+            shape = tuple(a["shape"])
+            return lambda tensor: tensor.reshape(shape)
+        if view.op == "transpose":
+            perm = tuple(a["perm"])
+            return lambda tensor: tensor.permute(perm)
+        index = tuple(slice(*s) for s in zip(a["starts"], a["limits"], a["strides"]))
+        return lambda tensor: tensor[index]
+
     def fallback(self, node: Node, args: list, target=None):
         """Call the ATen op (or `target`, a function computing the same). IR values have no layout,
         so it sees them contiguous (row-major), which is what layout-dependent ops such as
         as_strided are imported for; ops addressing the storage itself (STORAGE_ADDRESSING) see
         tensors that own their storage from offset 0."""
-        target = target or resolve_target(node.attrs["target"])
-        if node.attrs["target"] not in LIBRARY_KERNELS:
-            args = [a.contiguous() if isinstance(a, torch.Tensor) else a for a in args]
-        if node.attrs["target"] in STORAGE_ADDRESSING:
-            args = [_own_storage(a) if isinstance(a, torch.Tensor) else a for a in args]
-        attrs = self._attrs(node)
-        call_args = from_attr(attrs["args"], args, self.dtype)
-        call_kwargs = from_attr(attrs["kwargs"], args, self.dtype)
-        positions = ALIGNED_BIAS.get(node.attrs["target"])
-        if positions is not None:
-            _align_bias(call_args, call_kwargs, *positions)
-        result = target(*call_args, **call_kwargs)
-        if isinstance(node.type, TupleType):
-            result = tuple(r for r in result if r is not None)  # the IR type leaves Nones out
-            for t, r in zip(node.type.elements, result):
-                self._check_fallback_result(node, t, r)
+        return self.bind_fallback(node, target)(args)
+
+    def bind_fallback(self, node: Node, target=None):
+        """`fallback(node, args, target)` as a function of `args`, with what depends on neither the
+        arguments nor this run's sizes (the target, the attributes as ATen arguments) worked out
+        once, for a caller running the same node on every call."""
+        name = node.attrs["target"]
+        target = target or resolve_target(name)
+        contiguous, own_storage = name not in LIBRARY_KERNELS, name in STORAGE_ADDRESSING
+        positions = ALIGNED_BIAS.get(name)
+        if is_symbolic(node.attrs):
+            def arguments(args):
+                attrs = self._attrs(node)
+                return from_attr(attrs["args"], args, self.dtype), from_attr(attrs["kwargs"], args, self.dtype)
         else:
-            self._check_fallback_result(node, node.type, result)
-        return result
+            args_of = _bound_arguments(node.attrs["args"], self.dtype)
+            kwargs_of = _bound_arguments(node.attrs["kwargs"], self.dtype)
+
+            def arguments(args):
+                return args_of(args), kwargs_of(args)
+
+        def call(args):
+            if contiguous:
+                args = [a.contiguous() if isinstance(a, torch.Tensor) else a for a in args]
+            if own_storage:
+                args = [_own_storage(a) if isinstance(a, torch.Tensor) else a for a in args]
+            call_args, call_kwargs = arguments(args)
+            if positions is not None:
+                _align_bias(call_args, call_kwargs, *positions)
+            result = target(*call_args, **call_kwargs)
+            if isinstance(node.type, TupleType):
+                result = tuple(r for r in result if r is not None)  # the IR type leaves Nones out
+                for t, r in zip(node.type.elements, result):
+                    self._check_fallback_result(node, t, r)
+            else:
+                self._check_fallback_result(node, node.type, result)
+            return result
+        return call
 
     def _check_fallback_result(self, node: Node, expected: TensorType, result):
         """A fallback must produce what the graph declared; anything else is a compiler bug."""

@@ -18,81 +18,14 @@ import torch
 from .. import config
 from ..codegen.cpp.emit import ERROR_INDEX, ERROR_NONFINITE
 from ..codegen.schedule import KernelStep, LibraryStep, Schedule
-from ..errors import BuildError, ExecutionError, IndexOutOfRange
+from ..errors import BuildError, IndexOutOfRange
 from ..log import log
 from ..ir.interpret import Interpreter, _constant
-from ..kernels import attention_op
-from . import cpu_matmul
-from .matmul_orientation import matmul
-from .in_place import IN_PLACE, in_place_steps
+from .in_place import in_place_steps
+from .library_call import library_call
 from .memory import MemoryPlan, plan_memory
-from .numerics import NumericsGuard, all_finite
+from .numerics import NumericsGuard
 from .per_call import empty, frees, last_reads
-
-
-def _library_call(step: LibraryStep, numerics: NumericsGuard | None = None, sizes: dict | None = None,
-                  in_place: bool = False):
-    """The PyTorch call for a library step: inputs seen through their views, a contiguous result
-    that owns its memory, and errors that name the op and the model's source line. With numeric
-    guards, a result that is not all finite goes to the guard. Matrix products run in the
-    orientation measured faster (matmul_orientation.py). `sizes` (a dict the caller fills on each
-    call) gives the values of symbolic sizes in the node's attributes and views. `in_place`: the
-    step writes its first input and returns it (in_place.py)."""
-    interpreter = Interpreter()
-    if sizes is not None:
-        interpreter.sizes = sizes
-    node = step.node
-    op = node.attrs["target"] if node.op == "fallback" else node.op
-    viewed = [(i, chain) for i, chain in enumerate(step.views) if chain]  # the inputs seen through views
-    # A product's result is fresh memory (cuBLAS's, or the transposed orientation's copy); any other
-    # op's may be a view of an input, which is checked on each call.
-    fresh = node.op in ("dot", "addmm")
-    compute = _computation(node, interpreter, in_place)
-
-    def call(*args):
-        try:
-            inputs = args
-            if viewed:
-                inputs = list(args)
-                for i, chain in viewed:
-                    inputs[i] = interpreter.apply_views(args[i], chain)
-            result = compute(*inputs)
-        except ExecutionError:
-            raise
-        except Exception as e:
-            raise ExecutionError(str(e).splitlines()[0] if str(e) else type(e).__name__, op,
-                                 node.source) from e
-        if numerics is not None and not all_finite(result):
-            numerics.library(node, inputs, result)
-        if not isinstance(result, torch.Tensor):
-            return result  # a fallback's tuple, read by `get` steps
-        if in_place:
-            return result  # the parameter itself, written
-        if fresh:
-            return result.contiguous()
-        # A view of an arena buffer would change when the arena is reused: copy it out.
-        shared = {a.untyped_storage().data_ptr() for a in args if isinstance(a, torch.Tensor)}
-        if result.numel() and result.untyped_storage().data_ptr() in shared:
-            return result.clone()
-        return result.contiguous()
-    return call
-
-
-def _computation(node, interpreter: Interpreter, in_place: bool = False):
-    """`f(*inputs)` computing a library step's node: products straight to matmul / torch.addmm,
-    attention to its computation (not through the dispatcher, attention_op.DIRECT), an in-place
-    step through its op's in-place form, anything else through the interpreter's rule for its op."""
-    if in_place:
-        target = IN_PLACE[node.attrs["target"]]
-        return lambda *inputs: interpreter.fallback(node, list(inputs), target)
-    if node.op == "dot":
-        return matmul
-    if node.op == "addmm":
-        return cpu_matmul.addmm
-    direct = attention_op.DIRECT.get(node.attrs["target"]) if node.op == "fallback" else None
-    if direct is not None:
-        return lambda *inputs: interpreter.fallback(node, list(inputs), direct)
-    return lambda *inputs: interpreter.eval(node, list(inputs))
 
 
 class CompiledGraph:
@@ -112,6 +45,7 @@ class CompiledGraph:
         # Kernels index row-major memory; parameters only library calls read may have any strides.
         read_by_kernels = {b for st in schedule.steps if isinstance(st, KernelStep) for b in st.kernel.inputs}
         self.row_major_params = [p in read_by_kernels for p in schedule.params]
+        self.shared_outputs = schedule.shared_outputs()  # read by the executor
         self.source = None
         self._run = None
         self.size_names = list(schedule.size_names)
@@ -182,7 +116,7 @@ class CompiledGraph:
             ns[name] = self._view(name)
         for i, step in enumerate(s.steps):
             if isinstance(step, LibraryStep):
-                ns[f"lib{i}"] = _library_call(step, self.numerics, self.sizes if self.size_names else None,
+                ns[f"lib{i}"] = library_call(step, self.numerics, self.sizes if self.size_names else None,
                                               i in in_place)
                 lines.append(f"    {step.output} = lib{i}({', '.join(step.inputs)})")
                 lines += frees(step.inputs, i, per_call, last_read)

@@ -37,6 +37,13 @@ def eligible(a: torch.Tensor, b: torch.Tensor) -> bool:
             and a.numel() * b.shape[1] >= _MIN_WORK)
 
 
+def worth(a, b) -> bool:
+    """Whether operands of these IR types (static shapes) could take oneDNN: `eligible`, decided
+    from types before any call. False rules out the measured choice for every call."""
+    return (_AVAILABLE and a.dtype.torch_dtype == torch.float32 and b.dtype.torch_dtype == torch.float32
+            and a.rank >= 2 and b.rank == 2 and a.numel * b.shape[1] >= _MIN_WORK)
+
+
 def _onednn(bias, a, b):
     return torch.ops.mkldnn._linear_pointwise(a, b.mT, bias, "none", [], "")
 

@@ -49,8 +49,8 @@ from ..ir.interpret import Interpreter, _constant
 from ..ir.sizes import evaluate
 from ..log import log
 from . import index_checks
-from .compiled import _library_call
 from .in_place import in_place_steps
+from .library_call import library_call
 from .cuda_graphs.attach import attach as attach_cuda_graph
 from .cuda_graphs.eligibility import graph_name
 from .memory import MemoryPlan, plan_memory
@@ -122,6 +122,7 @@ class TritonGraph:
         self.flags = torch.zeros(max(len(checked), 1), dtype=torch.int32, device=self.device)
         read_by_kernels = {b for st in schedule.steps if isinstance(st, KernelStep) for b in st.kernel.inputs}
         self.row_major_params = [p in read_by_kernels for p in schedule.params]
+        self.shared_outputs = schedule.shared_outputs()  # read by the executor
         self.namespace: dict = {"torch": torch, "_check": self._check_flags, "_settle": self._settle}
         self._earlier = 0
         self.size_names = list(schedule.size_names)
@@ -247,7 +248,7 @@ class TritonGraph:
                 if not self.settles and any(_is_index(s.buffers[b].type) for b in step.inputs):
                     lines.append("    _settle()")
                     self.settles = True
-                ns[f"lib{i}"] = _library_call(step, None, self.sizes if self.size_names else None,
+                ns[f"lib{i}"] = library_call(step, None, self.sizes if self.size_names else None,
                                               i in self.writes_in_place)
                 lines.append(f"    {step.output} = lib{i}({', '.join(step.inputs)})")
                 lines += frees(step.inputs, i, self.per_call, self.last_read)

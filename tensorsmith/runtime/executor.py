@@ -81,6 +81,9 @@ class GraphExecutor:
         # Which parameters must be row-major (generated kernels read them); the interpreter takes any.
         self.row_major = getattr(runner, "row_major_params", None) or [False] * len(self.graph.params)
         self.output_strides = imported.output_strides
+        # Which outputs may share memory with an input or another output (codegen/schedule.py);
+        # None where not known (the interpreter): then every output is checked.
+        self.shared_outputs = getattr(runner, "shared_outputs", None)
         # Numeric guards (config.check_numerics, read now, at compile time): the generated code's
         # own, else one for the argument checks (and, interpreted, for every node's value).
         self.numerics = getattr(runner, "numerics", None) or guard_for(self.graph)
@@ -144,8 +147,11 @@ class GraphExecutor:
         since the graph promised a fresh tensor there, unless it is an input written in place
         (in_place.py) for the caller to copy back. A size among the outputs (a training forward
         saves them for its backward) gets its value in this call."""
-        seen = {t.untyped_storage().data_ptr() for t in inputs if t.numel()}
-        seen |= {a.untyped_storage().data_ptr() for a in args if isinstance(a, torch.Tensor) and a.numel()}
+        checked = self.shared_outputs is None or bool(self.shared_outputs)
+        seen = set()
+        if checked:
+            seen = {t.untyped_storage().data_ptr() for t in inputs if t.numel()}
+            seen |= {a.untyped_storage().data_ptr() for a in args if isinstance(a, torch.Tensor) and a.numel()}
         outputs = []
         for i, ((kind, value), strides) in enumerate(zip(self.outputs, self.output_strides)):
             if kind == "value":
@@ -161,7 +167,7 @@ class GraphExecutor:
             if param is not None and tensor is inputs[param]:
                 outputs.append(tensor)  # written in place: the caller's copy back is a no-op
                 continue
-            if tensor.numel():
+            if checked and tensor.numel():
                 pointer = tensor.untyped_storage().data_ptr()
                 if pointer in seen:
                     tensor = _copy_with_strides(tensor, strides)

@@ -1,0 +1,95 @@
+"""The PyTorch call a library step makes, built once per step for the generated wrappers
+(compiled.py on the CPU, cuda.py on CUDA), which call it on every run.
+
+A step runs on every call of a graph, so what depends only on the node (its views, its ATen
+arguments, which product routine its operand types take) is decided here once: the call itself
+then costs about what the PyTorch op does.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..codegen.schedule import LibraryStep
+from ..errors import ExecutionError
+from ..ir.interpret import Interpreter
+from ..ir.sizes import is_symbolic
+from ..kernels import attention_op
+from . import cpu_matmul
+from .in_place import IN_PLACE
+from .matmul_orientation import matmul
+from .numerics import NumericsGuard, all_finite
+
+
+def library_call(step: LibraryStep, numerics: NumericsGuard | None = None, sizes: dict | None = None,
+                 in_place: bool = False):
+    """The PyTorch call for a library step: inputs seen through their views, a contiguous result
+    that owns its memory, and errors that name the op and the model's source line. With numeric
+    guards, a result that is not all finite goes to the guard. Matrix products run in the
+    orientation measured faster (matmul_orientation.py). `sizes` (a dict the caller fills on each
+    call) gives the values of symbolic sizes in the node's attributes and views. `in_place`: the
+    step writes its first input and returns it (in_place.py)."""
+    interpreter = Interpreter()
+    if sizes is not None:
+        interpreter.sizes = sizes
+    node = step.node
+    op = node.attrs["target"] if node.op == "fallback" else node.op
+    viewed = [(i, interpreter.bind_views(chain)) for i, chain in enumerate(step.views) if chain]
+    # A product's result is fresh memory (cuBLAS's, or the transposed orientation's copy); any other
+    # op's may be a view of an input, which is checked on each call.
+    fresh = node.op in ("dot", "addmm")
+    compute = _computation(node, interpreter, in_place)
+
+    def call(*args):
+        try:
+            inputs = args
+            if viewed:
+                inputs = list(args)
+                for i, view in viewed:
+                    inputs[i] = view(args[i])
+            result = compute(*inputs)
+        except ExecutionError:
+            raise
+        except Exception as e:
+            raise ExecutionError(str(e).splitlines()[0] if str(e) else type(e).__name__, op,
+                                 node.source) from e
+        if numerics is not None and not all_finite(result):
+            numerics.library(node, inputs, result)
+        if not isinstance(result, torch.Tensor):
+            return result  # a fallback's tuple, read by `get` steps
+        if in_place:
+            return result  # the parameter itself, written
+        if fresh:
+            return result.contiguous()
+        # A view of an arena buffer would change when the arena is reused: copy it out.
+        shared = {a.untyped_storage().data_ptr() for a in args if isinstance(a, torch.Tensor)}
+        if result.numel() and result.untyped_storage().data_ptr() in shared:
+            return result.clone()
+        return result.contiguous()
+    return call
+
+
+def _computation(node, interpreter: Interpreter, in_place: bool = False):
+    """`f(*inputs)` computing a library step's node: products to the routine their operand types
+    take, attention to its computation (not through the dispatcher, attention_op.DIRECT), an
+    in-place step through its op's in-place form, anything else through the interpreter's rule for
+    its op."""
+    if in_place:
+        fallback = interpreter.bind_fallback(node, IN_PLACE[node.attrs["target"]])
+        return lambda *inputs: fallback(list(inputs))
+    if node.op in ("dot", "addmm"):
+        return _product(node)
+    if node.op == "fallback":
+        fallback = interpreter.bind_fallback(node, attention_op.DIRECT.get(node.attrs["target"]))
+        return lambda *inputs: fallback(list(inputs))
+    return lambda *inputs: interpreter.eval(node, list(inputs))
+
+
+def _product(node):
+    """The routine for a product node: where its static operand types rule out both measured
+    choices (a CPU product below cpu_matmul's size, or not float32), PyTorch's own; else the
+    routine that chooses on each call's operands (matmul_orientation, cpu_matmul)."""
+    *bias, a, b = [i.type for i in node.inputs]
+    direct = a.device == "cpu" and not is_symbolic([a.shape, b.shape]) and not cpu_matmul.worth(a, b)
+    if node.op == "dot":
+        return torch.matmul if direct else matmul
+    return torch.addmm if direct else cpu_matmul.addmm
