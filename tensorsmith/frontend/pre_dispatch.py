@@ -4,6 +4,7 @@ the user's source lines kept), a cheap look for the ops a rewrite starts from, n
 values and new nodes with theirs, and which nodes carry gradients."""
 from __future__ import annotations
 
+import functools
 import operator
 
 import torch
@@ -39,10 +40,35 @@ def trace(gm: torch.fx.GraphModule, example_inputs, rewrite: str) -> torch.fx.Gr
         fake_mode = detect_fake_mode(example_inputs) or FakeTensorMode()
         fakes = [fake_mode.from_tensor(x) if isinstance(x, torch.Tensor) else x for x in example_inputs]
         with fake_mode, torch.fx.traceback.preserve_node_meta():  # keep the user's source lines
-            return make_fx(torch.fx.Interpreter(gm).run, pre_dispatch=True)(*fakes)
+            traced = make_fx(torch.fx.Interpreter(gm).run, pre_dispatch=True)(*fakes)
     except Exception as e:  # noqa: BLE001 - an exotic graph: compile it as it is
         log(1, f"{rewrite} skipped: pre-dispatch tracing failed: {type(e).__name__}: {e}")
         return None
+    baked = _new_constants(gm, traced)
+    if baked:
+        log(1, f"{rewrite} skipped: pre-dispatch tracing made {len(baked)} tensors constants "
+               f"({', '.join(baked[:3])}{', ...' if len(baked) > 3 else ''})")
+        return None
+    return traced
+
+
+def _new_constants(gm: torch.fx.GraphModule, traced: torch.fx.GraphModule) -> list[str]:
+    """The tensors `traced` holds as attributes that `gm` did not: values the tracing computed once
+    (fake ones among them, from a state the graph builds itself, as Mamba's scan does) where the
+    graph must compute them on each call. AOTAutograd would also take them as real inputs among fake
+    ones and fail."""
+    own = {id(t) for t in gm.state_dict(keep_vars=True).values()}
+    own |= {id(_attribute(gm, n.target)) for n in gm.graph.nodes if n.op == "get_attr"}
+    found = [name for name, t in traced.state_dict(keep_vars=True).items() if id(t) not in own]
+    for node in traced.graph.nodes:
+        value = _attribute(traced, node.target) if node.op == "get_attr" else None
+        if isinstance(value, torch.Tensor) and id(value) not in own and node.target not in found:
+            found.append(node.target)
+    return found
+
+
+def _attribute(module: torch.nn.Module, target: str):
+    return functools.reduce(getattr, target.split("."), module)
 
 
 def tensor_value(node):

@@ -12,6 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import tensorsmith
+from tensorsmith import records
 from tensorsmith.frontend import linear_cross_entropy as rewrite
 
 D, V = 12, 37
@@ -219,3 +220,26 @@ def test_hugging_face_causal_lm(family):
     (match,) = rewrite.MATCHES
     assert match.logits_kept and match.training
     assert match.reduction == ("mean" if family == "gpt2" else "sum")
+
+
+def test_a_graph_tracing_would_bake_constants_into_compiles_without_the_rewrite():
+    """Mamba's scan (associative_scan's combine function) traces to pre-dispatch ATen with tensors
+    made constants; the rewrite then leaves the graph as Dynamo gave it, and the whole model still
+    compiles with eager's loss and gradients."""
+    from torch._higher_order_ops.associative_scan import associative_scan
+
+    def combine(left, right):
+        return left[0] * right[0], right[0] * left[1] + right[1]
+
+    head = nn.Linear(D, V)
+
+    def loss_of(x, decay, target):
+        _, states = associative_scan(combine, (decay, x), dim=1, combine_mode="generic")
+        return F.cross_entropy(head(states).view(-1, V), target.view(-1), ignore_index=-1)
+
+    x, target = _data()
+    decay = torch.rand(2, 8, D)
+    records.reset()
+    _check(loss_of, [x, *head.parameters()], x, decay, target, backend="tensorsmith", fused=False)
+    assert records.RECORDS and not [r.whole_graph_fallback for r in records.RECORDS
+                                    if r.whole_graph_fallback]
