@@ -11,7 +11,7 @@ import torch
 import torch.fx
 import torch.fx.traceback
 from torch._guards import detect_fake_mode
-from torch._subclasses.fake_tensor import FakeTensorMode
+from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 from torch.fx.experimental.proxy_tensor import make_fx
 
 from ..log import log
@@ -44,25 +44,22 @@ def trace(gm: torch.fx.GraphModule, example_inputs, rewrite: str) -> torch.fx.Gr
     except Exception as e:  # noqa: BLE001 - an exotic graph: compile it as it is
         log(1, f"{rewrite} skipped: pre-dispatch tracing failed: {type(e).__name__}: {e}")
         return None
-    baked = _new_constants(gm, traced)
+    baked = _fake_constants(traced)
     if baked:
-        log(1, f"{rewrite} skipped: pre-dispatch tracing made {len(baked)} tensors constants "
+        log(1, f"{rewrite} skipped: pre-dispatch tracing made {len(baked)} traced values constants "
                f"({', '.join(baked[:3])}{', ...' if len(baked) > 3 else ''})")
         return None
     return traced
 
 
-def _new_constants(gm: torch.fx.GraphModule, traced: torch.fx.GraphModule) -> list[str]:
-    """The tensors `traced` holds as attributes that `gm` did not: values the tracing computed once
-    (fake ones among them, from a state the graph builds itself, as Mamba's scan does) where the
-    graph must compute them on each call. AOTAutograd would also take them as real inputs among fake
-    ones and fail."""
-    own = {id(t) for t in gm.state_dict(keep_vars=True).values()}
-    own |= {id(_attribute(gm, n.target)) for n in gm.graph.nodes if n.op == "get_attr"}
-    found = [name for name, t in traced.state_dict(keep_vars=True).items() if id(t) not in own]
+def _fake_constants(traced: torch.fx.GraphModule) -> list[str]:
+    """The attributes of `traced` holding fake tensors: values computed once, while tracing, where
+    the graph must compute them on each call (associative_scan's combine function, Mamba's scan,
+    traces so). Real constants (a `torch.tensor([])` literal) are the graph's own."""
+    found = [name for name, t in traced.state_dict(keep_vars=True).items() if isinstance(t, FakeTensor)]
     for node in traced.graph.nodes:
-        value = _attribute(traced, node.target) if node.op == "get_attr" else None
-        if isinstance(value, torch.Tensor) and id(value) not in own and node.target not in found:
+        if node.op == "get_attr" and isinstance(_attribute(traced, node.target), FakeTensor) \
+                and node.target not in found:
             found.append(node.target)
     return found
 

@@ -223,8 +223,8 @@ def test_hugging_face_causal_lm(family):
 
 
 def test_a_graph_tracing_would_bake_constants_into_compiles_without_the_rewrite():
-    """Mamba's scan (associative_scan's combine function) traces to pre-dispatch ATen with tensors
-    made constants; the rewrite then leaves the graph as Dynamo gave it, and the whole model still
+    """Mamba's scan (associative_scan's combine function) traces to pre-dispatch ATen with traced
+    (fake) values made constants; the rewrite then leaves the graph as Dynamo gave it, and the whole model still
     compiles with eager's loss and gradients."""
     from torch._higher_order_ops.associative_scan import associative_scan
 
