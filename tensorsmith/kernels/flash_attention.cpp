@@ -34,6 +34,7 @@ constexpr int VL = 16;  // floats per vector
 constexpr int BQ = 64;  // query rows per tile
 constexpr int BK = 64;  // keys per tile
 constexpr int MR = 4;   // rows per microkernel call
+constexpr long FEW_QUERIES = 4;  // up to this many query rows: few_queries_fwd, no tiles
 constexpr long FAR = 1L << 40;  // "no causal trimming" offset
 constexpr float NEG_INF = -std::numeric_limits<float>::infinity();
 constexpr float POS_INF = std::numeric_limits<float>::infinity();
@@ -473,6 +474,80 @@ inline void online_row(float* srow, int nv, int lim, float mold, float& m, float
   sum = hsum(acc);
 }
 
+// Forward for a few query rows (decoding: one new token against a long cache). Each row reads its
+// keys and values once, where they are, without the packing and tiling that pay off when many query
+// rows share them: scores for every key in a buffer, the mask, one softmax, then the weighted sum
+// of the value rows. Same results as the tiled path up to the order of the sums.
+int few_queries_fwd(float* out, float* lse, const float* q, const float* k, const float* v,
+                    const Mask& m, const Shape& s, const int64_t* qs, const int64_t* ks,
+                    const int64_t* vs, bool causal, float scale, int threads) {
+  const long items = s.B * s.H * s.Lq, Lkp = round_up(s.Lk, VL);
+  int failed = 0;
+#pragma omp parallel num_threads(threads) reduction(| : failed)
+  {
+    float* sc = alloc(Lkp);
+    float* qv = alloc(s.Dp);
+    float* acc = alloc(s.Dp);
+    if (!sc || !qv || !acc) failed = 1;
+#pragma omp for schedule(static)
+    for (long it = 0; it < items; ++it) {
+      if (failed) continue;
+      const long bh = it / s.Lq, i = it % s.Lq, b = bh / s.H, h = bh % s.H;
+      const float* qrow = q + b * qs[0] + h * qs[1] + i * qs[2];
+      for (long d = 0; d < s.D; ++d) qv[d] = qrow[d * qs[3]] * scale;
+      const long limit = causal ? std::min(s.Lk, i + 1) : s.Lk;
+      const float* kb = k + b * ks[0] + h * ks[1];
+      for (long j = 0; j < limit; ++j) {
+        const float* krow = kb + j * ks[2];
+        float dot = 0.0f;
+        if (ks[3] == 1) {
+#pragma omp simd reduction(+ : dot)
+          for (long d = 0; d < s.D; ++d) dot += qv[d] * krow[d];
+        } else {
+          for (long d = 0; d < s.D; ++d) dot += qv[d] * krow[d * ks[3]];
+        }
+        sc[j] = dot;
+      }
+      for (long j = limit; j < Lkp; ++j) sc[j] = NEG_INF;
+      apply_mask(sc, (int)limit, m, b, h, i, 0);
+      vf mx = splat(NEG_INF);
+      for (long j = 0; j < Lkp; j += VL) mx = vmax(mx, vload(sc + j));
+      const float top = hmax(mx);
+      float* orow = out + (bh * s.Lq + i) * s.D;
+      if (top == NEG_INF) {  // no key: out 0, lse -inf
+        for (long d = 0; d < s.D; ++d) orow[d] = 0.0f;
+        lse[bh * s.Lq + i] = NEG_INF;
+        continue;
+      }
+      vf total{};
+      for (long j = 0; j < Lkp; j += VL) {
+        const vf p = vexp(vload(sc + j) - top);
+        vstore(sc + j, p);
+        total += p;
+      }
+      const float sum = hsum(total);
+      for (long d = 0; d < s.D; ++d) acc[d] = 0.0f;
+      const float* vb = v + b * vs[0] + h * vs[1];
+      for (long j = 0; j < limit; ++j) {
+        const float p = sc[j];
+        if (p == 0.0f) continue;
+        const float* vrow = vb + j * vs[2];
+        if (vs[3] == 1) {
+#pragma omp simd
+          for (long d = 0; d < s.D; ++d) acc[d] += p * vrow[d];
+        } else {
+          for (long d = 0; d < s.D; ++d) acc[d] += p * vrow[d * vs[3]];
+        }
+      }
+      const float inv = 1.0f / sum;
+      for (long d = 0; d < s.D; ++d) orow[d] = acc[d] * inv;
+      lse[bh * s.Lq + i] = top + std::log(sum);
+    }
+    std::free(sc); std::free(qv); std::free(acc);
+  }
+  return failed;
+}
+
 }  // namespace
 
 // Forward. sz: B, H, Lq, Lk, D, q strides (4), k strides (4), v strides (4), mask strides (4).
@@ -483,6 +558,8 @@ extern "C" int ts_flash_fwd(float* out, float* lse, const float* q, const float*
   const Shape s(sz);
   const int64_t *qs = sz + 5, *ks = sz + 9, *vs = sz + 13, *ms = sz + 17;
   const Mask m{mask, (long)ms[0], (long)ms[1], (long)ms[2], (long)ms[3], mask_kind};
+  if (s.Lq <= FEW_QUERIES)
+    return few_queries_fwd(out, lse, q, k, v, m, s, qs, ks, vs, causal, scale, std::max(1, nthreads));
   MaskTiles tiles;
   if (!tiles.init(m, s)) return 1;
   const long items = s.B * s.H * s.nqb;

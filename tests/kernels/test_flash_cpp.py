@@ -331,3 +331,33 @@ def test_unsupported():
     assert "match" in flash_cpp.unsupported(q, k[..., :8], v, None)
     with pytest.raises(FlashKernelError, match="float32"):
         flash_cpp.forward(q.double(), k.double(), v.double(), None, False, 0.25)
+
+
+@pytest.mark.parametrize("is_causal", [False, True])
+@pytest.mark.parametrize("Lq, Lk", [(1, 1), (1, 300), (3, 17), (4, 129)])
+@pytest.mark.parametrize("mask", ["none", "bool", "float"])
+def test_few_queries_against_a_long_cache(Lq, Lk, mask, is_causal):
+    """Decoding (up to FEW_QUERIES query rows, flash_attention.cpp `few_queries_fwd`): every key
+    read where it is, through a padding mask with a hidden row, one shared K/V head (stride 0) and
+    keys whose head dim is strided."""
+    B, H, D = 2, 4, 40
+    q = rand(B, H, Lq, D)
+    k = rand(B, Lk, 1, D).transpose(1, 2).expand(B, H, Lk, D)  # stride 0 over heads
+    v = rand(B, 1, D, Lk).transpose(2, 3).expand(B, H, Lk, D)  # head dim strided
+    m = None
+    if mask != "none":
+        visible = torch.rand(B, 1, Lq, Lk) > 0.3
+        visible[0, 0, 0] = False  # a query that sees no key
+        m = visible if mask == "bool" else torch.zeros(visible.shape).masked_fill(~visible, float("-inf")) \
+            + 0.5 * torch.randn(visible.shape)
+        m = m.expand(B, H, Lq, Lk)
+    check(q, k, v, mask=m, is_causal=is_causal)
+
+
+def test_few_queries_on_two_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        check(rand(1, 3, 1, 64), rand(1, 3, 257, 64), rand(1, 3, 257, 64))
+    finally:
+        torch.set_num_threads(before)
