@@ -40,8 +40,8 @@ from collections import Counter
 import torch
 
 from ...log import log
-from .eligibility import copy_refusal, gpu_bound_refusal, graph_name, launch_bound, launch_share, refuse
 from ..in_place import outputs_written
+from .eligibility import copy_refusal, gpu_bound_refusal, graph_name, launch_bound, launch_share, refuse
 from .static_outputs import StaticOutputs, captured_output
 
 # Captures per graph (argument addresses that keep changing), and captures put off by the copy rule
