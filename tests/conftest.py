@@ -39,3 +39,17 @@ def interpreted_triton(monkeypatch):
     records.reset()
     torch.manual_seed(torch.seed() % 2**31)
     yield
+
+
+@pytest.fixture(params=["cpp", "triton", "interpreter"])
+def executor(request, monkeypatch):
+    """The backend under test, one test per backend; Triton's kernels run through its interpreter
+    on the CPU. Fresh report records."""
+    from tensorsmith import records
+
+    if request.param == "triton":
+        pytest.importorskip("triton")
+        monkeypatch.setenv("TRITON_INTERPRET", "1")
+    monkeypatch.setattr(tensorsmith.config, "executor", request.param)
+    records.reset()
+    return request.param

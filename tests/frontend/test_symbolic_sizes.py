@@ -21,16 +21,6 @@ from tensorsmith.ir.types import F32, TensorType
 from tensorsmith.runtime.executor import GraphExecutor
 
 
-@pytest.fixture(params=["cpp", "triton", "interpreter"])
-def executor(request, monkeypatch):
-    """The backend under test; Triton's kernels run through its interpreter on the CPU."""
-    if request.param == "triton":
-        pytest.importorskip("triton")
-        monkeypatch.setenv("TRITON_INTERPRET", "1")
-    monkeypatch.setattr(tensorsmith.config, "executor", request.param)
-    records.reset()
-
-
 def _mlp():
     return torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.GELU(), torch.nn.LayerNorm(8),
                                torch.nn.Linear(8, 2))

@@ -5,24 +5,9 @@ with no copy of it. Where the graph also reads the old value, or the input is no
 is written in place."""
 from __future__ import annotations
 
-import pytest
 import torch
 
-import tensorsmith
-from tensorsmith import records
 from tensorsmith.runtime import in_place
-
-
-@pytest.fixture(params=["cpp", "triton", "interpreter"])
-def executor(request, monkeypatch):
-    if request.param == "triton":
-        pytest.importorskip("triton")
-        monkeypatch.setenv("TRITON_INTERPRET", "1")
-    monkeypatch.setattr(tensorsmith.config, "executor", request.param)
-    records.reset()
-    torch._dynamo.reset()
-    yield request.param
-    torch._dynamo.reset()
 
 
 class StaticCache(torch.nn.Module):
