@@ -92,3 +92,46 @@ def test_training_forward_saves_q_k_v_without_copies(monkeypatch):
     saved = [t for t in outputs[1:] if isinstance(t, torch.Tensor) and t.dim() == 4]
     storages = {_storage(t) for t in saved}
     assert len(saved) >= 3 and len(storages) < len(saved), [t.stride() for t in saved]
+
+
+def test_the_schedule_names_the_outputs_that_may_share_memory():
+    """Only these are checked for memory shared with an input or another output: a parameter
+    returned, a buffer returned twice, and an element of a fallback's tuple (which may be a view of
+    its input); a kernel's or a product's result is memory of its own."""
+    from tensorsmith.ir.attrs import Operand
+    from tensorsmith.ir.graph import Graph
+    from tensorsmith.ir.types import F32, TensorType, TupleType
+    from tensorsmith.passes.fuse import schedule
+
+    t = TensorType((4, 6), F32, "cpu")
+    g = Graph("shared")
+    x, w = g.add_param("x", t), g.add_param("w", TensorType((6, 6), F32, "cpu"))
+    halves = g.add("fallback", [x], {"target": "aten.split.Tensor", "args": [Operand(0), 3, 1],
+                                     "kwargs": {}},
+                   type=TupleType((TensorType((4, 3), F32, "cpu"), TensorType((4, 3), F32, "cpu"))))
+    first = g.add("get", [halves], {"index": 0})
+    doubled = g.add("mul", [x, x])
+    product = g.add("dot", [x, w])
+    g.outputs = [x, first, doubled, doubled, product]
+    assert schedule(g).shared_outputs() == {0, 1, 2, 3}
+    executor = GraphExecutor(_Imported(g), [0, 1], _compiled(g))
+    a, b = torch.randn(4, 6), torch.randn(6, 6)
+    out = executor(a, b)
+    assert _storage(out[0]) != _storage(a) and _storage(out[1]) != _storage(a)
+    assert _storage(out[2]) != _storage(out[3])
+    for got, want in zip(out, [a, a[:, :3], a * a, a * a, a @ b]):
+        torch.testing.assert_close(got, want)
+
+
+class _Imported:
+    """What the executor reads of an import, for a graph built by hand: every output a tensor."""
+
+    def __init__(self, graph):
+        self.graph = graph
+        self.outputs = [("tensor", i) for i in range(len(graph.outputs))]
+        self.output_strides = [torch.empty(o.type.shape).stride() for o in graph.outputs]
+
+
+def _compiled(graph):
+    from tensorsmith.compile.codegen import generate_code
+    return generate_code(graph)
