@@ -33,6 +33,11 @@ class LibraryStep:
     views: list[list[Node]] = field(default_factory=list)
 
 
+def reads(step: KernelStep | LibraryStep) -> list[str]:
+    """The buffers a step reads."""
+    return step.kernel.inputs if isinstance(step, KernelStep) else step.inputs
+
+
 @dataclass
 class Schedule:
     graph: Graph

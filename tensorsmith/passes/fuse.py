@@ -24,7 +24,7 @@ from torch._subclasses.fake_tensor import unset_fake_temporarily
 from ..codegen.exprs import REDUCTIONS, VIEWS, CannotFuse, ExprBuilder, is_empty, kernelizable
 from ..codegen.index import Affine, Var, linearize
 from ..codegen.kernel import Kernel, Local, Reduce, Store
-from ..codegen.schedule import KernelStep, LibraryStep, Schedule
+from ..codegen.schedule import KernelStep, LibraryStep, Schedule, reads
 from ..ir.attrs import format_value
 from ..ir.graph import Graph, Node
 from ..ir.interpret import Interpreter
@@ -333,7 +333,7 @@ class _Scheduler:
         s = self.schedule
         needed = set(s.outputs)
         for step in s.steps:
-            needed.update(step.kernel.inputs if isinstance(step, KernelStep) else step.inputs)
+            needed.update(reads(step))
         for k in self.open:
             stages = []
             for stage in k.kernel.stages:

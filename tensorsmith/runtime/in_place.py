@@ -14,7 +14,7 @@ from collections import Counter
 
 import torch
 
-from ..codegen.schedule import KernelStep, LibraryStep, Schedule
+from ..codegen.schedule import LibraryStep, Schedule, reads
 
 # Functional op -> its in-place form, for ops whose in-place form writes only its first argument
 # and gives the same result if run twice on its own output (so a CUDA graph's warm-up call and its
@@ -34,8 +34,7 @@ def in_place_steps(schedule: Schedule) -> dict[int, int]:
     written = schedule.graph.written_back
     if not written:
         return {}
-    readers = Counter(b for step in schedule.steps
-                      for b in (step.kernel.inputs if isinstance(step, KernelStep) else step.inputs))
+    readers = Counter(b for step in schedule.steps for b in reads(step))
     result = {}
     for i, step in enumerate(schedule.steps):
         if not (isinstance(step, LibraryStep) and step.node.op == "fallback"

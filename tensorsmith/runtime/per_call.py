@@ -3,7 +3,7 @@ plan has no arena: memory.py). A buffer is allocated by the step that writes it 
 the last step that reads it; both generated runtimes (compiled.py, cuda.py) use these."""
 from __future__ import annotations
 
-from ..codegen.schedule import KernelStep, Schedule
+from ..codegen.schedule import Schedule, reads
 from ..ir.sizes import is_symbolic
 
 
@@ -11,7 +11,7 @@ def last_reads(schedule: Schedule) -> dict[str, int]:
     """The last step that reads each buffer."""
     last = {}
     for i, step in enumerate(schedule.steps):
-        for b in (step.kernel.inputs if isinstance(step, KernelStep) else step.inputs):
+        for b in reads(step):
             last[b] = i
     return last
 
