@@ -74,9 +74,8 @@ def _written_back(kind: str, gm: torch.fx.GraphModule) -> dict[int, int]:
     """For an inference graph, FX output -> FX argument for the inputs it mutates: AOTAutograd
     returns their new values first and copies each into its input after the call (read while it
     compiles the graph; empty where that is not known). Only data mutations count."""
-    context = torch._guards.TracingContext.try_get()
-    meta = getattr(context, "fw_metadata", None)
-    if kind != "inference" or meta is None or getattr(meta, "tokens", None):
+    meta = _aot_metadata()
+    if kind != "inference" or meta is None:
         return {}
     try:
         mutated = list(meta.mutated_inp_runtime_indices)
@@ -94,11 +93,18 @@ def _saved_outputs_start(kind: str) -> int | None:
     """For a training forward, the index of its first output that only its backward reads (the
     activations AOTAutograd saves follow the mutated inputs and the model's own outputs); None
     where that is not known. Read while AOTAutograd is compiling the graph."""
-    context = torch._guards.TracingContext.try_get()
-    meta = getattr(context, "fw_metadata", None)
-    if kind != "forward" or meta is None or getattr(meta, "tokens", None):
-        return None  # effect tokens come first and are not counted in num_forward
+    meta = _aot_metadata()
+    if kind != "forward" or meta is None:
+        return None
     return getattr(meta, "num_forward", None)
+
+
+def _aot_metadata():
+    """AOTAutograd's metadata of the graph it is compiling (`fw_metadata`: mutated inputs, outputs,
+    saved activations), or None where there is none or where effect tokens come first among the
+    inputs and outputs (its counts then do not index the graph's)."""
+    meta = getattr(torch._guards.TracingContext.try_get(), "fw_metadata", None)
+    return None if meta is None or getattr(meta, "tokens", None) else meta
 
 
 def compile_fx_graph(gm: torch.fx.GraphModule, example_inputs, kind: str):
