@@ -9,7 +9,6 @@ kernel, and allocates its intermediate buffers on each call.
 from __future__ import annotations
 
 import ctypes
-import functools
 import threading
 from concurrent.futures import Future
 
@@ -22,7 +21,7 @@ from ..errors import BuildError, IndexOutOfRange
 from ..log import log
 from ..ir.interpret import Interpreter, _constant
 from .in_place import in_place_steps
-from .library_call import library_call
+from .library_call import library_call, returned
 from .memory import MemoryPlan, plan_memory
 from .numerics import NumericsGuard
 from .per_call import empty, frees, last_reads
@@ -141,13 +140,5 @@ class CompiledGraph:
                 lines.append(f"        _status(_code, {i}, [{', '.join(kernel.inputs)}], "
                              f"[{', '.join(kernel.outputs)}])")
             lines += frees(kernel.inputs, i, per_call, last_read)
-        returned = []
-        for i, name in enumerate(s.outputs):
-            if i in s.output_views:
-                views = Interpreter()
-                views.sizes = self.sizes
-                ns[f"out_view{i}"] = functools.partial(views.apply_views, chain=s.output_views[i])
-                name = f"out_view{i}({name})"
-            returned.append(name)
-        lines.append(f"    return [{', '.join(returned)}]")
+        lines.append(f"    return [{', '.join(returned(s, ns, self.sizes))}]")
         return "\n".join(lines) + "\n"

@@ -32,7 +32,6 @@ run through the reference interpreter (and says so), unless strict.
 """
 from __future__ import annotations
 
-import functools
 import threading
 import time
 import weakref
@@ -50,7 +49,7 @@ from ..ir.sizes import evaluate
 from ..log import log
 from . import index_checks
 from .in_place import in_place_steps
-from .library_call import library_call
+from .library_call import library_call, returned
 from .cuda_graphs.attach import attach as attach_cuda_graph
 from .cuda_graphs.eligibility import graph_name
 from .memory import MemoryPlan, plan_memory
@@ -260,15 +259,7 @@ class TritonGraph:
         self.defers_checks = self.checks and index_checks.defers(getattr(self.record, "kind", None), self.device)
         if self.checks:
             lines.append("    _check()")
-        returned = []
-        for i, name in enumerate(s.outputs):
-            if i in s.output_views:
-                views = Interpreter()
-                views.sizes = self.sizes
-                ns[f"out_view{i}"] = functools.partial(views.apply_views, chain=s.output_views[i])
-                name = f"out_view{i}({name})"
-            returned.append(name)
-        lines.append(f"    return [{', '.join(returned)}]")
+        lines.append(f"    return [{', '.join(returned(s, ns, self.sizes))}]")
         body = "\n".join(lines) + "\n"
         if self.device.type == "cuda":  # launch on the graph's device, whatever the current one
             ns["_device"] = self.device

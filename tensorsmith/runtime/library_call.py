@@ -1,5 +1,5 @@
-"""The PyTorch call a library step makes, built once per step for the generated wrappers
-(compiled.py on the CPU, cuda.py on CUDA), which call it on every run.
+"""The PyTorch call a library step makes, and the views of the outputs a graph returns, built once
+for the generated wrappers (compiled.py on the CPU, cuda.py on CUDA), which call them on every run.
 
 A step runs on every call of a graph, so what depends only on the node (its views, its ATen
 arguments, which product routine its operand types take) is decided here once: the call itself
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from ..codegen.schedule import LibraryStep
+from ..codegen.schedule import LibraryStep, Schedule
 from ..errors import ExecutionError
 from ..ir.interpret import Interpreter
 from ..ir.sizes import is_symbolic
@@ -93,3 +93,17 @@ def _product(node):
     if node.op == "dot":
         return torch.matmul if direct else matmul
     return torch.addmm if direct else cpu_matmul.addmm
+
+
+def returned(schedule: Schedule, namespace: dict, sizes: dict) -> list[str]:
+    """The wrapper's expressions for the graph's outputs: output i seen through its views calls
+    `out_view{i}`, bound here into `namespace` (symbolic sizes read from `sizes` on each call)."""
+    result = []
+    for i, name in enumerate(schedule.outputs):
+        if i in schedule.output_views:
+            views = Interpreter()
+            views.sizes = sizes
+            namespace[f"out_view{i}"] = views.bind_views(schedule.output_views[i])
+            name = f"out_view{i}({name})"
+        result.append(name)
+    return result
