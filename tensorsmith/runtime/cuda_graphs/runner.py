@@ -153,14 +153,15 @@ class CudaGraphRunner:
         the ordinary call returns them: of this call's argument. An argument the graph writes in
         place (in_place.py) and the replay copies into a buffer is that buffer, written."""
         fresh = iter(self.outputs.hand_out())
-        copied = dict(self.copied)
         result = []
         for i in range(len(self.owner.schedule.outputs)):
             j = self.argument_outputs.get(i)
             if j is None:
                 result.append(next(fresh))
                 continue
-            argument = copied[j] if j in copied and j in self.owner.writes_in_place.values() else tensors[j]
+            argument = tensors[j]
+            if j in self.owner.writes_in_place.values():
+                argument = dict(self.copied).get(j, argument)
             view = self.owner.namespace.get(f"out_view{i}")
             result.append(view(argument) if view is not None else argument)
         return result
