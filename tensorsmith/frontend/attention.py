@@ -38,7 +38,7 @@ from .. import config
 from ..kernels.attention_op import kernels_for
 from ..kernels.attention_reference import broadcasts_to
 from ..log import log
-from .pre_dispatch import call, mentions, needing_grad, tensor_value, trace
+from .pre_dispatch import call, mentions, needing_grad, recompile, tensor_value, trace
 from .source import source_line
 
 aten = torch.ops.aten
@@ -340,9 +340,7 @@ def fuse_attention(gm: torch.fx.GraphModule, inputs_needing_grad: list[bool] = (
         if match is not None:
             matches.append(match)
     if matches:
-        gm.graph.eliminate_dead_code()
-        gm.graph.lint()
-        gm.recompile()
+        recompile(gm)
     MATCHES.extend(matches)
     return matches
 

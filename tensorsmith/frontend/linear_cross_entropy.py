@@ -31,7 +31,7 @@ from torch._guards import detect_fake_mode
 from ..kernels import linear_cross_entropy_op  # noqa: F401 - registers torch.ops.tensorsmith.linear_cross_entropy*
 from ..log import log
 from .linear_cross_entropy_match import LOSSES, Plan, Skip, match
-from .pre_dispatch import call, mentions, needing_grad, tensor_value, trace
+from .pre_dispatch import call, mentions, needing_grad, recompile, tensor_value, trace
 from .source import source_line
 
 aten = torch.ops.aten
@@ -121,9 +121,7 @@ def fuse_linear_cross_entropy(gm: torch.fx.GraphModule,
             continue
         matches.append(_rewrite(gm.graph, plan, learned))
     if matches:
-        gm.graph.eliminate_dead_code()
-        gm.graph.lint()
-        gm.recompile()
+        recompile(gm)
     MATCHES.extend(matches)
     return matches
 

@@ -68,6 +68,14 @@ def _attribute(module: torch.nn.Module, target: str):
     return functools.reduce(getattr, target.split("."), module)
 
 
+def recompile(gm: torch.fx.GraphModule) -> None:
+    """After a rewrite replaced nodes: drop what nothing reads any more, check the graph, and
+    regenerate its code."""
+    gm.graph.eliminate_dead_code()
+    gm.graph.lint()
+    gm.recompile()
+
+
 def tensor_value(node):
     """The fake tensor a traced node holds (its shape, dtype and device), or None (not a node, or
     a node whose value is not a tensor)."""
