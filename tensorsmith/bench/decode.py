@@ -9,6 +9,11 @@ WARM ones give the steady per-token latency (median). Inductor runs as its users
 table also gives the first run's whole time (compiles included), how many graphs tensorsmith
 compiled, and the first step at which the tokens differ from eager's (none: identical).
 
+Each row runs in its own process, so that a backend that crashes the interpreter (a segfault in a
+compiled kernel's launcher, say) becomes that row's error, not the end of the table. Inductor's
+reduce-overhead mode crashed so on torch 2.11 (its static CUDA launcher under CUDA-graph capture):
+such a row is run once more with `TORCHINDUCTOR_USE_STATIC_CUDA_LAUNCHER=0` and says so.
+
 Models: `gpt2` (GPT-2 small geometry), `llama1b` (a 1.1B Llama: TinyLlama's geometry), `tiny`
 (2-layer GPT-2, for the CPU); random weights, in bfloat16 on a GPU (float32 on the CPU).
 
@@ -17,7 +22,12 @@ Models: `gpt2` (GPT-2 small geometry), `llama1b` (a 1.1B Llama: TinyLlama's geom
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import signal
 import statistics
+import subprocess
+import sys
 import time
 
 PROMPT = 32
@@ -50,9 +60,9 @@ def _model(name: str, device: str):
     return model, cfg.vocab_size
 
 
-def _generate(model, prompt, cache: str, times: list | None):
+def _generate(model, prompt, cache: str, new_tokens: int, times: list | None):
     import torch
-    settings = dict(max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS, do_sample=False, pad_token_id=0)
+    settings = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, pad_token_id=0)
     if cache == "static":
         settings["cache_implementation"] = "static"
     forward = model.forward
@@ -74,7 +84,7 @@ def _generate(model, prompt, cache: str, times: list | None):
         model.forward = forward
 
 
-def _run(model, vocab, backend: str, batch: int, cache: str, device: str) -> dict:
+def _run(model, vocab, backend: str, batch: int, cache: str, device: str, new_tokens: int, warm: int) -> dict:
     import torch
     torch._dynamo.reset()
     eager = model.forward
@@ -89,10 +99,10 @@ def _run(model, vocab, backend: str, batch: int, cache: str, device: str) -> dic
     prompt = torch.randint(0, vocab, (batch, PROMPT), generator=torch.Generator().manual_seed(1)).to(device)
     try:
         began = time.perf_counter()
-        tokens = _generate(model, prompt, cache, None)
+        tokens = _generate(model, prompt, cache, new_tokens, None)
         first = time.perf_counter() - began
         times: list = []
-        _generate(model, prompt, cache, times)
+        _generate(model, prompt, cache, new_tokens, times)
     except Exception as e:  # noqa: BLE001 - a row of the table, not the end of the run
         return {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"}
     finally:
@@ -103,15 +113,46 @@ def _run(model, vocab, backend: str, batch: int, cache: str, device: str) -> dic
         symbolic = sum(r.symbolic for r in records.RECORDS)
         graphs = f"{sum(max(r.specializations, 1) for r in records.RECORDS)}" + \
             (f" ({symbolic} symbolic)" if symbolic else "")
-    return {"first_s": first, "token_ms": 1e3 * statistics.median(times[1 + WARM:]), "graphs": graphs,
-            "tokens": tokens[:, PROMPT:].cpu()}
+    return {"first_s": first, "token_ms": 1e3 * statistics.median(times[1 + warm:]), "graphs": graphs,
+            "tokens": tokens[:, PROMPT:].tolist()}
+
+
+def _row_command(args, name: str, batch: int, cache: str, backend: str) -> list:
+    return [sys.executable, "-m", "tensorsmith.bench.decode", "--device", args.device, "--models", name,
+            "--batches", str(batch), "--caches", cache, "--backends", backend,
+            "--new-tokens", str(args.new_tokens), "--warm", str(args.warm), "--one-row"]
+
+
+def _in_child(args, name: str, batch: int, cache: str, backend: str) -> dict:
+    """One row, run by `_one_row` in a fresh process; a crash or a hang is that row's error."""
+    command = _row_command(args, name, batch, cache, backend)
+    attempts = [({}, "")]
+    if backend == "inductor":
+        attempts.append(({"TORCHINDUCTOR_USE_STATIC_CUDA_LAUNCHER": "0"}, "static launcher off"))
+    for extra_env, note in attempts:
+        try:
+            done = subprocess.run(command, env=dict(os.environ, **extra_env), capture_output=True, text=True,
+                                  timeout=args.row_timeout)
+        except subprocess.TimeoutExpired:
+            return {"error": f"no result within {args.row_timeout} s"}
+        lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+        if done.returncode == 0 and lines:
+            result = json.loads(lines[-1])
+            if note and "graphs" in result:
+                result["graphs"] = f"{result['graphs']}; {note}"
+            return result
+        if done.returncode < 0:
+            error = f"crashed ({signal.Signals(-done.returncode).name})"
+        else:
+            error = (done.stderr.strip().splitlines() or ["no output"])[-1][:160]
+    return {"error": error + (f", also with {note}" if note else "")}
 
 
 def _first_difference(tokens, reference) -> str:
     if reference is None or tokens is None:
         return "?"
-    differs = (tokens != reference).any(dim=0).nonzero()
-    return "none" if differs.numel() == 0 else str(int(differs[0]))
+    steps = [step for row, ref in zip(tokens, reference) for step, (a, b) in enumerate(zip(row, ref)) if a != b]
+    return "none" if not steps else str(min(steps))
 
 
 def main(argv=None) -> None:
@@ -121,17 +162,22 @@ def main(argv=None) -> None:
     parser.add_argument("--batches", default="1,8")
     parser.add_argument("--caches", default="static,dynamic")
     parser.add_argument("--backends", default="eager,inductor,tensorsmith")
+    parser.add_argument("--new-tokens", type=int, default=NEW_TOKENS)
+    parser.add_argument("--warm", type=int, default=WARM, help="decode steps of the timed run not counted")
+    parser.add_argument("--row-timeout", type=float, default=900.0, help="seconds a row may take")
+    parser.add_argument("--one-row", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    import tensorsmith  # noqa: F401  (registers the backend)
-    print(f"generate(): {PROMPT}-token prompt, {NEW_TOKENS} new tokens, greedy; {args.device}")
+    if args.one_row:
+        _one_row(args)
+        return
+    print(f"generate(): {PROMPT}-token prompt, {args.new_tokens} new tokens, greedy; {args.device}")
     print("| model | batch | cache | backend | first run s | ms/token | vs inductor | graphs "
           "| tokens differ from step |")
     print("|---|---:|---|---|---:|---:|---:|---|---|")
     for name in args.models.split(","):
-        model, vocab = _model(name, args.device)
         for batch in map(int, args.batches.split(",")):
             for cache in args.caches.split(","):
-                results = {b: _run(model, vocab, b, batch, cache, args.device) for b in args.backends.split(",")}
+                results = {b: _in_child(args, name, batch, cache, b) for b in args.backends.split(",")}
                 reference = results.get("eager", {}).get("tokens")
                 inductor = results.get("inductor", {}).get("token_ms")
                 for backend, r in results.items():
@@ -141,7 +187,14 @@ def main(argv=None) -> None:
                     ratio = f"{r['token_ms'] / inductor:.2f}x" if inductor else "-"
                     print(f"| {name} | {batch} | {cache} | {backend} | {r['first_s']:.1f} | {r['token_ms']:.2f} | "
                           f"{ratio} | {r['graphs']} | {_first_difference(r['tokens'], reference)} |", flush=True)
-        del model
+
+
+def _one_row(args) -> None:
+    """The child's side of `_in_child`: one model, batch, cache and backend; prints one JSON line."""
+    import tensorsmith  # noqa: F401  (registers the backend)
+    model, vocab = _model(args.models, args.device)
+    print(json.dumps(_run(model, vocab, args.backends, int(args.batches), args.caches, args.device,
+                          args.new_tokens, args.warm)), flush=True)
 
 
 if __name__ == "__main__":
