@@ -45,6 +45,8 @@ aten = torch.ops.aten
 
 _MATMULS = {aten.matmul.default, aten.bmm.default}
 _SOFTMAXES = {aten.softmax.int, aten._softmax.default}
+# scaled_dot_product_attention as Dynamo's graph calls it and as pre-dispatch ATen does
+_SDPAS = {aten.scaled_dot_product_attention.default, torch.nn.functional.scaled_dot_product_attention}
 
 
 @dataclass
@@ -335,7 +337,7 @@ def fuse_attention(gm: torch.fx.GraphModule, inputs_needing_grad: list[bool] = (
         match = None
         if node.op == "call_function" and node.target in _SOFTMAXES:
             match = _rewrite(gm.graph, node, learned)
-        elif node.op == "call_function" and node.target is aten.scaled_dot_product_attention.default:
+        elif node.op == "call_function" and node.target in _SDPAS:
             match = _retarget_sdpa(gm.graph, node, learned)
         if match is not None:
             matches.append(match)
@@ -345,14 +347,32 @@ def fuse_attention(gm: torch.fx.GraphModule, inputs_needing_grad: list[bool] = (
     return matches
 
 
+def _retarget_dynamo_sdpa(gm: torch.fx.GraphModule, inputs_needing_grad: list[bool]) -> list[AttentionMatch]:
+    """`fuse_attention` for a Dynamo graph whose only attention is scaled_dot_product_attention:
+    its calls are retargeted where they are, without tracing the graph to ATen first. Dead code
+    is left in place (a Dynamo graph's in-place method calls look dead to FX)."""
+    learned = needing_grad(gm.graph, list(inputs_needing_grad))
+    matches = [m for node in list(gm.graph.nodes)
+               if node.op == "call_function" and node.target in _SDPAS
+               for m in [_retarget_sdpa(gm.graph, node, learned)] if m is not None]
+    if matches:
+        gm.graph.lint()
+        gm.recompile()
+    MATCHES.extend(matches)
+    return matches
+
+
 def _retarget_sdpa(graph: torch.fx.Graph, sdpa: torch.fx.Node, learned: set) -> AttentionMatch | None:
     """A scaled_dot_product_attention call of the model's own, moved onto our kernels where they
     take it (no dropout, no implicit GQA, no learned mask); else it stays PyTorch's op."""
-    bound = normalize_function(sdpa.target, sdpa.args, sdpa.kwargs, normalize_to_only_use_kwargs=True)
+    bound = normalize_function(aten.scaled_dot_product_attention.default, sdpa.args, sdpa.kwargs,
+                               normalize_to_only_use_kwargs=True)
     a = bound.kwargs if bound is not None else {}
     q, k, v, mask = (a.get(name) for name in ("query", "key", "value", "attn_mask"))
     if not a or a.get("dropout_p", 0.0) != 0.0 or a.get("enable_gqa", False) or mask in learned:
         return None
+    if not isinstance(a.get("is_causal", False), bool) or not isinstance(a.get("scale"), (float, int, type(None))):
+        return None  # a flag or scale computed in the graph: left to PyTorch
     metas = [tensor_value(n) for n in (q, k, v)]
     if any(t is None for t in metas) or (mask is not None and tensor_value(mask) is None):
         return None
@@ -376,10 +396,14 @@ def rewrite_attention(gm: torch.fx.GraphModule, example_inputs) -> torch.fx.Grap
     has none (or cannot be traced so, which is logged: the graph then compiles unfused)."""
     if not mentions(gm, ("softmax", "scaled_dot_product_attention")):
         return gm
-    traced = trace(gm, example_inputs, "attention fusion")
-    if traced is None:
-        return gm
-    matches = fuse_attention(traced, [isinstance(x, torch.Tensor) and x.requires_grad for x in example_inputs])
+    needs_grad = [isinstance(x, torch.Tensor) and x.requires_grad for x in example_inputs]
+    if mentions(gm, ("softmax",)):
+        traced = trace(gm, example_inputs, "attention fusion")
+        if traced is None:
+            return gm
+        matches = fuse_attention(traced, needs_grad)
+    else:
+        traced, matches = gm, _retarget_dynamo_sdpa(gm, needs_grad)
     for m in matches:
         log(1, f"attention fused ({m.form}, {', '.join(m.masks) or 'no mask'}, scale {m.scale:.4g}"
                f"{f', dropout {m.dropout}' if m.dropout else ''}; {m.kernel} kernels) at {m.source}")

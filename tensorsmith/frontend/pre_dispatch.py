@@ -4,6 +4,7 @@ the user's source lines kept), a cheap look for the ops a rewrite starts from, n
 values and new nodes with theirs, and which nodes carry gradients."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import operator
 
@@ -77,17 +78,26 @@ def recompile(gm: torch.fx.GraphModule) -> None:
 
 
 def tensor_value(node):
-    """The fake tensor a traced node holds (its shape, dtype and device), or None (not a node, or
-    a node whose value is not a tensor)."""
-    value = node.meta.get("val") if isinstance(node, torch.fx.Node) else None
+    """The fake tensor a traced node holds (its shape, dtype and device; Dynamo's example value in
+    a graph not traced yet), or None (not a node, or a node whose value is not a tensor)."""
+    value = _value(node) if isinstance(node, torch.fx.Node) else None
     return value if isinstance(value, torch.Tensor) else None
+
+
+def _value(node):
+    """What a node holds while tracing: its fake value, or Dynamo's example value; else `node`
+    itself where it is a constant argument."""
+    if not isinstance(node, torch.fx.Node):
+        return node
+    return node.meta.get("val", node.meta.get("example_value"))
 
 
 def call(graph: torch.fx.Graph, target, *args) -> torch.fx.Node:
     """A new call node with its fake-tensor value (later checks read shapes and dtypes from it)."""
     node = graph.call_function(target, args)
-    fake = [a.meta.get("val") if isinstance(a, torch.fx.Node) else a for a in args]
-    with detect_fake_mode([f for f in fake if isinstance(f, torch.Tensor)] or None):
+    fake = [_value(a) for a in args]
+    modes = [f.fake_mode for f in fake if isinstance(f, FakeTensor)]  # theirs, not the tracing context's
+    with modes[0] if modes else detect_fake_mode(None) or contextlib.nullcontext():
         node.meta["val"] = target(*fake)
     return node
 

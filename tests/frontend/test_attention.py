@@ -178,6 +178,32 @@ def test_scaled_dot_product_attention_runs_fused():
     assert _fused_kernels() >= 2  # the forward and backward fused kernels
 
 
+def test_sdpa_alone_is_retargeted_without_tracing_the_graph(monkeypatch):
+    """A graph whose only attention is scaled_dot_product_attention is rewritten as Dynamo gave it
+    (no pre-dispatch trace: the trace is refused here), with a mask, a scale given or not, and an
+    in-place update whose result nothing reads, which must still happen."""
+    monkeypatch.setattr(attention, "trace", lambda *a: pytest.fail("traced an SDPA-only graph"))
+    mask = torch.rand(1, 1, 10, 12) > 0.3
+    mask[..., 0] = True  # no row fully hidden
+
+    def f(q, k, v, seen):
+        seen.add_(1)
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=0.3)
+        return a + F.scaled_dot_product_attention(q, k, v)
+    q, k, v = _qkv(length=10, d=32, s=12)
+    seen = torch.zeros(3)
+    out = torch.compile(f, backend="tensorsmith")(q, k, v, seen)
+    q64, k64, v64 = (t.double() for t in (q, k, v))
+    expected = F.scaled_dot_product_attention(q64, k64, v64, attn_mask=mask, scale=0.3) + \
+        F.scaled_dot_product_attention(q64, k64, v64)
+    torch.testing.assert_close(out.double(), expected, rtol=1e-4, atol=1e-5)
+    assert seen.tolist() == [1.0, 1.0, 1.0]
+    assert [m.form for m in attention.MATCHES] == ["sdpa", "sdpa"]
+    assert _fused_kernels() >= 2
+    check_against_eager(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
+                        *_qkv(length=10, d=32))
+
+
 def test_sdpa_with_a_learned_mask_stays_pytorchs():
     bias = torch.randn(1, 3, 10, 10, requires_grad=True)
 
