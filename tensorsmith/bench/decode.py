@@ -62,7 +62,10 @@ def _model(name: str, device: str):
 
 def _generate(model, prompt, cache: str, new_tokens: int, times: list | None):
     import torch
-    settings = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, pad_token_id=0)
+    # disable_compile: on a GPU with the static cache, generate() would otherwise wrap the forward in
+    # torch.compile with Inductor itself, around whichever backend the row measures.
+    settings = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, pad_token_id=0,
+                    disable_compile=True)
     if cache == "static":
         settings["cache_implementation"] = "static"
     forward = model.forward

@@ -130,6 +130,27 @@ def test_generate_with_the_static_cache_compiles_prefill_and_decode(executor, ki
                                              for r in records.RECORDS), records.RECORDS
 
 
+def test_generate_compiling_the_model_itself_with_our_backend():
+    """With the static cache on a GPU, generate() compiles the forward itself (Inductor by default);
+    `compile_config=CompileConfig(backend="tensorsmith")` makes it ours. Here on the CPU, where
+    generate() is told to compile on every device."""
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    model = hf_causal_lm("gpt2").eval()
+    ids = torch.randint(0, 96, (2, 5))
+    settings = dict(max_new_tokens=8, min_new_tokens=8, do_sample=False, pad_token_id=0,
+                    cache_implementation="static")
+    compile_config = transformers.CompileConfig(backend="tensorsmith")
+    compile_config._compile_all_devices = True
+    records.reset()
+    with torch.no_grad():
+        expected = model.generate(ids, **settings)
+        generated = model.generate(ids, compile_config=compile_config, **settings)
+    assert torch.equal(generated, expected)
+    # generate() compiles the decode step (its prefill runs eagerly): one graph, compiled by us
+    assert len(records.RECORDS) == 1 and not records.RECORDS[0].whole_graph_fallback, records.RECORDS
+
+
 def test_without_symbolic_sizes_each_shape_compiles(monkeypatch):
     monkeypatch.setattr(tensorsmith.config, "symbolic_sizes", False)
     monkeypatch.setattr(tensorsmith.config, "specialize_after", 1)
