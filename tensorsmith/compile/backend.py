@@ -75,14 +75,15 @@ def _dynamo_handles() -> tuple:
 
 def _compile(gm: torch.fx.GraphModule, example_inputs, **kwargs):
     on_cuda = any(isinstance(x, torch.Tensor) and x.is_cuda for x in example_inputs)
-    # Attention is not fused under CUDA autocast: the memory-efficient kernel's bfloat16 results come
-    # back wrong through the CUDA runtime, and a wrong answer is worse than a slow one.
-    fused = config.fuse_attention and not (on_cuda and torch.is_autocast_enabled("cuda"))
+    fused = config.fuse_attention
     if fused:
         gm = rewrite_attention(gm, example_inputs)
     if config.fuse_linear_cross_entropy:
         gm = rewrite_linear_cross_entropy(gm, example_inputs)
-    with _tracing_context(fused, on_cuda):
+    # Under CUDA autocast the scaled_dot_product_attention calls left to PyTorch trace to its math:
+    # the memory-efficient kernel's bfloat16 results came back wrong through our CUDA runtime.
+    pytorch_kernels = fused and not (on_cuda and torch.is_autocast_enabled("cuda"))
+    with _tracing_context(pytorch_kernels, on_cuda):
         return _aot_backend(fused)(gm, example_inputs, **kwargs)
 
 

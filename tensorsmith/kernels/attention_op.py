@@ -123,3 +123,20 @@ def _backward(ctx, grad_out, _grad_lse):
 
 
 attention.register_autograd(_backward, setup_context=_setup_context)
+
+
+def _under_autocast(device_type: str):
+    """The op under autocast, as autocast runs scaled_dot_product_attention on both devices: its
+    floating-point q, k, v and mask in autocast's dtype (whichever the caller chose), computed with
+    autocast off."""
+    def kernel(q, k, v, mask, is_causal, scale):
+        dtype = torch.get_autocast_dtype(device_type)
+        q, k, v, mask = (t.to(dtype) if t is not None and t.is_floating_point() else t for t in (q, k, v, mask))
+        with torch.autocast(device_type, enabled=False):
+            return attention(q, k, v, mask, is_causal, scale)
+    return kernel
+
+
+_AUTOCAST = torch.library.Library("tensorsmith", "IMPL")
+for _device in ("cuda", "cpu"):
+    _AUTOCAST.impl("attention", _under_autocast(_device), "Autocast" + _device.upper())
