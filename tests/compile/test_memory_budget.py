@@ -12,6 +12,7 @@ import torch
 
 import tensorsmith
 from tensorsmith.bench.models.nanogpt import GPTConfig, NanoGPT, make_batch
+from tensorsmith.compile import memory_budget, step_peak
 from tensorsmith.compile.memory_budget import budget_bytes, device_memory
 from tensorsmith.errors import MemoryBudgetWarning
 
@@ -60,20 +61,44 @@ def test_budget_text():
             budget_bytes(bad, cpu)
 
 
-def test_budgeted_step_saves_less_with_eager_numbers(model_and_batch, monkeypatch):
+def test_budgeted_step_fits_its_plan_saves_less_with_eager_numbers(model_and_batch, monkeypatch):
     model, batch = model_and_batch
     reference = copy.deepcopy(model).double()
     ref_loss, ref_grads, _ = _step(reference, batch, compiled=False)
+    monkeypatch.setattr(tensorsmith.config, "memory_budget", "1e15")  # fits: the unbudgeted plan
     loss, grads, unbudgeted = _step(model, batch, compiled=True)
-    room = unbudgeted // 2
-    monkeypatch.setattr(tensorsmith.config, "memory_budget", str(_fixed_bytes(model, batch) + room))
+    _, plan = memory_budget.PLANNED[-1]
+    assert plan.peak >= plan.inputs + plan.saved >= _fixed_bytes(model, batch) // 2 + unbudgeted
+    budget = plan.peak - plan.saved // 3
+    monkeypatch.setattr(tensorsmith.config, "memory_budget", str(budget))
     torch._dynamo.reset()
     budgeted_loss, budgeted_grads, saved = _step(model, batch, compiled=True)
-    assert saved <= room < unbudgeted, (saved, room, unbudgeted)
+    assert memory_budget.PLANNED[-1][0] == budget and memory_budget.PLANNED[-1][1].peak <= budget
+    assert saved < unbudgeted, (saved, unbudgeted)
     torch.testing.assert_close(budgeted_loss.double(), ref_loss, rtol=1e-5, atol=1e-6)
     for got, unbudgeted_grad, expected in zip(budgeted_grads, grads, ref_grads):
         torch.testing.assert_close(got.double(), expected, rtol=1e-4, atol=1e-6)
         torch.testing.assert_close(got, unbudgeted_grad, rtol=1e-5, atol=1e-6)
+
+
+def test_graph_peak_counts_each_value_from_its_maker_to_its_last_reader():
+    """A hand-built graph: views and tuple elements share their base's memory; outputs are held
+    to the end; inputs are not the graph's own."""
+    def f(x):                                   # x: 1,000 floats (4,000 bytes), not counted
+        a = torch.ops.aten.mul.Tensor(x, 2.0)    # a: 4,000
+        b = torch.ops.aten.view.default(a, [10, 100])  # a view: nothing new, a lives on through b
+        c = torch.ops.aten.exp.default(x)        # c: 4,000; a and c live: 8,000
+        d = torch.ops.aten.add.Tensor(b, 1.0)    # d: 4,000 (a's last reader): 12,000, then a goes
+        e = torch.ops.aten.sum.default(c)        # e: 4 bytes; c goes after
+        return d, e
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.fx.experimental.proxy_tensor import make_fx
+    with FakeTensorMode():
+        gm = make_fx(f)(torch.empty(1000))
+    assert step_peak.graph_peak(gm) == 12_000
+    out = torch.fx.symbolic_trace(lambda x: x)  # no value of its own
+    next(iter(out.graph.nodes)).meta["val"] = torch.empty(4)
+    assert step_peak.graph_peak(out) == 0
 
 
 def test_a_step_that_cannot_fit_says_by_how_much(model_and_batch, monkeypatch):
