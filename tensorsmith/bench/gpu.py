@@ -36,6 +36,7 @@ from tensorsmith.bench.models.small import MLP, TINY_GPT
 from tensorsmith.bench.step_timeline import print_step_timeline
 from tensorsmith.bench.train_step import no_mark, train_step
 from tensorsmith import records
+from tensorsmith.compile import memory_budget
 from tensorsmith.frontend import attention
 
 GPT2_SMALL = GPTConfig(vocab=50304, width=768, layers=12, heads=12, seq=1024)
@@ -63,6 +64,9 @@ def records_summary() -> str:
         text += f", op fallbacks: {', '.join(ops)}"
     captures = Counter(r.cuda_graph or "undecided" for r in graphs)
     text += ", CUDA graphs: " + ", ".join(f"{state} x{n}" for state, n in captures.most_common())
+    if memory_budget.PLANNED:
+        budget, plan = memory_budget.PLANNED[-1]
+        text += f", planned peak {plan.peak / 1e9:.2f} GB" + (f" (budget {budget / 1e9:.2f} GB)" if budget else "")
     return text
 
 
@@ -274,6 +278,7 @@ def _bench(backend: str, mode: str, cfg: GPTConfig, batch: int, steps: int, refe
     idx, targets = (t.cuda() for t in make_batch(cfg, batch, gen))
     records.reset()
     attention.MATCHES.clear()
+    memory_budget.PLANNED.clear()
 
     if mode == "train":
         step = train_step(lambda: run(idx, targets), opt)

@@ -36,7 +36,7 @@ from .step_peak import StepPeak, SymbolicSizes, step_peak
 # peak is not monotonic in the fraction (recomputing everything recomputes whole chains at once).
 FRACTIONS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.0)
 BISECTIONS = 3  # trial partitions between the first fraction that fits and the one before it
-PLANNED: list[tuple[int, StepPeak]] = []  # (budget, the chosen partition's plan) per budgeted step, for the bench
+PLANNED: list[tuple[int | None, StepPeak]] = []  # (budget or None, the chosen partition's plan) per step, for the bench
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
 
 
@@ -84,11 +84,12 @@ def partition(joint: torch.fx.GraphModule, joint_inputs, *, num_fwd_outputs: int
         log(1, "memory budget not applied: a graph with symbolic sizes (its bytes depend on them)")
     forward, backward = min_cut_rematerialization_partition(joint, joint_inputs, num_fwd_outputs=num_fwd_outputs,
                                                             **kwargs)
-    if config.debug >= 1:
-        try:
-            log(1, f"training step planned peak {_mib(step_peak(forward, backward, num_fwd_outputs))}")
-        except SymbolicSizes:
-            pass
+    try:
+        plan = step_peak(forward, backward, num_fwd_outputs)
+    except SymbolicSizes:
+        return forward, backward
+    PLANNED.append((None, plan))
+    log(1, lambda: f"training step planned peak {_mib(plan)}")
     return forward, backward
 
 
