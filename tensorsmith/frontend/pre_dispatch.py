@@ -103,14 +103,18 @@ def call(graph: torch.fx.Graph, target, *args) -> torch.fx.Node:
 
 
 def needing_grad(graph: torch.fx.Graph, inputs_needing_grad: list[bool]) -> set:
-    """The floating-point nodes computed from an input that requires grad."""
+    """The floating-point nodes computed from an input that requires grad, or that Dynamo saw
+    requiring grad (a parameter read as an attribute of the graph)."""
     result, placeholders = set(), [n for n in graph.nodes if n.op == "placeholder"]
     for node, needs in zip(placeholders, inputs_needing_grad):
         if needs:
             result.add(node)
     for node in graph.nodes:
         value = tensor_value(node)
-        if node.op == "call_function" and value is not None and value.dtype.is_floating_point \
-                and any(i in result for i in node.all_input_nodes):
+        if value is None or not value.dtype.is_floating_point:
+            continue
+        if node.op == "get_attr" and value.requires_grad or \
+                node.op in ("call_function", "call_method", "call_module") and \
+                any(i in result for i in node.all_input_nodes):
             result.add(node)
     return result

@@ -213,6 +213,22 @@ def test_sdpa_with_a_learned_mask_stays_pytorchs():
     assert not attention.MATCHES  # the fused op does not differentiate its mask
 
 
+def test_sdpa_with_a_mask_learned_through_method_calls_stays_pytorchs():
+    """T5's relative position bias: a parameter looked up and rearranged by method calls in the
+    Dynamo graph, then the mask of SDPA. Its gradient must reach the parameter."""
+    class PositionBias(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.table = nn.Parameter(torch.randn(19, 3))
+
+        def forward(self, q, k, v):
+            positions = torch.arange(10)
+            bias = self.table[positions[None, :] - positions[:, None] + 9].permute(2, 0, 1).unsqueeze(0)
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+    check_against_eager(PositionBias(), *_qkv(length=10, d=32))
+    assert not attention.MATCHES
+
+
 def test_bfloat16_matches_eager():
     check_against_eager(BufferMask(16), *_qkv(length=12, d=32, dtype=torch.bfloat16), tol=2e-2)
     _rewritten(masks=["hide"])
