@@ -17,6 +17,7 @@ from .. import config
 from ..frontend.attention import rewrite_attention
 from ..frontend.decompositions import decomposition_table
 from ..frontend.linear_cross_entropy import rewrite_linear_cross_entropy
+from ..log import log
 from ..records import new_record
 from .driver import compile_fx_graph
 from .fallback import fall_back
@@ -52,7 +53,13 @@ def _tracing_context(fused: bool, on_cuda: bool):
 def tensorsmith_backend(gm: torch.fx.GraphModule, example_inputs, **kwargs):
     """Entry point for `torch.compile(model, backend="tensorsmith")`. An exception in our attention
     rewrite or in AOTAutograd's tracing with our decompositions runs the Dynamo graph as captured
-    (reported and warned), except the ones Dynamo turns into a graph break or a restart itself."""
+    (reported and warned), except the ones Dynamo turns into a graph break or a restart itself.
+    `torch.compile(mode=...)` is Inductor's setting: tensorsmith takes none (it replays CUDA graphs
+    by default, as "reduce-overhead" asks), so a mode is logged and dropped, not handed on."""
+    mode = kwargs.pop("mode", None)
+    if mode not in (None, "default"):
+        log(1, f"torch.compile(mode={mode!r}) is Inductor's setting; tensorsmith ignores it "
+               f"(CUDA graphs are on unless TENSORSMITH_CUDA_GRAPHS=0)")
     try:
         return _compile(gm, example_inputs, **kwargs)
     except _dynamo_handles():

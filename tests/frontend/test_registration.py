@@ -34,3 +34,22 @@ def test_backend_name_resolves(case):
     done = subprocess.run([sys.executable, "-c", _RUN.format(before=CASES[case])],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
+
+
+def test_inductors_mode_setting_is_dropped_quietly(caplog):
+    """`torch.compile(mode="reduce-overhead")` (what Hugging Face's CompileConfig passes by default)
+    compiles with tensorsmith, without AOTAutograd's "ignoring extra kwargs" warning."""
+    import logging
+
+    import torch
+
+    from tensorsmith import records
+    records.reset()
+    torch._dynamo.reset()
+    f = torch.compile(lambda x: torch.sin(x) * 2 + 1, backend="tensorsmith", mode="reduce-overhead")
+    x = torch.randn(5, 7)
+    with caplog.at_level(logging.WARNING):
+        got = f(x)
+    torch.testing.assert_close(got, torch.sin(x) * 2 + 1)
+    assert records.RECORDS and not records.RECORDS[0].whole_graph_fallback
+    assert not [r for r in caplog.records if "ignoring extra kwargs" in r.getMessage()]
