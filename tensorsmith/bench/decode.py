@@ -10,9 +10,9 @@ table also gives the first run's whole time (compiles included), how many graphs
 compiled, and the first step at which the tokens differ from eager's (none: identical).
 
 Each row runs in its own process, so that a backend that crashes the interpreter (a segfault in a
-compiled kernel's launcher, say) becomes that row's error, not the end of the table. Inductor's
-reduce-overhead mode crashed so on torch 2.11 (its static CUDA launcher under CUDA-graph capture):
-such a row is run once more with `TORCHINDUCTOR_USE_STATIC_CUDA_LAUNCHER=0` and says so.
+compiled kernel's launcher, say) becomes that row's error, not the end of the table. `generate()`
+runs with `disable_compile=True`: with the static cache on a GPU it would otherwise compile the
+forward itself, with Inductor, around the backend the row measures.
 
 Models: `gpt2` (GPT-2 small geometry), `llama1b` (a 1.1B Llama: TinyLlama's geometry), `tiny`
 (2-layer GPT-2, for the CPU); random weights, in bfloat16 on a GPU (float32 on the CPU).
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import statistics
 import subprocess
@@ -62,8 +61,6 @@ def _model(name: str, device: str):
 
 def _generate(model, prompt, cache: str, new_tokens: int, times: list | None):
     import torch
-    # disable_compile: on a GPU with the static cache, generate() would otherwise wrap the forward in
-    # torch.compile with Inductor itself, around whichever backend the row measures.
     settings = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, pad_token_id=0,
                     disable_compile=True)
     if cache == "static":
@@ -128,27 +125,17 @@ def _row_command(args, name: str, batch: int, cache: str, backend: str) -> list:
 
 def _in_child(args, name: str, batch: int, cache: str, backend: str) -> dict:
     """One row, run by `_one_row` in a fresh process; a crash or a hang is that row's error."""
-    command = _row_command(args, name, batch, cache, backend)
-    attempts = [({}, "")]
-    if backend == "inductor":
-        attempts.append(({"TORCHINDUCTOR_USE_STATIC_CUDA_LAUNCHER": "0"}, "static launcher off"))
-    for extra_env, note in attempts:
-        try:
-            done = subprocess.run(command, env=dict(os.environ, **extra_env), capture_output=True, text=True,
-                                  timeout=args.row_timeout)
-        except subprocess.TimeoutExpired:
-            return {"error": f"no result within {args.row_timeout} s"}
-        lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-        if done.returncode == 0 and lines:
-            result = json.loads(lines[-1])
-            if note and "graphs" in result:
-                result["graphs"] = f"{result['graphs']}; {note}"
-            return result
-        if done.returncode < 0:
-            error = f"crashed ({signal.Signals(-done.returncode).name})"
-        else:
-            error = (done.stderr.strip().splitlines() or ["no output"])[-1][:160]
-    return {"error": error + (f", also with {note}" if note else "")}
+    try:
+        done = subprocess.run(_row_command(args, name, batch, cache, backend), capture_output=True, text=True,
+                              timeout=args.row_timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"no result within {args.row_timeout} s"}
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode == 0 and lines:
+        return json.loads(lines[-1])
+    if done.returncode < 0:
+        return {"error": f"crashed ({signal.Signals(-done.returncode).name})"}
+    return {"error": (done.stderr.strip().splitlines() or ["no output"])[-1][:160]}
 
 
 def _first_difference(tokens, reference) -> str:
