@@ -23,7 +23,9 @@ LIBRARY_KERNELS = frozenset(f"aten.{name}.default" for name in (
     "_scaled_dot_product_efficient_attention", "_scaled_dot_product_efficient_attention_backward",
     "_scaled_dot_product_flash_attention", "_scaled_dot_product_flash_attention_backward",
     "_scaled_dot_product_cudnn_attention", "_scaled_dot_product_cudnn_attention_backward",
-    "convolution_backward")) | {
+    "convolution_backward",
+    "topk",  # a selection, not a loop nest: ATen's, as Inductor also calls it (MoE routers)
+    )) | {
     "tensorsmith.attention.default", "tensorsmith.attention_backward.default",  # kernels/attention_op.py
     "tensorsmith.linear_cross_entropy.default",  # kernels/linear_cross_entropy_op.py
     "tensorsmith.linear_cross_entropy_with_grads.default"}

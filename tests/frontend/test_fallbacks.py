@@ -127,3 +127,25 @@ def test_the_users_index_error_is_still_raised(lenient):
     with pytest.raises(IndexError):
         f(torch.tensor([1, 2, 3, 40, 0, 1]))
     assert not any(r.whole_graph_fallback for r in records.RECORDS)
+
+
+def test_topk_is_a_library_call_with_eager_values_indices_and_gradients():
+    """A mixture-of-experts router: softmax, topk, a renormalized gather of the top weights. topk
+    runs as ATen's kernel by design (not a fallback), and the outputs, the chosen experts and the
+    gradients match eager."""
+    from helpers import check_against_eager
+
+    def router(logits):
+        probs = torch.softmax(logits, dim=-1)
+        top, experts = torch.topk(probs, 2, dim=-1)
+        return top / top.sum(-1, keepdim=True), experts
+    records.reset()
+    check_against_eager(router, torch.randn(12, 8, requires_grad=True), grads=False)
+    record = records.RECORDS[-1]
+    assert record.native["aten.topk.default"] == 1 and not record.fallbacks
+    logits = torch.randn(12, 8, requires_grad=True)
+    top, _ = torch.compile(router, backend="tensorsmith")(logits)
+    (grad,) = torch.autograd.grad((top * torch.arange(2.0)).sum(), logits)
+    expected_top, _ = router(logits)
+    (expected,) = torch.autograd.grad((expected_top * torch.arange(2.0)).sum(), logits)
+    torch.testing.assert_close(grad, expected)
