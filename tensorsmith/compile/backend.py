@@ -82,14 +82,15 @@ def _dynamo_handles() -> tuple:
 
 def _compile(gm: torch.fx.GraphModule, example_inputs, **kwargs):
     on_cuda = any(isinstance(x, torch.Tensor) and x.is_cuda for x in example_inputs)
-    fused = config.fuse_attention
+    cuda_autocast = on_cuda and torch.is_autocast_enabled("cuda")
+    fused = config.fuse_attention and (config.fuse_attention_cuda_autocast or not cuda_autocast)
     if fused:
         gm = rewrite_attention(gm, example_inputs)
     if config.fuse_linear_cross_entropy:
         gm = rewrite_linear_cross_entropy(gm, example_inputs)
     # Under CUDA autocast the scaled_dot_product_attention calls left to PyTorch trace to its math:
     # the memory-efficient kernel's bfloat16 results came back wrong through our CUDA runtime.
-    pytorch_kernels = fused and not (on_cuda and torch.is_autocast_enabled("cuda"))
+    pytorch_kernels = fused and not cuda_autocast
     with _tracing_context(pytorch_kernels, on_cuda):
         return _aot_backend(fused)(gm, example_inputs, **kwargs)
 
