@@ -73,15 +73,13 @@ def _computation(node, interpreter: Interpreter, in_place: bool = False):
     take, attention to its computation (not through the dispatcher, attention_op.DIRECT), an
     in-place step through its op's in-place form, anything else through the interpreter's rule for
     its op."""
-    if in_place:
-        fallback = interpreter.bind_fallback(node, IN_PLACE[node.attrs["target"]])
-        return lambda *inputs: fallback(list(inputs))
-    if node.op in ("dot", "addmm"):
+    if node.op in ("dot", "addmm") and not in_place:
         return _product(node)
-    if node.op == "fallback":
-        fallback = interpreter.bind_fallback(node, attention_op.DIRECT.get(node.attrs["target"]))
-        return lambda *inputs: fallback(list(inputs))
-    return lambda *inputs: interpreter.eval(node, list(inputs))
+    if node.op != "fallback":
+        return lambda *inputs: interpreter.eval(node, list(inputs))
+    table = IN_PLACE if in_place else attention_op.DIRECT
+    fallback = interpreter.bind_fallback(node, table.get(node.attrs["target"]))
+    return lambda *inputs: fallback(list(inputs))
 
 
 def _product(node):
