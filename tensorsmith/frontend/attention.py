@@ -327,10 +327,13 @@ def _attn_mask(graph, terms):
     return call(graph, aten.where.ScalarSelf, hide, -math.inf, bias)
 
 
-def fuse_attention(gm: torch.fx.GraphModule, inputs_needing_grad: list[bool] = ()) -> list[AttentionMatch]:
+def fuse_attention(gm: torch.fx.GraphModule, inputs_needing_grad: list[bool] = (),
+                   dynamo_graph: bool = False) -> list[AttentionMatch]:
     """Rewrite every attention in `gm` (a pre-dispatch ATen graph with fake-tensor metadata) into
     scaled_dot_product_attention, in place; return what was rewritten. `inputs_needing_grad` says
-    which placeholders require grad (a bias computed from them is left alone)."""
+    which placeholders require grad (a bias computed from them is left alone). `dynamo_graph`: `gm`
+    is Dynamo's graph itself, whose only attention is scaled_dot_product_attention; its dead code
+    is left in place (a Dynamo graph's in-place method calls look dead to FX)."""
     matches = []
     learned = needing_grad(gm.graph, list(inputs_needing_grad))
     for node in list(gm.graph.nodes):
@@ -342,22 +345,7 @@ def fuse_attention(gm: torch.fx.GraphModule, inputs_needing_grad: list[bool] = (
         if match is not None:
             matches.append(match)
     if matches:
-        recompile(gm)
-    MATCHES.extend(matches)
-    return matches
-
-
-def _retarget_dynamo_sdpa(gm: torch.fx.GraphModule, inputs_needing_grad: list[bool]) -> list[AttentionMatch]:
-    """`fuse_attention` for a Dynamo graph whose only attention is scaled_dot_product_attention:
-    its calls are retargeted where they are, without tracing the graph to ATen first. Dead code
-    is left in place (a Dynamo graph's in-place method calls look dead to FX)."""
-    learned = needing_grad(gm.graph, list(inputs_needing_grad))
-    matches = [m for node in list(gm.graph.nodes)
-               if node.op == "call_function" and node.target in _SDPAS
-               for m in [_retarget_sdpa(gm.graph, node, learned)] if m is not None]
-    if matches:
-        gm.graph.lint()
-        gm.recompile()
+        recompile(gm, drop_dead_code=not dynamo_graph)
     MATCHES.extend(matches)
     return matches
 
@@ -392,8 +380,10 @@ def _retarget_sdpa(graph: torch.fx.Graph, sdpa: torch.fx.Node, learned: set) -> 
 
 
 def rewrite_attention(gm: torch.fx.GraphModule, example_inputs) -> torch.fx.GraphModule:
-    """`gm` with its hand-written attention fused, traced to pre-dispatch ATen; `gm` itself when it
-    has none (or cannot be traced so, which is logged: the graph then compiles unfused)."""
+    """`gm` with its attention fused: traced to pre-dispatch ATen where it has hand-written
+    attention (a softmax), rewritten as Dynamo gave it where its only attention is
+    scaled_dot_product_attention; `gm` itself when it has none (or cannot be traced so, which is
+    logged: the graph then compiles unfused)."""
     if not mentions(gm, ("softmax", "scaled_dot_product_attention")):
         return gm
     needs_grad = [isinstance(x, torch.Tensor) and x.requires_grad for x in example_inputs]
@@ -403,7 +393,7 @@ def rewrite_attention(gm: torch.fx.GraphModule, example_inputs) -> torch.fx.Grap
             return gm
         matches = fuse_attention(traced, needs_grad)
     else:
-        traced, matches = gm, _retarget_dynamo_sdpa(gm, needs_grad)
+        traced, matches = gm, fuse_attention(gm, needs_grad, dynamo_graph=True)
     for m in matches:
         log(1, f"attention fused ({m.form}, {', '.join(m.masks) or 'no mask'}, scale {m.scale:.4g}"
                f"{f', dropout {m.dropout}' if m.dropout else ''}; {m.kernel} kernels) at {m.source}")

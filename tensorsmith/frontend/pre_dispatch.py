@@ -69,10 +69,11 @@ def _attribute(module: torch.nn.Module, target: str):
     return functools.reduce(getattr, target.split("."), module)
 
 
-def recompile(gm: torch.fx.GraphModule) -> None:
-    """After a rewrite replaced nodes: drop what nothing reads any more, check the graph, and
-    regenerate its code."""
-    gm.graph.eliminate_dead_code()
+def recompile(gm: torch.fx.GraphModule, drop_dead_code: bool = True) -> None:
+    """After a rewrite replaced nodes: drop what nothing reads any more (unless told not to), check
+    the graph, and regenerate its code."""
+    if drop_dead_code:
+        gm.graph.eliminate_dead_code()
     gm.graph.lint()
     gm.recompile()
 
