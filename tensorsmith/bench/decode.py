@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import statistics
-import subprocess
 import sys
 import time
+
+from .child import run_json
 
 PROMPT = 32
 NEW_TOKENS = 64
@@ -125,17 +125,7 @@ def _row_command(args, name: str, batch: int, cache: str, backend: str) -> list:
 
 def _in_child(args, name: str, batch: int, cache: str, backend: str) -> dict:
     """One row, run by `_one_row` in a fresh process; a crash or a hang is that row's error."""
-    try:
-        done = subprocess.run(_row_command(args, name, batch, cache, backend), capture_output=True, text=True,
-                              timeout=args.row_timeout)
-    except subprocess.TimeoutExpired:
-        return {"error": f"no result within {args.row_timeout} s"}
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode == 0 and lines:
-        return json.loads(lines[-1])
-    if done.returncode < 0:
-        return {"error": f"crashed ({signal.Signals(-done.returncode).name})"}
-    return {"error": (done.stderr.strip().splitlines() or ["no output"])[-1][:160]}
+    return run_json(_row_command(args, name, batch, cache, backend), timeout=args.row_timeout)
 
 
 def _first_difference(tokens, reference) -> str:

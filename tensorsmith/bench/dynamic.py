@@ -15,10 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
+
+from .child import run_json
 
 _CHILD = "--child"
 LENGTHS = (5, 9, 14, 17, 23, 31, 38, 44, 52, 61, 70, 77)  # the 12 request lengths
@@ -86,12 +87,7 @@ def _child(backend: str, device: str) -> dict:
 def _run(backend: str, device: str, cache: str) -> dict:
     env = dict(os.environ, TRITON_CACHE_DIR=f"{cache}/triton", TORCHINDUCTOR_CACHE_DIR=f"{cache}/inductor",
                TENSORSMITH_CACHE_DIR=f"{cache}/tensorsmith")
-    done = subprocess.run([sys.executable, "-m", "tensorsmith.bench.dynamic", _CHILD, backend, device],
-                          env=env, capture_output=True, text=True)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode != 0 or not lines:
-        return {"error": (done.stderr.strip().splitlines() or ["no output"])[-1][:200]}
-    return json.loads(lines[-1])
+    return run_json([sys.executable, "-m", "tensorsmith.bench.dynamic", _CHILD, backend, device], env=env)
 
 
 def main(argv=None) -> None:

@@ -19,9 +19,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
+
+from .child import run_json
 
 BACKENDS = "eager,inductor,tensorsmith,tensorsmith+budget"
 SEQ = 1024
@@ -85,14 +86,7 @@ def _measure(args, name: str, backend: str, batch: int) -> dict:
         env["TENSORSMITH_MEMORY_BUDGET"] = args.budget
     command = [sys.executable, "-m", "tensorsmith.bench.largest_batch", "--one-run", name, backend, str(batch),
                "--device", args.device]
-    try:
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=args.run_timeout)
-    except subprocess.TimeoutExpired:
-        return {"error": f"no result within {args.run_timeout:.0f} s"}
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode == 0 and lines:
-        return json.loads(lines[-1])
-    return {"error": (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1][:160]}
+    return run_json(command, env=env, timeout=args.run_timeout)
 
 
 def _fits(result: dict, capacity: int) -> bool:
