@@ -340,6 +340,40 @@ def test_runner_stops_after_too_many_captures(simulated, monkeypatch):
     assert runner.replays == 0
 
 
+def test_a_replaced_static_cache_is_captured_anew_in_place_as_often_as_it_comes(simulated, monkeypatch):
+    """generate() makes a new static KV cache (marked with mark_static_address) per call: after
+    enough replays, the new one is captured in place, not copied at every replay, and these
+    renewals never stop the graph. A marked argument that moves soon after its capture is not
+    static in fact: copied from the next capture on, and counted."""
+    monkeypatch.setattr(cuda_graph_runner, "MAX_CAPTURES", 1)
+    compiled, attach = simulated(SCALE)
+    x = torch.randn(4, 3)
+
+    def cache():
+        w = torch.randn(4, 3)
+        torch._dynamo.mark_static_address(w)
+        return w
+    w = cache()
+    attach([x, w])
+    runner = compiled.cuda_graph
+    for generation in range(4):
+        for _ in range(cuda_graph_runner.STABLE_REPLAYS + 3):
+            x = torch.randn(4, 3)
+            torch.testing.assert_close(compiled([x, w]), _expect(x, w))
+        assert runner.stopped is None and [i for i, _, _ in runner.in_place] == [1]
+        assert [i for i, _ in runner.copied] == [0]
+        w = cache()
+    assert runner.captures == 4 and runner.renewals == 3 and runner.replays >= 4 * cuda_graph_runner.STABLE_REPLAYS
+
+    for _ in range(3):  # a renewal: two calls ordinary, then the capture
+        torch.testing.assert_close(compiled([x, w]), _expect(x, w))
+    assert runner.graph is not None and runner.renewals == 4
+    w = cache()
+    for _ in range(2):  # moves right after its capture: no renewal
+        torch.testing.assert_close(compiled([x, w]), _expect(x, w))
+    assert runner.stopped and "keep changing" in runner.stopped
+
+
 def _sites(simulated, text=SCALE):
     from tensorsmith.compile.codegen import generate_code
     compiled = generate_code(_graph(text))

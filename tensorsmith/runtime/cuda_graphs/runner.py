@@ -18,7 +18,10 @@ ordinary way, and after two such calls in a row captures anew (at most MAX_CAPTU
 graph stays ordinary and says why). Any other argument gets a static buffer the replay copies it
 into, and so, from the next capture on, does an argument that moved after being captured in place
 (FSDP2 gathers each block's weights into new memory every step), unless copying those costs too
-much (eligibility.py: COPY_SHARE_MAX): then they are taken in place again. A call site's runner
+much (eligibility.py: COPY_SHARE_MAX): then they are taken in place again. Static arguments (a
+parameter, or a tensor marked with mark_static_address, as Hugging Face's static KV cache is) that
+move after at least STABLE_REPLAYS replays are new ones (the next generate()'s cache): captured anew
+in place, a renewal that MAX_CAPTURES does not count. A call site's runner
 (call_sites.py) takes in place only what a capture returned. A capturing call hands out its static
 outputs, the ordinary result copied in, so that a graph captured next in the same step finds them
 in place. An index check (`_check()`, which reads a flag on the host) is left out of the capture
@@ -47,6 +50,9 @@ from .static_outputs import StaticOutputs, captured_output
 # Captures per graph (argument addresses that keep changing), and captures put off by the copy rule
 # (eligibility.py): then the graph stays ordinary.
 MAX_CAPTURES = 3
+# Replays after which static arguments (_static) that move are taken for new ones (a new KV cache
+# for the next generate()): captured anew in place, without counting towards MAX_CAPTURES.
+STABLE_REPLAYS = 8
 
 _SIDE_STREAMS: dict[torch.device, torch.cuda.Stream] = {}
 _SIDE_LOCK = threading.Lock()
@@ -78,6 +84,12 @@ def _unchecked(owner):
         namespace["_check"], namespace["_settle"] = check, settle
 
 
+def _static(t: torch.Tensor) -> bool:
+    """Whether `t` is meant to stay put: a parameter, or a tensor marked with
+    `torch._dynamo.mark_static_address` (Hugging Face's static KV cache)."""
+    return isinstance(t, torch.nn.Parameter) or getattr(t, "_dynamo_static_input_type", None) is not None
+
+
 def _layout(tensors) -> list[tuple]:
     return [(t.data_ptr(), t.stride()) for t in tensors]
 
@@ -99,6 +111,7 @@ class CudaGraphRunner:
         self.argument_outputs: dict[int, int] = {}  # output -> argument it is (or a view of)
         self.in_place: list[tuple[int, int, tuple]] = []  # (argument, data_ptr, strides)
         self.copied: list[tuple[int, torch.Tensor]] = []  # (argument, static buffer)
+        self.handed_out: list[tuple] = []  # per output, what a replay hands out (_plan_hand_out)
         self.arena = None  # the arena tensor the capture ran over
         self.stopped: str | None = None
         self.replays = self.captures = 0
@@ -111,6 +124,8 @@ class CudaGraphRunner:
         # anew each step): later captures copy them, where copying is cheap enough.
         self.unstable: set[int] = set()
         self.copy_refusals = 0  # captures put off because the moved arguments cost too much to copy
+        self.renewals = 0  # captures after static arguments were replaced (not counted in MAX_CAPTURES)
+        self.replays_since_capture = 0
         self.ordinary: Counter = Counter()
 
     @property
@@ -134,6 +149,7 @@ class CudaGraphRunner:
             self.ordinary["outputs held"] += 1
             return owner._run(*tensors)
         self.misplaced = 0
+        self.replays_since_capture += 1
         with torch.no_grad(), self._device():
             if owner.settles:  # the replay runs library steps that read index data
                 owner._settle()
@@ -154,17 +170,28 @@ class CudaGraphRunner:
         place (in_place.py) and the replay copies into a buffer is that buffer, written."""
         fresh = iter(self.outputs.hand_out())
         result = []
-        for i in range(len(self.owner.schedule.outputs)):
-            j = self.argument_outputs.get(i)
+        for j, buffer, view in self.handed_out:
             if j is None:
                 result.append(next(fresh))
                 continue
-            argument = tensors[j]
-            if j in self.owner.writes_in_place.values():
-                argument = dict(self.copied).get(j, argument)
-            view = self.owner.namespace.get(f"out_view{i}")
+            argument = tensors[j] if buffer is None else buffer
             result.append(view(argument) if view is not None else argument)
         return result
+
+    def _plan_hand_out(self) -> None:
+        """Per output, what `_hand_out` gives: (None, None, None) for a static output, else (the
+        argument it is, the static buffer the replay copies that argument into where the graph
+        writes it in place, else None, the output's view or None); worked out once per capture."""
+        copied = dict(self.copied)
+        written = set(self.owner.writes_in_place.values())
+        self.handed_out = []
+        for i in range(len(self.owner.schedule.outputs)):
+            j = self.argument_outputs.get(i)
+            if j is None:
+                self.handed_out.append((None, None, None))
+                continue
+            buffer = copied.get(j) if j in written else None
+            self.handed_out.append((j, buffer, self.owner.namespace.get(f"out_view{i}")))
 
     def _device(self):
         return torch.cuda.device(self.owner.device) if self.owner.device.type == "cuda" \
@@ -176,12 +203,16 @@ class CudaGraphRunner:
     def _misplaced(self, tensors, moved: list[int]):
         self.ordinary["argument moved"] += 1
         self.misplaced += 1
-        self.unstable.update(moved)
+        replaced = self.replays_since_capture >= STABLE_REPLAYS and all(_static(tensors[i]) for i in moved)
+        if not replaced:
+            self.unstable.update(moved)
         log(2, f"{self.name}: arguments {moved} moved since the CUDA graph was captured: ordinary call")
         result = self.owner._run(*tensors)
         if self.misplaced >= 2:  # the new addresses look lasting: capture anew next call
             self._drop()
-            if self.captures >= MAX_CAPTURES:
+            if replaced:
+                self.renewals += 1
+            elif self.captures - self.renewals >= MAX_CAPTURES:
                 self._stop(f"argument addresses keep changing ({self.captures} captures)")
         self.last = _layout(tensors)
         return result
@@ -193,7 +224,7 @@ class CudaGraphRunner:
 
     def _drop(self) -> None:
         self.graph = self.cuda_graph = self.outputs = self.arena = None
-        self.in_place, self.copied, self.argument_outputs = [], [], {}
+        self.in_place, self.copied, self.argument_outputs, self.handed_out = [], [], {}, []
 
     def _measure(self, tensors):
         """One of the runner's first TIMED_CALLS calls, the ordinary way on the current stream
@@ -255,6 +286,7 @@ class CudaGraphRunner:
                 static[i] = torch.empty_like(tensors[i]).copy_(tensors[i])
                 copied.append((i, static[i]))
             self.captures += 1
+            self.replays_since_capture = 0
             try:
                 with _unchecked(owner):
                     self.graph, outputs = self._capture_graph(static)
@@ -277,6 +309,7 @@ class CudaGraphRunner:
                 return result
             self.in_place = [(i, layout[i][0], layout[i][1]) for i in in_place]
             self.copied = copied
+            self._plan_hand_out()
             self.arena = owner.arena
             timed = f"; launching took {self.launch_ms:.1f} ms, the GPU {self.gpu_ms:.1f} ms" \
                 if self.launch_ms is not None and self.gpu_ms is not None else ""
