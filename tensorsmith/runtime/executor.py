@@ -97,6 +97,7 @@ class GraphExecutor:
             runner = self.numerics.run_interpreter
         self.runner = runner or (lambda tensors, sizes=None: Interpreter().run(self.graph, tensors, sizes))
         self.views = Interpreter()  # applies view nodes as PyTorch views
+        self.input_views: dict = {}  # output node -> (argument position, its views bound) or None
         # Per parameter, what an argument that needs no further look has: one tuple comparison per
         # argument on the way to the first kernel (a training step passes every weight).
         self.expected = [
@@ -180,12 +181,21 @@ class GraphExecutor:
 
     def _input_view(self, node, args):
         """`node` computed as PyTorch views of the caller's input tensor, or None if it is not a
-        chain of views of a parameter."""
+        chain of views of a parameter. The chain is bound once per node (Interpreter.bind_views)."""
+        bound = self.input_views.get(node, False)
+        if bound is False:
+            bound = self.input_views[node] = self._bind_input_view(node)
+        if bound is None:
+            return None
+        position, view = bound
+        return view(args[position])
+
+    def _bind_input_view(self, node):
+        """(the argument's position, its views as one function) for `node`, or None."""
         chain = []
         while node.op in _VIEW_OPS:
             chain.append(node)
             node = node.inputs[0]
         if node.op != "param":
             return None
-        tensor = args[self.tensor_positions[self.graph.params.index(node)]]
-        return self.views.apply_views(tensor, chain[::-1])
+        return self.tensor_positions[self.graph.params.index(node)], self.views.bind_views(chain[::-1])
