@@ -5,10 +5,10 @@
    whether each ran through generated Triton kernels;
 2. the device-to-device copy bandwidth (bytes read + written), the memory-bound ceiling;
 3. the benchmark: GPT-2 small in the nanoGPT style (vocab 50304, width 768, 12 layers, 12 heads,
-   sequence 1024, batch 8, exact GELU, AdamW, float32 with TF32 matmuls allowed), train step and
-   inference, eager vs inductor vs tensorsmith: median step time over CUDA events, cold compile
-   time (first step minus the median), peak allocated memory, and the first step's loss (train) or
-   logits (infer) against eager's.
+   sequence 1024, batch 8, exact GELU, AdamW, float32 with TF32 matmuls allowed; `--bf16`: under
+   bfloat16 autocast), train step and inference, eager vs inductor vs tensorsmith: median step time
+   over CUDA events, cold compile time (first step minus the median), peak allocated memory, and
+   the first step's loss (train) or logits (infer) against eager's.
 
 Every backend runs inside try/except, so one failure still prints the rest.
 
@@ -257,9 +257,9 @@ def _variant(backend: str):
 
 
 def bench(backend: str, mode: str, cfg: GPTConfig, batch: int, steps: int, reference: dict,
-          reports: tuple[str, ...] = ()) -> dict:
+          reports: tuple[str, ...] = (), bf16: bool = False) -> dict:
     with _variant(backend) as name:
-        return _bench(name, mode, cfg, batch, steps, reference, reports)
+        return _bench(name, mode, cfg, batch, steps, reference, reports, bf16)
 
 
 # The reports --profile, --timeline and --host add after each run (bench/distributed.py has them too).
@@ -267,7 +267,7 @@ REPORTS = {"profile": print_kernel_profile, "timeline": print_step_timeline, "ho
 
 
 def _bench(backend: str, mode: str, cfg: GPTConfig, batch: int, steps: int, reference: dict,
-           reports: tuple[str, ...]) -> dict:
+           reports: tuple[str, ...], bf16: bool = False) -> dict:
     torch.manual_seed(0)
     model = NanoGPT(cfg).cuda()
     if mode == "infer":
@@ -281,10 +281,10 @@ def _bench(backend: str, mode: str, cfg: GPTConfig, batch: int, steps: int, refe
     memory_budget.PLANNED.clear()
 
     if mode == "train":
-        step = train_step(lambda: run(idx, targets), opt)
+        step = train_step(lambda: run(idx, targets), opt, autocast="cuda" if bf16 else None)
     else:
         def step(mark=no_mark):  # mark(phase) after each phase (bench/step_timeline.py)
-            with torch.no_grad():
+            with torch.no_grad(), torch.autocast("cuda", torch.bfloat16, enabled=bf16):
                 result = run(idx)[0]
                 mark("forward")
                 return result
@@ -325,7 +325,7 @@ def _bench(backend: str, mode: str, cfg: GPTConfig, batch: int, steps: int, refe
 
 
 def benchmark(cfg: GPTConfig, batch: int, steps: int, backends: list[str], modes: list[str],
-              reports: tuple[str, ...] = ()) -> list:
+              reports: tuple[str, ...] = (), bf16: bool = False) -> list:
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
     rows, reference = [], {}
@@ -333,7 +333,7 @@ def benchmark(cfg: GPTConfig, batch: int, steps: int, backends: list[str], modes
         for backend in backends:
             print(f"-- {mode} {backend} ...", flush=True)
             try:
-                r = bench(backend, mode, cfg, batch, steps, reference, reports)
+                r = bench(backend, mode, cfg, batch, steps, reference, reports, bf16)
                 rows.append((mode, backend, r))
                 print(f"   {r}", flush=True)
                 _free()
@@ -344,9 +344,10 @@ def benchmark(cfg: GPTConfig, batch: int, steps: int, backends: list[str], modes
     return rows
 
 
-def print_table(rows, cfg, batch, bandwidth):
+def print_table(rows, cfg, batch, bandwidth, bf16: bool = False):
+    precision = "bf16 autocast" if bf16 else "fp32, TF32 matmuls"
     print(f"\n== nanoGPT vocab {cfg.vocab}, width {cfg.width}, {cfg.layers} layers, {cfg.heads} heads, "
-          f"seq {cfg.seq}, batch {batch}; fp32, TF32 matmuls; copy bandwidth {bandwidth:.0f} GB/s ==")
+          f"seq {cfg.seq}, batch {batch}; {precision}; copy bandwidth {bandwidth:.0f} GB/s ==")
     print("| mode | backend | median ms | host ms | vs eager | vs inductor | compile s | peak GB | rel err vs eager "
           "| notes |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
@@ -372,6 +373,7 @@ def main(argv=None):
                         help="also variants: tensorsmith:unfused, tensorsmith:nographs, tensorsmith:nocheck (no index "
                              "check), combined with +: tensorsmith:unfused+nographs")
     parser.add_argument("--modes", default="train,infer")
+    parser.add_argument("--bf16", action="store_true", help="the benchmark under bfloat16 autocast")
     parser.add_argument("--skip-parity", action="store_true")
     parser.add_argument("--skip-bench", action="store_true")
     parser.add_argument("--profile", action="store_true",
@@ -394,8 +396,9 @@ def main(argv=None):
         return
     cfg = QUICK if args.quick else GPT2_SMALL
     reports = tuple(name for name in REPORTS if getattr(args, name))
-    rows = benchmark(cfg, args.batch, args.steps, args.backends.split(","), args.modes.split(","), reports)
-    print_table(rows, cfg, args.batch, bandwidth)
+    rows = benchmark(cfg, args.batch, args.steps, args.backends.split(","), args.modes.split(","), reports,
+                     args.bf16)
+    print_table(rows, cfg, args.batch, bandwidth, args.bf16)
 
 
 if __name__ == "__main__":
