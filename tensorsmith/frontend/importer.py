@@ -23,7 +23,7 @@ from ..ir.aten import LIBRARY_KERNELS, target_name, to_attr
 from ..ir.attrs import format_value
 from ..ir.graph import Graph, Node
 from ..ir.sizes import Sym
-from ..ir.types import TensorType, TupleType, dtype_from_torch
+from ..ir.types import TensorType, TupleType, device_name, dtype_from_torch
 from ..records import Fallback
 from . import lowering  # noqa: F401  (registers the lowerings)
 from .lowering.registry import LOWERINGS, LoweringContext
@@ -138,6 +138,32 @@ def _matches_meta(result, meta, symbolic: bool = False) -> bool:
     return False
 
 
+def _host_scalars_moved(placeholders, inputs) -> dict:
+    """Placeholder -> the device it is imported on, for 0-d CPU inputs of a graph whose other tensor
+    inputs are all on one GPU and which the graph only copies to that GPU (a Hugging Face static
+    cache's position counter, made on the CPU and moved at the prefill): imported there, the graph
+    is on one device and compiles (graphs on several run through the interpreter), and the executor
+    moves the argument per call (runtime/executor.py host_scalar)."""
+    tensors = [v for v in inputs if isinstance(v, torch.Tensor)]
+    devices = {device_name(v.device) for v in tensors if not (v.dim() == 0 and v.device.type == "cpu")}
+    if len(devices) != 1 or next(iter(devices)) == "cpu":
+        return {}
+    device = devices.pop()
+    moved = {}
+    for fx_node, value in zip(placeholders, inputs):
+        if isinstance(value, torch.Tensor) and value.dim() == 0 and value.device.type == "cpu" and \
+                fx_node.users and all(_copies_to(user, device) for user in fx_node.users):
+            moved[fx_node] = device
+    return moved
+
+
+def _copies_to(fx_node, device: str) -> bool:
+    """Whether `fx_node` is a copy of its input to `device` (dtype unchanged or not)."""
+    device_arg = fx_node.kwargs.get("device")
+    return fx_node.op == "call_function" and fx_node.target is torch.ops.aten._to_copy.default and \
+        device_arg is not None and device_name(device_arg) == device
+
+
 class Importer:
     def __init__(self, gm: torch.fx.GraphModule, name: str, symbolic: bool = False):
         self.gm = gm
@@ -154,8 +180,9 @@ class Importer:
         if len(placeholders) != len(inputs):
             raise TensorsmithError(f"graph takes {len(placeholders)} inputs, got {len(inputs)}")
         size_args = {}
+        moved = _host_scalars_moved(placeholders, inputs)
         for position, (fx_node, value) in enumerate(zip(placeholders, inputs)):
-            self.env[fx_node] = self._placeholder(fx_node, value)
+            self.env[fx_node] = self._placeholder(fx_node, value, moved.get(fx_node))
             if isinstance(self.env[fx_node], Sym):
                 size_args[position] = self.env[fx_node]
         outputs = None
@@ -170,10 +197,14 @@ class Importer:
                 raise UnsupportedError(f"FX node kind {fx_node.op} ({fx_node.target})")
         return Imported(self.graph, outputs, self.report, self.output_strides, size_args)
 
-    def _placeholder(self, fx_node, value):
+    def _placeholder(self, fx_node, value, device: str | None = None):
+        """A graph parameter for a tensor input (on `device` where _host_scalars_moved says so),
+        else the size or constant it is."""
         if isinstance(value, torch.Tensor):
             try:
                 param_type = type_of(value) if self.symbolic else TensorType.of(value)
+                if device is not None:
+                    param_type = TensorType(param_type.shape, param_type.dtype, device)
                 return self.graph.add_param(fx_node.name, param_type, source_line(fx_node))
             except KeyError:
                 raise UnsupportedError(f"input {fx_node.name} has dtype {value.dtype}") from None
