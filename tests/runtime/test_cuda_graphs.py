@@ -341,18 +341,16 @@ def test_runner_stops_after_too_many_captures(simulated, monkeypatch):
 
 
 def test_a_replaced_static_cache_is_captured_anew_in_place_as_often_as_it_comes(simulated, monkeypatch):
-    """generate() makes a new static KV cache (marked with mark_static_address) per call: after
-    enough replays, the new one is captured in place, not copied at every replay, and these
-    renewals never stop the graph. A marked argument that moves soon after its capture is not
-    static in fact: copied from the next capture on, and counted."""
+    """generate() makes a new static KV cache per call (a compiled prefill makes it): after enough
+    replays, a new one is captured in place, not copied at every replay, and these renewals never
+    stop the graph. An argument that moves soon after its capture is copied from the next capture
+    on, and counted."""
     monkeypatch.setattr(cuda_graph_runner, "MAX_CAPTURES", 1)
     compiled, attach = simulated(SCALE)
     x = torch.randn(4, 3)
 
     def cache():
-        w = torch.randn(4, 3)
-        torch._dynamo.mark_static_address(w)
-        return w
+        return torch.randn(4, 3)
     w = cache()
     attach([x, w])
     runner = compiled.cuda_graph

@@ -18,10 +18,10 @@ ordinary way, and after two such calls in a row captures anew (at most MAX_CAPTU
 graph stays ordinary and says why). Any other argument gets a static buffer the replay copies it
 into, and so, from the next capture on, does an argument that moved after being captured in place
 (FSDP2 gathers each block's weights into new memory every step), unless copying those costs too
-much (eligibility.py: COPY_SHARE_MAX): then they are taken in place again. Static arguments (a
-parameter, or a tensor marked with mark_static_address, as Hugging Face's static KV cache is) that
-move after at least STABLE_REPLAYS replays are new ones (the next generate()'s cache): captured anew
-in place, a renewal that MAX_CAPTURES does not count. A call site's runner
+much (eligibility.py: COPY_SHARE_MAX): then they are taken in place again. Arguments that move
+after at least STABLE_REPLAYS replays are taken for new ones that will stay put in turn (the KV
+cache of the next generate()): captured anew in place, a renewal that MAX_CAPTURES does not count
+(at most one capture per STABLE_REPLAYS replays). A call site's runner
 (call_sites.py) takes in place only what a capture returned. A capturing call hands out its static
 outputs, the ordinary result copied in, so that a graph captured next in the same step finds them
 in place. An index check (`_check()`, which reads a flag on the host) is left out of the capture
@@ -50,9 +50,9 @@ from .static_outputs import StaticOutputs, captured_output
 # Captures per graph (argument addresses that keep changing), and captures put off by the copy rule
 # (eligibility.py): then the graph stays ordinary.
 MAX_CAPTURES = 3
-# Replays after which static arguments (_static) that move are taken for new ones (a new KV cache
-# for the next generate()): captured anew in place, without counting towards MAX_CAPTURES.
-STABLE_REPLAYS = 8
+# Replays after which arguments that move are taken for new ones that will stay put in turn (the
+# KV cache of the next generate()): captured anew in place, without counting towards MAX_CAPTURES.
+STABLE_REPLAYS = 16
 
 _SIDE_STREAMS: dict[torch.device, torch.cuda.Stream] = {}
 _SIDE_LOCK = threading.Lock()
@@ -82,12 +82,6 @@ def _unchecked(owner):
         yield
     finally:
         namespace["_check"], namespace["_settle"] = check, settle
-
-
-def _static(t: torch.Tensor) -> bool:
-    """Whether `t` is meant to stay put: a parameter, or a tensor marked with
-    `torch._dynamo.mark_static_address` (Hugging Face's static KV cache)."""
-    return isinstance(t, torch.nn.Parameter) or getattr(t, "_dynamo_static_input_type", None) is not None
 
 
 def _layout(tensors) -> list[tuple]:
@@ -124,7 +118,7 @@ class CudaGraphRunner:
         # anew each step): later captures copy them, where copying is cheap enough.
         self.unstable: set[int] = set()
         self.copy_refusals = 0  # captures put off because the moved arguments cost too much to copy
-        self.renewals = 0  # captures after static arguments were replaced (not counted in MAX_CAPTURES)
+        self.renewals = 0  # captures after arguments were replaced (not counted in MAX_CAPTURES)
         self.replays_since_capture = 0
         self.ordinary: Counter = Counter()
 
@@ -203,7 +197,7 @@ class CudaGraphRunner:
     def _misplaced(self, tensors, moved: list[int]):
         self.ordinary["argument moved"] += 1
         self.misplaced += 1
-        replaced = self.replays_since_capture >= STABLE_REPLAYS and all(_static(tensors[i]) for i in moved)
+        replaced = self.replays_since_capture >= STABLE_REPLAYS
         if not replaced:
             self.unstable.update(moved)
         log(2, f"{self.name}: arguments {moved} moved since the CUDA graph was captured: ordinary call")
