@@ -140,23 +140,35 @@ def _own_storage(t: torch.Tensor) -> torch.Tensor:
 
 def _bound_arguments(value, map_dtype):
     """`from_attr(value, operands, map_dtype)` as a function of the operands, for static attributes:
-    a list whose operands are all at its top level is filled in a copy of the list made once, with
-    everything else resolved once; anything else goes through from_attr on each call."""
-    if isinstance(value, list) and not any(isinstance(v, (list, dict)) for v in value):
-        template = from_attr(value, [None] * (1 + max((v.index for v in value if isinstance(v, Operand)),
-                                                      default=-1)), map_dtype)
-        slots = [(i, v.index) for i, v in enumerate(value) if isinstance(v, Operand)]
-
-        def fill(operands):
-            filled = list(template)
-            for i, operand in slots:
-                filled[i] = operands[operand]
-            return filled
-        return fill
-    if isinstance(value, dict) and not any(isinstance(v, (list, dict, Operand)) for v in value.values()):
+    everything without an operand is resolved once; lists and dicts holding operands are rebuilt
+    on each call (a fresh list, as the op may keep or change it), their constant parts reused."""
+    if not _holds_operand(value):
         constant = from_attr(value, [], map_dtype)
-        return lambda operands: dict(constant)
+        if isinstance(constant, list):
+            return lambda operands: list(constant)
+        if isinstance(constant, dict):
+            return lambda operands: dict(constant)
+        return lambda operands: constant
+    if isinstance(value, Operand):
+        index = value.index
+        return lambda operands: operands[index]
+    if isinstance(value, list):
+        parts = [_bound_arguments(v, map_dtype) for v in value]
+        return lambda operands: [part(operands) for part in parts]
+    if isinstance(value, dict):
+        parts = {k: _bound_arguments(v, map_dtype) for k, v in value.items()}
+        return lambda operands: {k: part(operands) for k, part in parts.items()}
     return lambda operands: from_attr(value, operands, map_dtype)
+
+
+def _holds_operand(value) -> bool:
+    if isinstance(value, Operand):
+        return True
+    if isinstance(value, list):
+        return any(_holds_operand(v) for v in value)
+    if isinstance(value, dict):
+        return any(_holds_operand(v) for v in value.values())
+    return False
 
 
 class Interpreter:
