@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from op_cases import (FEW, HALF_TOLERANCE, aten, bools, broadcast_pair, compile_check, direct_check,
-                      ints, lay_out, layouts, nonzero_ints, positive, randn, shapes, strided,
+                      direct_import, ints, lay_out, layouts, nonzero_ints, positive, randn, shapes, strided,
                       transposed, unit)
 
 # name -> (function, input domain). Every one is an ATen op the importer claims.
@@ -525,3 +525,21 @@ def test_unary_math_of_integers_follows_the_default_dtype():
         assert out[0].dtype == torch.float64
     finally:
         torch.set_default_dtype(saved)
+
+
+@pytest.mark.parametrize("exponent", [2, 3, 3.0, -1])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_powers_aten_computes_by_multiplication_are_bit_exact(exponent, dtype):
+    """x ** 2, x ** 3 and x ** -1 are products and a division, as ATen's pow kernels compute
+    them (GPT-2's gelu_new takes x ** 3): the same bits as eager, with no pow call left."""
+    x = randn(7, 33).to(dtype) * 3
+    compile_check(lambda t: t ** exponent + 1, x, native=["aten.pow.Tensor_Scalar"], exact=True)
+    imported, _ = direct_import(aten.pow.Tensor_Scalar, x, exponent)
+    assert "pow" not in {n.op for n in imported.graph.nodes}
+
+
+def test_a_square_root_power_is_the_square_root():
+    x = positive(5, 9)
+    direct_check(aten.pow.Tensor_Scalar, x, 0.5)
+    imported, _ = direct_import(aten.pow.Tensor_Scalar, x, 0.5)
+    assert "sqrt" in {n.op for n in imported.graph.nodes}

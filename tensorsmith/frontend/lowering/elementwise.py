@@ -133,10 +133,19 @@ def _pow(ctx, a, b):
     dtype = ctx.out_dtype
     if not dtype.is_float:
         unsupported("integer power")
-    if isinstance(b, (int, float)) and b == 2:
-        x = ctx.convert(a, dtype)
-        return ctx.add("mul", [x, x])
+    if isinstance(b, (int, float)) and not isinstance(b, bool) and b in _POWERS:
+        return _POWERS[b](ctx, ctx.convert(a, dtype))
     return ctx.elementwise("pow", a, b, dtype=dtype)
+
+
+# Scalar exponents ATen computes without pow (its CPU and CUDA pow kernels' fast paths), computed
+# the same way here: a generated loop over pow calls no vectorized routine (gelu_new's x ** 3).
+_POWERS = {
+    2: lambda ctx, x: ctx.add("mul", [x, x]),
+    3: lambda ctx, x: ctx.add("mul", [ctx.add("mul", [x, x]), x]),
+    0.5: lambda ctx, x: ctx.add("sqrt", [x]),
+    -1: lambda ctx, x: ctx.elementwise("div", 1.0, x, dtype=x.type.dtype),
+}
 
 
 def _logical(op: str, *targets):
