@@ -92,14 +92,14 @@ def test_sizes_used_as_numbers(executor):
     assert record.symbolic and record.specializations == 1 and record.aten_calls == 0
 
 
-@pytest.mark.parametrize("kind", ["gpt2", "llama"])
-def test_generate_with_the_dynamic_cache_compiles_decoding_once(executor, kind):
+@pytest.mark.parametrize("kind,batch", [("gpt2", 2), ("llama", 1), ("qwen2", 8)])
+def test_generate_with_the_dynamic_cache_compiles_decoding_once(executor, kind, batch):
     """Hugging Face generate(): after the prefill and the first decode step (static shapes), the
     decode graph Dynamo makes dynamic is compiled once for every later cache length."""
     pytest.importorskip("transformers")
     torch.manual_seed(0)
     model = hf_causal_lm(kind).eval()
-    ids = torch.randint(0, 96, (2, 5))
+    ids = torch.randint(0, 96, (batch, 5))
     settings = dict(max_new_tokens=12, min_new_tokens=12, do_sample=False, pad_token_id=0)
     with torch.no_grad():
         expected = model.generate(ids, **settings)
@@ -111,14 +111,14 @@ def test_generate_with_the_dynamic_cache_compiles_decoding_once(executor, kind):
     assert sum(r.specializations for r in records.RECORDS) <= 3  # prefill, first step, the rest
 
 
-@pytest.mark.parametrize("kind", ["gpt2", "qwen2"])
-def test_generate_with_the_static_cache_compiles_prefill_and_decode(executor, kind):
+@pytest.mark.parametrize("kind,batch", [("gpt2", 8), ("qwen2", 1), ("llama", 2)])
+def test_generate_with_the_static_cache_compiles_prefill_and_decode(executor, kind, batch):
     """generate(cache_implementation="static"): the cache has its full length from the start, so
     the prefill and one decode graph serve every step (the cache written in place)."""
     pytest.importorskip("transformers")
     torch.manual_seed(0)
     model = hf_causal_lm(kind).eval()
-    ids = torch.randint(0, 96, (8, 5))
+    ids = torch.randint(0, 96, (batch, 5))
     settings = dict(max_new_tokens=10, min_new_tokens=10, do_sample=False, pad_token_id=0,
                     cache_implementation="static")
     with torch.no_grad():
