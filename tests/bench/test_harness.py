@@ -171,3 +171,18 @@ def test_tensorsmith_end_to_end_with_probes():
     assert ts.graphs >= 1 and ts.graph_breaks == 0 and ts.recompiles == 0
     assert ts.fallback_ops is not None and ts.fallback_graphs == 0
     assert ts.speedup["value"] > 0 and ts.summary.startswith("nanoGPT 2x32")
+
+
+def test_tensorsmith_compiles_first_so_nothing_carries_over_to_it(plain, monkeypatch):
+    """Dynamo's per-code state (sizes made dynamic, recompile counts) carries from one backend's
+    first call to the next in a process: tensorsmith's first call comes right after eager's,
+    before the backends it is compared with, whatever order they are given in."""
+    order = []
+
+    def compiled(model, name):
+        order.append(name)
+        return model
+    monkeypatch.setattr(harness.backends, "compiled", compiled)
+    rows = _run(["nanogpt"], [plain, "tensorsmith", "eager"], rounds=1)
+    assert order == ["eager", "tensorsmith", plain]
+    assert all(row.status == OK for row in rows.values())
