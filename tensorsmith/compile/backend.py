@@ -19,6 +19,7 @@ from ..frontend.decompositions import decomposition_table
 from ..frontend.linear_cross_entropy import rewrite_linear_cross_entropy
 from ..log import log
 from ..records import new_record
+from ..runtime import lifetime
 from .driver import compile_fx_graph
 from .fallback import fall_back
 from .memory_budget import partition
@@ -81,6 +82,7 @@ def _dynamo_handles() -> tuple:
 
 
 def _compile(gm: torch.fx.GraphModule, example_inputs, **kwargs):
+    lifetime.own(example_inputs)
     on_cuda = any(isinstance(x, torch.Tensor) and x.is_cuda for x in example_inputs)
     cuda_autocast = on_cuda and torch.is_autocast_enabled("cuda")
     fused = config.fuse_attention and (config.fuse_attention_cuda_autocast or not cuda_autocast)

@@ -21,6 +21,7 @@ from ..ir.types import device_name
 from ..log import log
 from ..passes.pipeline import run_pipeline
 from ..records import GraphRecord, new_record
+from ..runtime import lifetime
 from ..runtime.executor import GraphExecutor
 from .backends import SYMBOLIC_BACKENDS, backend_for_device
 from .codegen import generate_code
@@ -112,10 +113,12 @@ def compile_fx_graph(gm: torch.fx.GraphModule, example_inputs, kind: str):
     record = new_record(kind)
     saved_from = _saved_outputs_start(kind)
     written_back = _written_back(kind, gm)
+    owner = lifetime.current()
 
     def built(args):
-        return guarded(lambda: build(gm, list(args), record, saved_from, written_back=written_back),
-                       gm, record)
+        with lifetime.owned_by(owner):
+            return guarded(lambda: build(gm, list(args), record, saved_from, written_back=written_back),
+                           gm, record)
 
     if any(is_symbolic(a) for a in example_inputs):
         runner = _build_symbolic(gm, example_inputs, record, saved_from, written_back) or \

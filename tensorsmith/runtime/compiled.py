@@ -20,6 +20,7 @@ from ..codegen.schedule import KernelStep, LibraryStep, Schedule
 from ..errors import BuildError, IndexOutOfRange
 from ..log import log
 from ..ir.interpret import Interpreter, _constant
+from . import lifetime
 from .in_place import in_place_steps
 from .library_call import library_call, returned
 from .memory import MemoryPlan, plan_memory
@@ -49,10 +50,21 @@ class CompiledGraph:
         self._run = None
         self.size_names = list(schedule.size_names)
         self.sizes: dict = {}  # this call's values of the size symbols, read by library calls
+        lifetime.adopt(self)
+
+    def release(self) -> None:
+        """Free the arena (the model is gone, lifetime.py); a later call allocates it anew."""
+        with self.lock:
+            self._run = None
+            for name in self.plan.offsets:
+                self.namespace.pop(name, None)
+            self.arena = torch.empty(0, dtype=torch.uint8)
 
     def __call__(self, tensors, sizes: dict | None = None):
         with self.lock:
             if self._run is None:
+                if self.arena.numel() < self.plan.arena_bytes:
+                    self.arena = torch.empty(self.plan.arena_bytes, dtype=torch.uint8)
                 self._run = self._load()
             if not sizes:
                 return self._run(*tensors)

@@ -53,6 +53,7 @@ from .library_call import library_call, returned
 from .cuda_graphs.attach import attach as attach_cuda_graph
 from .cuda_graphs.eligibility import graph_name
 from .memory import MemoryPlan, plan_memory
+from . import lifetime
 from .per_call import empty, frees, last_reads
 
 LIVE: weakref.WeakSet[TritonGraph] = weakref.WeakSet()  # for reports (bench/gpu.py --profile)
@@ -134,6 +135,20 @@ class TritonGraph:
         self._verified = False
         self.cuda_graph = None  # from cuda_graphs/attach.py after the first call, if eligible
         LIVE.add(self)
+        lifetime.adopt(self)
+
+    def release(self) -> None:
+        """Let go of the shared arena and drop the CUDA-graph captures (the model is gone,
+        lifetime.py); a later call binds the arena anew and goes through the first call's path."""
+        if self.shared is None:
+            return
+        with self.shared.lock:
+            self.cuda_graph = None
+            self._verified = False
+            for name in self.plan.offsets:
+                self.namespace.pop(name, None)
+            self.arena = None
+        self.shared = None
 
     def __call__(self, tensors, sizes: dict | None = None):
         self._earlier = index_checks.pending(self.device)  # deferred checks of earlier calls
@@ -154,6 +169,9 @@ class TritonGraph:
             index_checks.resolve(self.device, earlier)
 
     def _call(self, tensors, values: tuple = ()):
+        if self.shared is None:  # released: the arena is bound anew below
+            self.shared = shared_arena(self.device)
+            self.shared.reserve(self.plan.arena_bytes)
         with self.shared.lock:
             if self.arena is not self.shared.tensor:  # first call, or the arena grew since
                 self._bind_arena()
