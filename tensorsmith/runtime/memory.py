@@ -2,14 +2,16 @@
 
 Graph outputs get fresh tensors each call (the caller keeps them); parameters and library results
 are PyTorch's; every other buffer a kernel writes lives at an offset in the arena, and two buffers
-share bytes only when their lifetimes (first write to last read, in steps) do not overlap. A graph
-with symbolic sizes has no arena yet: its buffers are allocated on each call (`per_call`).
+share bytes only when their lifetimes (first write to last read, in steps) do not overlap. In a
+graph with symbolic sizes, the buffers whose sizes depend on them are allocated on each call
+(`per_call`); the others are in the arena.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from ..codegen.schedule import KernelStep, LibraryStep, Schedule
+from ..ir.sizes import is_symbolic
 
 ALIGNMENT = 64
 
@@ -48,8 +50,11 @@ def plan_memory(schedule: Schedule) -> MemoryPlan:
         for b in read:
             if b in first:
                 last[b] = max(last[b], i)
-    if schedule.size_names:
-        return MemoryPlan({}, 0, 0, 0, tuple(first))
+    # Buffers whose sizes depend on a graph's symbolic sizes are allocated on each call; the rest,
+    # of any graph, are planned in the arena.
+    per_call = tuple(b for b in first if is_symbolic(schedule.buffers[b].type.shape))
+    for b in per_call:
+        del first[b]
     placed: list[tuple[int, int, int, int]] = []  # (offset, end, first step, last step)
     offsets = {}
     for b in sorted(first, key=lambda b: -_nbytes(schedule.buffers[b])):
@@ -63,6 +68,6 @@ def plan_memory(schedule: Schedule) -> MemoryPlan:
         placed.append((offset, offset + size, first[b], last[b]))
     arena = max((p[1] for p in placed), default=0)
     output_bytes = sum(_nbytes(schedule.buffers[b]) for b in set(schedule.outputs)
-                       if b not in schedule.params)
+                       if b not in schedule.params and not is_symbolic(schedule.buffers[b].type.shape))
     unplanned = sum(_nbytes(schedule.buffers[b]) for b in first)
-    return MemoryPlan(offsets, arena, output_bytes, unplanned)
+    return MemoryPlan(offsets, arena, output_bytes, unplanned, per_call)
