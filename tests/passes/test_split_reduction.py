@@ -37,8 +37,10 @@ def test_column_sums_split_in_two_and_keep_their_values():
         "each column reduction becomes partial sums over row groups, then a sum of those; rows stay"
     s = split_reduction.splits_for(2048, 24)
     assert {n.inputs[0].type.shape for n in reduces if n.attrs["dims"] == [1]} == {(s, 2048 // s, 24)}
+    # Float32 sums of 2,048 standard normal terms in another order: about sqrt(2048) * 6e-8 * 3
+    # apart typically, 1.2e-5 seen once (CI, 2026-12-07); a wrong split would be off by O(1).
     for a, e in zip(interpret(graph, inputs), expected):
-        torch.testing.assert_close(a, e, rtol=1e-5, atol=1e-5, equal_nan=True)
+        torch.testing.assert_close(a, e, rtol=1e-5, atol=1e-4, equal_nan=True)
 
 
 @pytest.mark.parametrize("text", [
