@@ -37,7 +37,7 @@ class CompiledGraph:
         self.numerics = numerics  # set when the kernels were emitted with numeric checks
         self.record = record
         self.plan: MemoryPlan = plan_memory(schedule)
-        self.arena = torch.empty(self.plan.arena_bytes, dtype=torch.uint8)
+        self.arena = torch.empty(0, dtype=torch.uint8)  # allocated by _load, freed by release
         self.lock = threading.Lock()
         self.namespace: dict = {"torch": torch, "_raise": self._raise_index_error,
                                 "_status": self._kernel_status}
@@ -63,8 +63,6 @@ class CompiledGraph:
     def __call__(self, tensors, sizes: dict | None = None):
         with self.lock:
             if self._run is None:
-                if self.arena.numel() < self.plan.arena_bytes:
-                    self.arena = torch.empty(self.plan.arena_bytes, dtype=torch.uint8)
                 self._run = self._load()
             if not sizes:
                 return self._run(*tensors)
@@ -72,8 +70,8 @@ class CompiledGraph:
             return self._run(*tensors, *(sizes[n] for n in self.size_names))
 
     def _load(self):
-        """Wait for the module, then generate the wrapper; if the compiler failed, run the graph
-        through the interpreter (and say so), unless strict."""
+        """Wait for the module, then allocate the arena and generate the wrapper; if the compiler
+        failed, run the graph through the interpreter (and say so), unless strict."""
         try:
             library, self.record.cache_hit = self.library.result()
         except BuildError as e:
@@ -86,6 +84,7 @@ class CompiledGraph:
                 return lambda *tensors: self.numerics.run_interpreter(list(tensors))
             count = len(graph.params)
             return lambda *args: Interpreter().run(graph, list(args[:count]), dict(self.sizes))
+        self.arena = torch.empty(self.plan.arena_bytes, dtype=torch.uint8)
         self.source = self._generate(library)
         exec(compile(self.source, f"<tensorsmith wrapper {self.schedule.graph.name}>", "exec"),
              self.namespace)

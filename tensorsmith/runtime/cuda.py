@@ -115,8 +115,7 @@ class TritonGraph:
         self.compiling = compiling or []  # Futures of kernels compiling in the background
         self.device = torch.device(device)
         self.plan: MemoryPlan = plan_memory(schedule)
-        self.shared = shared_arena(self.device)
-        self.shared.reserve(self.plan.arena_bytes)
+        self.shared = self._shared_arena()
         self.arena = None  # the shared arena's tensor the namespace's views are of
         checked = [k for k in kernels if k is not None and k.checks_indices]
         self.flags = torch.zeros(max(len(checked), 1), dtype=torch.int32, device=self.device)
@@ -136,6 +135,12 @@ class TritonGraph:
         self.cuda_graph = None  # from cuda_graphs/attach.py after the first call, if eligible
         LIVE.add(self)
         lifetime.adopt(self)
+
+    def _shared_arena(self) -> _SharedArena:
+        """The device's shared arena, grown to this graph's plan."""
+        shared = shared_arena(self.device)
+        shared.reserve(self.plan.arena_bytes)
+        return shared
 
     def release(self) -> None:
         """Let go of the shared arena and drop the CUDA-graph captures (the model is gone,
@@ -170,8 +175,7 @@ class TritonGraph:
 
     def _call(self, tensors, values: tuple = ()):
         if self.shared is None:  # released: the arena is bound anew below
-            self.shared = shared_arena(self.device)
-            self.shared.reserve(self.plan.arena_bytes)
+            self.shared = self._shared_arena()
         with self.shared.lock:
             if self.arena is not self.shared.tensor:  # first call, or the arena grew since
                 self._bind_arena()
