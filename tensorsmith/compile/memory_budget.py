@@ -111,8 +111,8 @@ def _budgeted(joint, joint_inputs, num_fwd_outputs: int, **kwargs):
         if tried[-1][1][2].peak <= budget:
             break
         tried.append((fraction, trial(fraction)))
-    fitting = [(f, t) for f, t in tried if t[2].peak <= budget]
-    if fitting and len(tried) > 1:  # between the last fraction that did not fit and the one that did
+    fits = tried[-1][1][2].peak <= budget  # the trials stop at the first that fits
+    if fits and len(tried) > 1:  # between the last fraction that did not fit and the one that did
         (high, _), (fraction, chosen) = tried[-2], tried[-1]
         low = fraction
         for _ in range(BISECTIONS):
@@ -122,7 +122,7 @@ def _budgeted(joint, joint_inputs, num_fwd_outputs: int, **kwargs):
                 low, fraction, chosen = middle, middle, result
             else:
                 high = middle
-    elif fitting:
+    elif fits:
         fraction, chosen = tried[0]
     else:
         fraction, chosen = min(tried, key=lambda ft: ft[1][2].peak)
