@@ -332,8 +332,10 @@ def test_runner_stops_after_too_many_captures(simulated, monkeypatch):
     attach([x, w])
     runner = compiled.cuda_graph
     compiled([x, w])
+    alive = [w]  # held, so that no clone gets a freed one's address back
     for _ in range(3):
         w = w.clone()  # a new address every call
+        alive.append(w)
         torch.testing.assert_close(compiled([x, w]), _expect(x, w))
     assert runner.stopped and "keep changing" in runner.stopped
     torch.testing.assert_close(compiled([x, w]), _expect(x, w))
@@ -644,10 +646,11 @@ def test_an_argument_written_in_place_is_handed_out_written(simulated, moving):
     compiled, attach = simulated(_cache_write_graph())
     assert compiled.writes_in_place == {0: 0}
     cache = torch.randn(6, 5)
-    runner = None
+    runner, alive = None, []  # held, so that no clone gets a freed one's address back
     for step in range(6):
         if moving:
             cache = cache.clone()
+            alive.append(cache)
         before = cache.clone()
         values, position = torch.randn(2, 5), torch.tensor([step % 6, (step + 3) % 6])
         expected = before.index_put((position,), values)
