@@ -5,14 +5,16 @@
 // Outputs are contiguous. One compiled library serves every shape: sizes and strides come in an
 // int64 array.
 //
+// Vectors are the target's own width, VL floats: 16 with AVX-512, else 8 (AVX2's 256 bits; GCC
+// spills wider vectors it must split, which made this kernel several times slower there).
 // Each thread packs the K/V (and, in the backward, Q/dO) panels of the (batch, head) it works on
-// into zero-padded, 64-byte aligned buffers: head dim rounded up to 16 (one 512-bit vector), K and
-// V^T as blocks of BK columns. The score tiles and products then run through one register-blocked
-// microkernel (C[R x 16*NV] (+)= A[R x K] B[K x 16*NV], A read by broadcast with any strides, B and C
-// contiguous rows), which is what GCC turns into vfmadd231ps with the accumulators in registers.
+// into zero-padded, 64-byte aligned buffers: head dim rounded up to VL, K and V^T as blocks of BK
+// columns. The score tiles and products then run through one register-blocked microkernel
+// (C[R x VL*NV] (+)= A[R x K] B[K x VL*NV], A read by broadcast with any strides, B and C contiguous
+// rows), which is what GCC turns into vfmadd231ps with the accumulators in registers.
 // Softmax is online (running max and sum per row); exp is a vectorised range reduction + polynomial.
 // Causal tiles above the diagonal are skipped; on diagonal tiles the microkernel calls stop at the
-// last 16-column vector (or the last key / first query) that a row group can see.
+// last VL-column vector (or the last key / first query) that a row group can see.
 // A mask is first summarized per tile (MaskTiles): tiles it hides entirely are skipped, which is
 // exact (they add zero probability), and it is applied only on tiles it does not leave wholly
 // visible, so a causal mask costs about what is_causal does.
@@ -24,13 +26,19 @@
 #include <cstring>
 #include <limits>
 #include <omp.h>
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(__FMA__)
 #include <immintrin.h>
 #endif
 
 namespace {
 
+#if defined(__AVX512F__)
 constexpr int VL = 16;  // floats per vector
+constexpr int NV_MAX = 4;  // vectors per microkernel row: 4 x 4 accumulators of 32 registers
+#else
+constexpr int VL = 8;
+constexpr int NV_MAX = 2;  // 4 x 2 accumulators, 2 B vectors, 1 broadcast of 16 registers
+#endif
 constexpr int BQ = 64;  // query rows per tile
 constexpr int BK = 64;  // keys per tile
 constexpr int MR = 4;   // rows per microkernel call
@@ -39,16 +47,18 @@ constexpr long FAR = 1L << 40;  // "no causal trimming" offset
 constexpr float NEG_INF = -std::numeric_limits<float>::infinity();
 constexpr float POS_INF = std::numeric_limits<float>::infinity();
 
-typedef float vf __attribute__((vector_size(64)));
-typedef int32_t vi __attribute__((vector_size(64)));
+typedef float vf __attribute__((vector_size(VL * 4)));
+typedef int32_t vi __attribute__((vector_size(VL * 4)));
 
 inline vf vload(const float* p) { vf v; std::memcpy(&v, p, sizeof v); return v; }
 inline void vstore(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
-inline vf splat(float x) { return vf{x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x}; }
+inline vf splat(float x) { return vf{} + x; }
 
 inline vf vfma(vf a, vf b, vf c) {  // a * b + c, fused where the target has it
 #if defined(__AVX512F__)
   return (vf)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
+#elif defined(__FMA__)
+  return (vf)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
 #else
   return a * b + c;
 #endif
@@ -125,7 +135,7 @@ inline vf vexp(vf x) {
 // How a product treats C: overwrite, accumulate, or accumulate after scaling row r by rs[r].
 enum Acc { SET, ADD, SCALE_ADD };
 
-// C[R x 16 NV] (+)= A[R x K] * B[K x 16 NV]; A[r][k] = A[r * rsa + k * csa]; B, C rows contiguous.
+// C[R x VL NV] (+)= A[R x K] * B[K x VL NV]; A[r][k] = A[r * rsa + k * csa]; B, C rows contiguous.
 template <int R, int NV, Acc ACC>
 inline void micro(int K, const float* __restrict A, long rsa, long csa, const float* __restrict B,
                   long ldb, float* __restrict C, long ldc, const float* __restrict rs) {
@@ -170,8 +180,8 @@ inline void micro_nv(int nv, int K, const float* A, long rsa, long csa, const fl
 // Causal trimming of a tile product; `off` = first query row - first key of the tile (FAR: none).
 enum Trim { NONE, N_END, K_END, K_BEG };
 
-// C[M x N] (+)= A[M x K] B[K x N], N a multiple of 16. With causal trimming:
-//   N_END: rows are queries, columns keys: skip 16-column vectors wholly right of the diagonal;
+// C[M x N] (+)= A[M x K] B[K x N], N a multiple of VL. With causal trimming:
+//   N_END: rows are queries, columns keys: skip VL-column vectors wholly right of the diagonal;
 //   K_END: rows are queries, k runs over keys: stop at the last key the row group sees;
 //   K_BEG: rows are keys, k runs over queries: start at the first query that sees the row group.
 // Skipped parts of a non-accumulating C are left as they were (the caller masks them).
@@ -179,8 +189,8 @@ enum Trim { NONE, N_END, K_END, K_BEG };
 template <Acc ACC, Trim MODE>
 void gemm(int M, int N, int K, const float* A, long rsa, long csa, const float* B, long ldb,
           float* C, long ldc, long off, const float* rs = nullptr) {
-  for (int n0 = 0; n0 < N; n0 += 4 * VL) {
-    int nv = std::min(4, (N - n0) / VL);
+  for (int n0 = 0; n0 < N; n0 += NV_MAX * VL) {
+    int nv = std::min(NV_MAX, (N - n0) / VL);
     for (int m0 = 0; m0 < M; m0 += MR) {
       int r = std::min(MR, M - m0);
       int nvr = nv, kb = 0, ke = K;

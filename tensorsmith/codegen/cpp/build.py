@@ -13,8 +13,12 @@ from ...errors import BuildError
 from ...cache import content_key, get_or_build
 
 COMPILER = os.environ.get("CXX", "g++")
+# -ffp-contract=off: no fused multiply-adds the source does not write, so results round as eager's.
+# -fno-trapping-math: nothing reads the floating-point exception flags, and without it GCC may not
+# compute both sides of a select whose comparison could raise one (a NaN guard), so loops over
+# exp, erf, log and tanh stay scalar on targets without AVX-512's masked operations.
 FLAGS = ["-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-std=c++17", "-fno-math-errno",
-         "-ffp-contract=off", "-w"]
+         "-fno-trapping-math", "-ffp-contract=off", "-w"]
 
 
 @functools.lru_cache(maxsize=1)
