@@ -4,20 +4,21 @@ oneDNN (the `mkldnn` linear op), measured once per signature.
 Neither wins everywhere: MKL takes a slow generic path on some processors (AMD's among them),
 where oneDNN is up to twice as fast on products of transformer size, while oneDNN's per-call
 overhead loses on small products. So the first call of each signature (shapes, strides, threads)
-times both (the fastest of a few calls each) and later calls take the faster; oneDNN only when it wins by MARGIN. The two sum in
-different orders: results agree to rounding, as any two BLAS kernels do.
+times both (the fastest of a few calls each) and later calls take the faster; oneDNN only when it
+wins by MARGIN. The choices are kept on disk with the compile cache (choices.py), so a warm start
+times nothing. The two sum in different orders: results agree to rounding, as any two BLAS kernels do.
 """
 from __future__ import annotations
 
-import threading
 import time
 
 import torch
 
+from ..choices import Choices
+
 MARGIN = 0.95  # oneDNN must take at most this share of BLAS's time
 _REPEATS = 5
-_CHOICE: dict[tuple, bool] = {}  # signature -> run through oneDNN
-_LOCK = threading.Lock()
+_CHOICE = Choices("cpu_matmul")  # signature -> run through oneDNN
 
 
 _MIN_WORK = 64 ** 3  # products smaller than this always go to BLAS (no timing)
@@ -69,8 +70,7 @@ def _run(bias, a, b) -> torch.Tensor:
     choice = _CHOICE.get(signature)
     if choice is None:
         choice = _fastest_call(_onednn, bias, a, b) <= MARGIN * _fastest_call(_blas, bias, a, b)
-        with _LOCK:
-            _CHOICE[signature] = choice
+        _CHOICE[signature] = choice
     return _onednn(bias, a, b) if choice else _blas(bias, a, b)
 
 

@@ -6,7 +6,8 @@ orientation can be much faster than the other: the transposed one for some shape
 written for others; no simple rule of shapes predicts it. So the first call of each signature
 (shapes, strides, dtype, device, TF32 setting) times both, the copy included (a library step hands
 out row-major results), and later calls take the faster; the transposed one only when it wins by
-MARGIN, so that timing noise does not pick it. Nothing is timed while a CUDA graph is being
+MARGIN, so that timing noise does not pick it. The choices are kept on disk with the compile cache
+(choices.py), so a warm start times nothing. Nothing is timed while a CUDA graph is being
 captured (the replay would repeat the timing launches): a signature first met there runs as written.
 
 The two orientations sum the same products in another order: results agree to rounding, as any two
@@ -14,21 +15,26 @@ cuBLAS kernels do.
 """
 from __future__ import annotations
 
-import threading
+import functools
 
 import torch
 
+from ..choices import Choices
 from . import cpu_matmul
 
 MARGIN = 0.95  # the transposed product must take at most this share of the straight one's time
 _REPEATS = 5
-_CHOICE: dict[tuple, bool] = {}  # signature -> run transposed
-_LOCK = threading.Lock()
+_CHOICE = Choices("matmul_orientation")  # signature -> run transposed
+
+
+@functools.cache
+def _device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
 
 
 def _signature(a: torch.Tensor, b: torch.Tensor) -> tuple:
     return (tuple(a.shape), a.stride(), tuple(b.shape), b.stride(), a.dtype, b.dtype, a.device,
-            torch.backends.cuda.matmul.allow_tf32)
+            _device_name(a.device), torch.backends.cuda.matmul.allow_tf32)
 
 
 def _straight(a, b):
@@ -56,8 +62,7 @@ def _choose(a, b) -> bool:
         return False  # not remembered: measured at the next call outside a capture
     straight, transposed = _time(_straight, a, b), _time(_transposed, a, b)
     choice = transposed <= MARGIN * straight
-    with _LOCK:
-        _CHOICE[_signature(a, b)] = choice
+    _CHOICE[_signature(a, b)] = choice
     return choice
 
 
