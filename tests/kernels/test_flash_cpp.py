@@ -361,3 +361,36 @@ def test_few_queries_on_two_threads():
         check(rand(1, 3, 1, 64), rand(1, 3, 257, 64), rand(1, 3, 257, 64))
     finally:
         torch.set_num_threads(before)
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return set(next((line for line in f if line.startswith("flags")), "").split())
+    except OSError:
+        return set()
+
+
+# Each x86-64 level the kernel has a path for: 16-float vectors with AVX-512, 8 with AVX2 and FMA,
+# and plain vector extensions split over SSE registers. -march=native picks one; the others are
+# built here, where the processor can run them, so that every path is checked on some machine.
+_LEVELS = {"x86-64": {"sse2"}, "x86-64-v3": {"avx2", "fma"},
+           "x86-64-v4": {"avx512f", "avx512bw", "avx512dq", "avx512vl"}}
+
+
+@pytest.mark.parametrize("level", sorted(_LEVELS))
+def test_every_vector_width_this_processor_runs(level, monkeypatch):
+    import platform
+
+    from tensorsmith.codegen.cpp import build
+    if platform.machine() != "x86_64" or not _LEVELS[level] <= _cpu_flags():
+        pytest.skip(f"this processor does not run {level}")
+    monkeypatch.setattr(build, "FLAGS", [f"-march={level}" if f == "-march=native" else f for f in build.FLAGS])
+    flash_cpp._library.cache_clear()
+    try:
+        check(rand(1, 2, 70, 40), rand(1, 2, 131, 40), rand(1, 2, 131, 40), is_causal=True)
+        check(rand(2, 2, 37, 64), rand(2, 2, 37, 64), rand(2, 2, 37, 64),
+              mask=torch.rand(2, 1, 37, 37) > 0.3)
+        check(rand(1, 3, 1, 64), rand(1, 3, 257, 64), rand(1, 3, 257, 64))  # few queries
+    finally:
+        flash_cpp._library.cache_clear()
