@@ -22,7 +22,7 @@ from ..log import log
 from ..ir.interpret import Interpreter, _constant
 from . import lifetime
 from .in_place import in_place_steps
-from .library_call import library_call, returned
+from .library_call import library_call, returned, views_bound_once
 from .memory import MemoryPlan, plan_memory
 from .numerics import NumericsGuard
 from .per_call import empty, frees, last_reads
@@ -50,13 +50,14 @@ class CompiledGraph:
         self._run = None
         self.size_names = list(schedule.size_names)
         self.sizes: dict = {}  # this call's values of the size symbols, read by library calls
+        self.arena_views: list[str] = []  # the wrapper's names of library inputs viewed once in the arena
         lifetime.adopt(self)
 
     def release(self) -> None:
         """Free the arena (the model is gone, lifetime.py); a later call allocates it anew."""
         with self.lock:
             self._run = None
-            for name in self.plan.offsets:
+            for name in [*self.plan.offsets, *self.arena_views]:
                 self.namespace.pop(name, None)
             self.arena = torch.empty(0, dtype=torch.uint8)
 
@@ -124,11 +125,16 @@ class CompiledGraph:
         outputs = set(s.outputs)
         for name in self.plan.offsets:
             ns[name] = self._view(name)
+        self.arena_views = []
+        fixed = {} if self.size_names else {name: ns[name] for name in self.plan.offsets if name not in per_call}
         for i, step in enumerate(s.steps):
             if isinstance(step, LibraryStep):
-                ns[f"lib{i}"] = library_call(step, self.numerics, self.sizes if self.size_names else None,
+                bound, names, views = (step, step.inputs, {}) if i in in_place else views_bound_once(step, i, fixed)
+                ns.update(views)
+                self.arena_views += views
+                ns[f"lib{i}"] = library_call(bound, self.numerics, self.sizes if self.size_names else None,
                                               i in in_place)
-                lines.append(f"    {step.output} = lib{i}({', '.join(step.inputs)})")
+                lines.append(f"    {step.output} = lib{i}({', '.join(names)})")
                 lines += frees(step.inputs, i, per_call, last_read)
                 continue
             kernel = step.kernel

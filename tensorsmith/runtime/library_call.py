@@ -7,6 +7,8 @@ then costs about what the PyTorch op does.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from ..codegen.schedule import LibraryStep, Schedule
@@ -66,6 +68,25 @@ def library_call(step: LibraryStep, numerics: NumericsGuard | None = None, sizes
             return result.clone()
         return result.contiguous()
     return call
+
+
+def views_bound_once(step: LibraryStep, index: int, fixed: dict[str, torch.Tensor]):
+    """`step` with the views of its inputs in `fixed` (arena buffers of a graph with static sizes:
+    the same tensor at the same place on every call) applied once, here: such a view is the same
+    tensor on every call too, so the wrapper passes it ready-made and the call applies no view for
+    it. Returns the step to bind, the wrapper's argument names, and the views to put in its
+    namespace under those names. A chain that would copy (a reshape no view can express) stays
+    per call."""
+    names, views, bound = list(step.inputs), list(step.views) + [[]] * (len(step.inputs) - len(step.views)), {}
+    for j, (name, chain) in enumerate(zip(step.inputs, views)):
+        if not chain or name not in fixed:
+            continue
+        view = Interpreter().bind_views(chain)(fixed[name])
+        if view.untyped_storage().data_ptr() != fixed[name].untyped_storage().data_ptr():
+            continue
+        names[j] = f"lib{index}_in{j}"
+        bound[names[j]], views[j] = view, []
+    return (dataclasses.replace(step, views=views) if bound else step), names, bound
 
 
 def _computation(node, interpreter: Interpreter, in_place: bool = False):

@@ -11,6 +11,7 @@ from ir.ir_builders import random_graphs
 
 from tensorsmith.codegen.schedule import KernelStep, LibraryStep
 from tensorsmith.passes.fuse import schedule
+from tensorsmith.runtime.library_call import views_bound_once
 from tensorsmith.compile.codegen import generate_code
 from tensorsmith.errors import IndexOutOfRange
 
@@ -150,3 +151,37 @@ def test_nan_propagates_through_max_reduction_and_maximum():
 
 def test_index_algebra_floors_negative_offsets_as_python_does():
     _compare(_graph(SHIFTED))
+
+
+def test_a_product_reads_an_arena_buffer_through_a_view_made_once():
+    """A library step's view of an arena buffer (a static graph's intermediate, always at the same
+    place) is made when the wrapper is generated, not on each call; each call still reads that
+    call's values. A view chain that would copy (flattening a transpose) stays per call."""
+    graph = _graph("""\
+        graph @viewed(%x: f32[4,6]@cpu, %w: f32[4,3]@cpu, %v: f32[24,2]@cpu) {
+          %0 = mul(%x, %x) : f32[4,6]@cpu
+          %1 = transpose(%0) {perm=[1,0]} : f32[6,4]@cpu
+          %2 = dot(%1, %w) : f32[6,3]@cpu
+          %3 = reshape(%1) {shape=[1,24]} : f32[1,24]@cpu
+          %4 = dot(%3, %v) : f32[1,2]@cpu
+          return %2, %4
+        }
+    """)
+    compiled = generate_code(graph)
+    for _ in range(2):  # new values each call, through the same views
+        x, w, v = torch.randn(4, 6), torch.randn(4, 3), torch.randn(24, 2)
+        got = compiled([x, w, v])
+        torch.testing.assert_close(got[0], (x * x).t() @ w)
+        torch.testing.assert_close(got[1], (x * x).t().reshape(1, 24) @ v)
+    views = [name for name in compiled.namespace if name.startswith("lib") and "_in" in name]
+    assert len(views) == 2, views  # the transpose, and the reshape of the copy a kernel made of it
+
+    transpose, reshape = graph.nodes[1], graph.nodes[3]
+    step = LibraryStep(graph.nodes[4], ["a", "b"], "out", [[transpose, reshape], []])
+    arena = torch.randn(4, 6)
+    kept, names, bound = views_bound_once(step, 7, {"a": arena, "b": torch.randn(24, 2)})
+    assert kept is step and names == ["a", "b"] and not bound  # a copy would go stale
+    step.views = [[transpose], []]
+    kept, names, bound = views_bound_once(step, 7, {"a": arena})
+    assert names == ["lib7_in0", "b"] and kept.views == [[], []]
+    assert bound["lib7_in0"].data_ptr() == arena.data_ptr() and bound["lib7_in0"].shape == (6, 4)

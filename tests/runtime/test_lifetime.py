@@ -48,6 +48,7 @@ def test_dropping_the_model_frees_its_graphs_memory_and_a_new_one_recomputes(exe
     if executor == "cpp":
         assert all(g.arena.numel() == g.plan.arena_bytes for g in graphs)
         assert sum(g.plan.arena_bytes for g in graphs) > 0
+        arenas = {g.arena.untyped_storage().data_ptr() for g in graphs}
     else:
         assert all(g.shared is not None and g.arena is not None for g in graphs)
 
@@ -55,6 +56,9 @@ def test_dropping_the_model_frees_its_graphs_memory_and_a_new_one_recomputes(exe
     gc.collect()
     if executor == "cpp":
         assert all(g.arena.numel() == 0 and g._run is None for g in graphs)
+        held = [name for g in graphs for name, v in g.namespace.items()  # nothing keeps the old arena
+                if isinstance(v, torch.Tensor) and v.untyped_storage().data_ptr() in arenas]
+        assert not held, held
     else:
         assert all(g.shared is None and g.arena is None for g in graphs)
 
