@@ -42,7 +42,8 @@ class Choices:
     def __init__(self, kind: str, directory: str | None = None):
         self.kind = kind
         self._directory = directory  # None: the cache root's "choices" directory
-        self._entries: dict[str, bool] | None = None
+        self._entries: dict[str, bool] | None = None  # the file's, by each signature's repr
+        self._known: dict[tuple, bool] = {}  # looked up by the signature itself: no repr per call
         self._lock = threading.Lock()
 
     def _path(self) -> str | None:
@@ -75,11 +76,17 @@ class Choices:
         return self._entries
 
     def get(self, signature: tuple) -> bool | None:
-        return self._loaded().get(repr(signature))
+        choice = self._known.get(signature)
+        if choice is None:
+            choice = self._loaded().get(repr(signature))
+            if choice is not None:
+                self._known[signature] = choice
+        return choice
 
     def __setitem__(self, signature: tuple, choice: bool) -> None:
         entries = self._loaded()
         with self._lock:
+            self._known[signature] = choice
             entries[repr(signature)] = choice
             path = self._path()
             if path is None:
