@@ -126,7 +126,7 @@ class CompiledGraph:
         for name in self.plan.offsets:
             ns[name] = self._view(name)
         self.arena_views = []
-        fixed = {} if self.size_names else {name: ns[name] for name in self.plan.offsets if name not in per_call}
+        fixed = {} if self.size_names else {name: ns[name] for name in self.plan.offsets}  # never per call
         for i, step in enumerate(s.steps):
             if isinstance(step, LibraryStep):
                 bound, names, views = (step, step.inputs, {}) if i in in_place else views_bound_once(step, i, fixed)
