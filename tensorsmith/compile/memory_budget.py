@@ -30,6 +30,7 @@ from torch._functorch.partitioners import min_cut_rematerialization_partition
 from .. import config
 from ..errors import MemoryBudgetWarning
 from ..log import log
+from .joint_cse import merge_identical_calls
 from .step_peak import StepPeak, SymbolicSizes, step_peak
 
 # The knapsack fractions tried, from "save what the min-cut saves" to "recompute all": the planned
@@ -64,10 +65,11 @@ def device_memory(device: torch.device) -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def _partition(joint, joint_inputs, fraction: float, **kwargs):
+def _partition(joint, joint_inputs, fraction: float, *, merged: bool, **kwargs):
     """The min-cut partition of a copy of `joint` (the partitioner rewrites the graph it is given)
-    at the knapsack's budget `fraction`: (forward, backward, its planned peak)."""
-    with functorch_config.patch(activation_memory_budget=fraction):
+    at the knapsack's budget `fraction`: (forward, backward, its planned peak). `merged`: identical
+    calls are merged already, the partitioner need not."""
+    with functorch_config.patch(activation_memory_budget=fraction, cse=functorch_config.cse and not merged):
         forward, backward = min_cut_rematerialization_partition(copy.deepcopy(joint), joint_inputs, **kwargs)
     plan = step_peak(forward, backward, kwargs["num_fwd_outputs"])
     log(2, lambda: f"memory budget: knapsack budget fraction {fraction:.3g} plans {_mib(plan)}")
@@ -76,14 +78,16 @@ def _partition(joint, joint_inputs, fraction: float, **kwargs):
 
 def partition(joint: torch.fx.GraphModule, joint_inputs, *, num_fwd_outputs: int, **kwargs):
     """AOTAutograd's partition_fn: the min-cut partition, recomputing more where config.memory_budget
-    says the step would hold too much."""
+    says the step would hold too much. Identical calls are merged first (compile/joint_cse.py)."""
+    merged = functorch_config.cse and merge_identical_calls(joint.graph)
     try:
         if config.memory_budget:
-            return _budgeted(joint, joint_inputs, num_fwd_outputs, **kwargs)
+            return _budgeted(joint, joint_inputs, num_fwd_outputs, merged=merged, **kwargs)
     except SymbolicSizes:
         log(1, "memory budget not applied: a graph with symbolic sizes (its bytes depend on them)")
-    forward, backward = min_cut_rematerialization_partition(joint, joint_inputs, num_fwd_outputs=num_fwd_outputs,
-                                                            **kwargs)
+    with functorch_config.patch(cse=functorch_config.cse and not merged):
+        forward, backward = min_cut_rematerialization_partition(joint, joint_inputs, num_fwd_outputs=num_fwd_outputs,
+                                                                **kwargs)
     try:
         plan = step_peak(forward, backward, num_fwd_outputs)
     except SymbolicSizes:
