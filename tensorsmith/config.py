@@ -82,10 +82,9 @@ executor: str = os.environ.get("TENSORSMITH_EXECUTOR", "cpp")
 
 # float16/bfloat16 values (autocast) computed in generated Triton kernels, rounded at every op as
 # eager rounds them; elsewhere they run op by op through PyTorch (the C++ backend always does).
-# True ("1"): every graph; False ("0"): none; "inference" (the default): all but training graphs,
-# until a bf16 training mis-compile on CUDA (Swin: zero gradients, docs/BENCHMARKS.md) is fixed.
-half_kernels: bool | str = {"1": True, "all": True, "0": False, "off": False}.get(
-    os.environ.get("TENSORSMITH_HALF_KERNELS", "inference"), "inference")
+# True ("1", the default): every graph; False ("0"): none; "inference": all but training graphs.
+half_kernels: bool | str = {"1": True, "all": True, "0": False, "off": False, "inference": "inference"}.get(
+    os.environ.get("TENSORSMITH_HALF_KERNELS", "1"), True)
 
 # Threads compiling Triton kernels in the background while tracing goes on (0: each kernel compiles
 # at its first launch instead).

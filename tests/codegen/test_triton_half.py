@@ -355,7 +355,8 @@ def test_mlp_under_bf16_autocast_forward_and_backward_match_eager(monkeypatch):
 @pytest.mark.parametrize("setting, forward, inference", [("inference", False, True), (True, True, True),
                                                           (False, False, False)])
 def test_half_kernels_setting_decides_per_kind_of_graph(setting, forward, inference, monkeypatch):
-    """By default ("inference") training graphs keep half values out of kernels (op by op)."""
+    """"inference" keeps half values out of training graphs' kernels (op by op); True (the default)
+    admits them in every graph."""
     from tensorsmith.compile import triton as triton_backend
     monkeypatch.setattr(tensorsmith.config, "half_kernels", setting)
     text = """\
