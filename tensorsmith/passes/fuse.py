@@ -6,7 +6,8 @@ fallback ...), is a reduction, or is computed (not just viewed) and used more th
 kernel recomputes work another kernel already did — unless it is a few exact ops over one large
 buffer, which each consumer redoes more cheaply than a store and reload. Each materialized value
 then joins the most recent kernel whose loops fit it (same row domain: softmax's max, sum and
-normalize run as three stages over one row), provided everything it reads is ready there; else it
+normalize run as three stages over one row; a row statistic shaped (rows, 1) fits the rows' loops),
+provided everything it reads is ready there; else it
 starts a new kernel.
 Stores nobody outside the kernel reads are dropped at the end.
 
@@ -174,6 +175,21 @@ def _materialized(graph: Graph, outputs: set[Node], chain_of) -> set[Node]:
     return result
 
 
+def _index_with_unit_dims(shape, outer: list[Var]) -> list[Affine] | None:
+    """The index of a value over a kernel's outer loops where its shape is theirs with dims of size 1
+    added (a row statistic kept as (rows, 1): layer norm's reciprocal deviation); None otherwise."""
+    index, loops = [], iter(outer)
+    for size in shape:
+        if isinstance(size, int) and size == 1:
+            index.append(Affine())
+            continue
+        loop = next(loops, None)
+        if loop is None or not same_shape((size,), (loop.extent,)):
+            return None
+        index.append(Affine.of(loop))
+    return index if next(loops, None) is None else None
+
+
 def same_shape(a, b) -> bool:
     """Whether two shapes are equal for every value of their symbols."""
     return provably(lambda: tuple(a) == tuple(b))
@@ -263,6 +279,9 @@ class _Scheduler:
             elif same_shape(node.type.shape, k.domain_shape):
                 stage = Store(self.schedule.buffer_of(node), list(k.inner),
                               linearize(k.domain, node.type.shape), builder.value(node, k.domain))
+            elif (index := _index_with_unit_dims(node.type.shape, k.kernel.outer)) is not None:
+                stage = Store(self.schedule.buffer_of(node), [],
+                              linearize(index, node.type.shape), builder.value(node, index))
             else:
                 k.nodes.discard(node)
                 return False

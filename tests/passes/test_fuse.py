@@ -1,15 +1,18 @@
 """What keeps scheduling cheap on big graphs leaves the schedule as it was: kernels that cannot take a
-node are not tried, and view checks repeated across a model's layers are answered once."""
+node are not tried, and view checks repeated across a model's layers are answered once. And what
+one kernel takes: a layer norm whole."""
 from __future__ import annotations
 
 import textwrap
 
+import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ir.ir_builders import random_graphs
 from torch._subclasses.fake_tensor import FakeTensorMode
 
+from tensorsmith import records
 from tensorsmith.codegen.schedule import KernelStep
 from tensorsmith.ir import parse_graph
 from tensorsmith.ir.graph import Graph
@@ -136,3 +139,27 @@ def test_view_check_on_plain_meta_tensors_answers_as_under_the_fake_mode(base_an
         tensor = torch.empty(base.type.shape, dtype=torch.float32, device="meta")
         expected = Interpreter().apply_views(tensor, chain)._base is tensor
         assert fuse._check_strided_view(base, chain) == expected
+
+
+def test_a_training_layer_norm_is_one_kernel(executor):
+    """A row statistic kept as (rows, 1) (layer norm's reciprocal deviation, saved for the
+    backward) joins the kernel of its reductions, and the normalization joins it too: one pass over
+    the rows instead of three kernels and a stored (x - mean)."""
+    if executor == "interpreter":
+        pytest.skip("the interpreter has no kernels")
+    x = torch.randn(6, 10, 48, requires_grad=True)
+    w, b = torch.randn(48, requires_grad=True), torch.randn(48, requires_grad=True)
+
+    def f(x, w, b):
+        return torch.nn.functional.layer_norm(x * 2, (48,), w, b)
+
+    out = torch.compile(f, backend="tensorsmith")(x, w, b)
+    grads = torch.autograd.grad(out.pow(2).sum(), (x, w, b))
+    forward = next(r for r in records.RECORDS if r.kind == "forward")
+    assert forward.kernels == 1 and forward.library_calls == 0, forward
+    x64, w64, b64 = (t.detach().double().requires_grad_() for t in (x, w, b))
+    expected = f(x64, w64, b64)
+    expected_grads = torch.autograd.grad(expected.pow(2).sum(), (x64, w64, b64))
+    torch.testing.assert_close(out.double(), expected, rtol=1e-5, atol=1e-5)
+    for got, want in zip(grads, expected_grads):
+        torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-4)
