@@ -49,11 +49,12 @@ def _judged(target) -> bool:
 
 
 def _mergeable(node: Node) -> bool:
-    """Whether two such calls give equal results: deterministic, and producing tensors (a call that
-    gives a size may give a fresh unbacked symbol each time)."""
-    if node.target in _NEVER_MERGED:
-        return False
-    if isinstance(node.target, torch._ops.OpOverload) and torch.Tag.nondeterministic_seeded in node.target.tags:
+    """Whether two such calls give equal results: an ATen op that is deterministic (or getitem), and
+    producing tensors (a call that gives a size may give a fresh unbacked symbol each time)."""
+    if isinstance(node.target, torch._ops.OpOverload):
+        if node.target in _NEVER_MERGED or torch.Tag.nondeterministic_seeded in node.target.tags:
+            return False
+    elif node.target is not operator.getitem:
         return False
     value = node.meta.get("val")
     values = value if isinstance(value, (tuple, list)) else (value,)
