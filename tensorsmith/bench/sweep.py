@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -232,3 +233,7 @@ def main(argv=None) -> int:
     zrows, text = save(rows)
     print(text, f"wrote {args.out}/zoo.json and zoo.md", sep="\n")
     return 1 if any(z.status == FAIL for z in zrows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
