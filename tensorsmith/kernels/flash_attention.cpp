@@ -169,11 +169,16 @@ inline void micro(int K, const float* __restrict A, long rsa, long csa, const fl
 template <int R, Acc ACC>
 inline void micro_nv(int nv, int K, const float* A, long rsa, long csa, const float* B, long ldb,
                      float* C, long ldc, const float* rs) {
-  switch (nv) {
-    case 1: micro<R, 1, ACC>(K, A, rsa, csa, B, ldb, C, ldc, rs); break;
-    case 2: micro<R, 2, ACC>(K, A, rsa, csa, B, ldb, C, ldc, rs); break;
-    case 3: micro<R, 3, ACC>(K, A, rsa, csa, B, ldb, C, ldc, rs); break;
-    default: micro<R, 4, ACC>(K, A, rsa, csa, B, ldb, C, ldc, rs); break;
+  if constexpr (NV_MAX == 2) {  // nv <= NV_MAX: only the widths this target calls are built
+    if (nv == 1) micro<R, 1, ACC>(K, A, rsa, csa, B, ldb, C, ldc, rs);
+    else micro<R, 2, ACC>(K, A, rsa, csa, B, ldb, C, ldc, rs);
+  } else {
+    switch (nv) {
+      case 1: micro<R, 1, ACC>(K, A, rsa, csa, B, ldb, C, ldc, rs); break;
+      case 2: micro<R, 2, ACC>(K, A, rsa, csa, B, ldb, C, ldc, rs); break;
+      case 3: micro<R, 3, ACC>(K, A, rsa, csa, B, ldb, C, ldc, rs); break;
+      default: micro<R, 4, ACC>(K, A, rsa, csa, B, ldb, C, ldc, rs); break;
+    }
   }
 }
 
