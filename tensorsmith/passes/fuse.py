@@ -7,9 +7,8 @@ kernel recomputes work another kernel already did — unless it is a few exact o
 buffer, which each consumer redoes more cheaply than a store and reload. Each materialized value
 then joins the most recent kernel whose loops fit it (same row domain: softmax's max, sum and
 normalize run as three stages over one row; a row statistic shaped (rows, 1) fits the rows' loops),
-provided everything it reads is ready there; else it
-starts a new kernel.
-Stores nobody outside the kernel reads are dropped at the end.
+provided everything it reads is ready there; else it starts a new kernel. Stores nobody outside the
+kernel reads are dropped at the end.
 
 With symbolic sizes (ir/sizes.py), shapes fit a kernel only where they are equal for every value
 of the symbols, and views of a symbolic buffer are materialized rather than passed as PyTorch
