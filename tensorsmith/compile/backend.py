@@ -21,7 +21,7 @@ from ..log import log
 from ..records import new_record
 from ..runtime import lifetime
 from .driver import compile_fx_graph
-from .fallback import fall_back
+from .fallback import fall_back, internal_error
 from .memory_budget import partition
 
 
@@ -68,7 +68,7 @@ def tensorsmith_backend(gm: torch.fx.GraphModule, example_inputs, **kwargs):
     except Exception as e:  # noqa: BLE001 - never the user's crash; TENSORSMITH_STRICT=1 re-raises
         if config.strict:
             raise
-        return fall_back(gm, new_record("dynamo"), f"internal error before import, {type(e).__name__}: {e}")
+        return fall_back(gm, new_record("dynamo"), f"internal error before import, {internal_error(e)}")
 
 
 @functools.cache

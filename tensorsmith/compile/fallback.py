@@ -3,6 +3,8 @@ through ATen as captured (same numbers, not faster), with a record, an event and
 `FallbackWarning` per kind of reason. `TENSORSMITH_STRICT=1` re-raises instead."""
 from __future__ import annotations
 
+import os
+import traceback
 import warnings
 
 import torch
@@ -27,8 +29,23 @@ def guarded(build, gm, record: GraphRecord):
     except Exception as e:  # a compiler bug must not take the user's model down
         if config.strict:
             raise
-        reason = f"internal error {type(e).__name__}: {e}"
+        reason = f"internal error {internal_error(e)}"
     return fall_back(gm, record, reason)
+
+
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def internal_error(e: BaseException) -> str:
+    """`Type: message` of an exception our code let through, with the innermost frame of this
+    package it passed (where to look, in a report that has no traceback) on the first line."""
+    first, newline, rest = str(e).partition("\n")
+    ours = [f for f in traceback.extract_tb(e.__traceback__) if f.filename.startswith(_PACKAGE + os.sep)]
+    where = ""
+    if ours:
+        frame = ours[-1]
+        where = f" (at {os.path.relpath(frame.filename, os.path.dirname(_PACKAGE))}:{frame.lineno} in {frame.name})"
+    return f"{type(e).__name__}: {first}{where}{newline}{rest}"
 
 
 # What a compiled call may raise to the user: their error, as eager would raise it (a bad argument,
@@ -56,7 +73,7 @@ class FallsBackAtRunTime:
             if config.strict:
                 raise
             self.executor = None
-            fall_back(self.gm, self.record, f"internal error while running, {type(e).__name__}: {e}")
+            fall_back(self.gm, self.record, f"internal error while running, {internal_error(e)}")
             return self.gm(*args)
 
 

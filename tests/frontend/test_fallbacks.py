@@ -74,6 +74,8 @@ def test_an_internal_error_while_running_falls_back_for_that_call_and_after(leni
     fell = [r for r in records.RECORDS if r.whole_graph_fallback]
     assert len(fell) == 1 and fell[0].kind == "forward"
     assert "while running, RuntimeError: a planted bug" in fell[0].whole_graph_fallback
+    # Where in our code it came through: the planted function is the test's, its caller ours.
+    assert "(at tensorsmith/compile/fallback.py:" in fell[0].whole_graph_fallback
     before = calls["n"]
     _close(_train_step(model, compiled, x), _reference(model, x))
     assert calls["n"] == before + 1  # the backward still runs compiled, the forward does not
@@ -94,6 +96,8 @@ def test_an_internal_error_at_compile_time_warns_once_per_kind(lenient, monkeypa
     ours = [w for w in caught if issubclass(w.category, FallbackWarning)]
     assert len(ours) == 1 and "KeyError" in str(ours[0].message)
     assert all("internal error KeyError" in r.whole_graph_fallback for r in records.RECORDS)
+    assert all("(at tensorsmith/compile/driver.py:" in r.whole_graph_fallback and " in build)" in
+               r.whole_graph_fallback for r in records.RECORDS)
     assert len(records.RECORDS) == 2
 
 
@@ -108,6 +112,7 @@ def test_an_error_before_import_runs_the_dynamo_graph(lenient, monkeypatch):
     torch.testing.assert_close(out, torch.softmax(x, -1) * 2)
     (record,) = records.RECORDS
     assert record.kind == "dynamo" and "planted bug" in record.whole_graph_fallback
+    assert "(at tensorsmith/compile/backend.py:" in record.whole_graph_fallback
 
 
 def test_strict_mode_re_raises(monkeypatch):
