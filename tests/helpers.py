@@ -3,8 +3,11 @@
 How error is measured: each output and gradient is computed three ways: compiled (float32), eager
 (float32) and eager in float64 (the independent reference). For every tensor,
     relative error = max|compiled - ref64| / max|ref64|
-must be <= tol (1e-4 by default), or, where eager float32 itself is that far off (a gradient that is
-zero in exact arithmetic and rounding noise in float32), within 4x eager's own error against ref64.
+must be <= tol (1e-4 by default), or, where eager float32 itself is that far off, within 4x eager's
+own error against ref64. Where eager's error exceeds ref64 itself (a gradient that is zero in exact
+arithmetic, such as an attention key's bias, and pure rounding noise in float32), the compiled
+value must be noise of the same order: within 32x eager's error, since another summation order
+alone moves such noise by several times.
 """
 from __future__ import annotations
 
@@ -58,9 +61,10 @@ def assert_close(actual, expected, tol: float, what: str = "output", reference=N
         a, e, r = (torch.where(special, 0, t.detach().double()) for t in (a, e, r))
         scale = r.abs().max().item() if r.numel() else 0.0
         err = _max_abs_diff(a, r)
-        allowed = max(tol * scale, 4 * _max_abs_diff(e, r))
+        eager_err = _max_abs_diff(e, r)
+        allowed = max(tol * scale, (32 if eager_err > scale else 4) * eager_err)
         assert err <= allowed, (f"{what}[{i}]: relative error {err / max(scale, 1e-30):.3g} > {tol} "
-                                f"(eager float32's own: {_max_abs_diff(e, r) / max(scale, 1e-30):.3g})")
+                                f"(eager float32's own: {eager_err / max(scale, 1e-30):.3g})")
 
 
 @contextlib.contextmanager
