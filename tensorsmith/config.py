@@ -64,6 +64,12 @@ fuse_attention_min_mb: float = float(os.environ.get("TENSORSMITH_FUSE_ATTENTION_
 # Off: both compile as ordinary ops.
 fuse_linear_cross_entropy: bool = os.environ.get("TENSORSMITH_FUSE_LINEAR_CROSS_ENTROPY", "1") != "0"
 
+# The loss is rewritten only where its logits (N x V, as the loss reads them) take at least this
+# many MiB, or under a memory budget: below it, what the chunks save is negligible and their extra
+# steps cost more than they save. 0 = always.
+fuse_linear_cross_entropy_min_mb: float = float(
+    os.environ.get("TENSORSMITH_FUSE_LINEAR_CROSS_ENTROPY_MIN_MB", "32"))
+
 # Where compiled artifacts are cached (per user; created 0700). A fresh directory means a cold start.
 cache_dir: str = os.environ.get("TENSORSMITH_CACHE_DIR") or os.path.join(
     os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "tensorsmith")

@@ -28,10 +28,11 @@ import torch
 import torch.fx
 from torch._guards import detect_fake_mode
 
+from .. import config
 from ..kernels import linear_cross_entropy_op  # noqa: F401 - registers torch.ops.tensorsmith.linear_cross_entropy*
 from ..log import log
 from .linear_cross_entropy_match import LOSSES, Plan, Skip, match
-from .pre_dispatch import call, mentions, needing_grad, recompile, tensor_value, trace
+from .pre_dispatch import call, mentions, named, needing_grad, recompile, tensor_value, trace
 from .source import source_line
 
 aten = torch.ops.aten
@@ -49,6 +50,7 @@ class LinearCrossEntropyMatch:
     logits_kept: bool  # the logits are also used elsewhere, so still computed for those uses
 
 
+_LOSS_NAMES = ("cross_entropy", "nll_loss")  # the losses' names in a Dynamo graph, any spelling
 MATCHES: list[LinearCrossEntropyMatch] = []  # every rewrite of this process, in order
 SKIPPED: list[tuple[str | None, str]] = []  # (source, reason) of every candidate left alone
 
@@ -114,6 +116,9 @@ def fuse_linear_cross_entropy(gm: torch.fx.GraphModule,
             continue
         try:
             plan = match(node)
+            small = too_small(tensor_value(plan.loss.args[0]))
+            if small:
+                raise Skip(small)
         except Exception as e:  # noqa: BLE001 - Skip, or a form the checks did not foresee
             reason = str(e) if isinstance(e, Skip) else f"{type(e).__name__}: {e}"
             SKIPPED.append((source_line(node), reason))
@@ -126,10 +131,43 @@ def fuse_linear_cross_entropy(gm: torch.fx.GraphModule,
     return matches
 
 
+def too_small(logits) -> str | None:
+    """Why logits of this size (the loss's input) are not worth the fused op, or None: below
+    config.fuse_linear_cross_entropy_min_mb, unless a memory budget asks for every saving."""
+    limit = config.fuse_linear_cross_entropy_min_mb * 2**20
+    if logits is None or not limit or config.memory_budget:
+        return None
+    size = logits.numel() * logits.element_size()
+    if size >= limit:
+        return None
+    return (f"logits of {size / 2**20:.2g} MiB, below fuse_linear_cross_entropy_min_mb "
+            f"({config.fuse_linear_cross_entropy_min_mb:g})")
+
+
+def _all_small(gm: torch.fx.GraphModule) -> str | None:
+    """Before tracing: why no loss of the Dynamo graph is worth the fused op (every one's input
+    below the size, read from Dynamo's example values), or None (one is, or one's size is unknown)."""
+    reasons = []
+    for node in gm.graph.nodes:
+        if not named(node, _LOSS_NAMES):
+            continue
+        first = node.args[0] if node.args else None
+        value = first.meta.get("example_value") if isinstance(first, torch.fx.Node) else None
+        reason = too_small(value) if isinstance(value, torch.Tensor) else None
+        if reason is None:
+            return None
+        reasons.append(reason)
+    return reasons[0] if reasons else None
+
+
 def rewrite_linear_cross_entropy(gm: torch.fx.GraphModule, example_inputs) -> torch.fx.GraphModule:
     """`gm` with its linear + cross-entropy fused, traced to pre-dispatch ATen (unless it already
     is); `gm` itself when it has none or cannot be traced so (logged: it then compiles unfused)."""
-    if not mentions(gm, ("cross_entropy", "nll_loss")):
+    if not mentions(gm, _LOSS_NAMES):
+        return gm
+    small = _all_small(gm)
+    if small:
+        log(1, f"linear + cross-entropy not fused: {small}")
         return gm
     traced = trace(gm, example_inputs, "linear + cross-entropy fusion")
     if traced is None:

@@ -20,9 +20,15 @@ from ..log import log
 
 def mentions(gm: torch.fx.GraphModule, words: tuple[str, ...]) -> bool:
     """Whether a call in the graph has one of `words` in its name (before tracing: any spelling)."""
-    return any(word in (n.target if isinstance(n.target, str) else getattr(n.target, "__name__", ""))
-               for n in gm.graph.nodes if n.op in ("call_function", "call_method")
-               for word in words)
+    return any(named(n, words) for n in gm.graph.nodes)
+
+
+def named(node: torch.fx.Node, words: tuple[str, ...]) -> bool:
+    """Whether `node` is a call with one of `words` in its target's name."""
+    if node.op not in ("call_function", "call_method"):
+        return False
+    name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", "")
+    return any(word in name for word in words)
 
 
 def is_traced(gm: torch.fx.GraphModule) -> bool:

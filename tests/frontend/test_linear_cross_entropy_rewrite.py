@@ -19,9 +19,10 @@ D, V = 12, 37
 
 
 @pytest.fixture(autouse=True)
-def _fresh_records():
+def _fresh_records(monkeypatch):
     rewrite.MATCHES.clear()
     rewrite.SKIPPED.clear()
+    monkeypatch.setattr(tensorsmith.config, "fuse_linear_cross_entropy_min_mb", 0)  # small shapes
     yield
 
 
@@ -164,6 +165,44 @@ def test_flag_off(monkeypatch):
     torch.compile(lambda x, t: F.cross_entropy(head(x).view(-1, V), t.view(-1)),
                   backend="tensorsmith")(x, target)
     assert not rewrite.MATCHES
+
+
+def test_small_logits_are_left_alone_before_tracing(monkeypatch):
+    """Logits below fuse_linear_cross_entropy_min_mb: the Dynamo graph compiles as captured, not
+    traced (Dynamo's example values give the size); at the size it is fused, and a memory budget
+    fuses at any size."""
+    traced = []
+    real_trace = rewrite.trace
+    monkeypatch.setattr(rewrite, "trace", lambda *a: traced.append(1) or real_trace(*a))
+    at_size = 16 * V * 4 / 2**20  # the 16 x 37 float32 logits below
+    for min_mb, budget, fused in ((1, None, False), (at_size, None, True), (1, "1GB", True)):
+        monkeypatch.setattr(tensorsmith.config, "fuse_linear_cross_entropy_min_mb", min_mb)
+        monkeypatch.setattr(tensorsmith.config, "memory_budget", budget)
+        torch._dynamo.reset()
+        rewrite.MATCHES.clear()
+        traced.clear()
+        head = nn.Linear(D, V)
+        x, target = _data()
+        _check(lambda x, t: F.cross_entropy(head(x).view(-1, V), t.view(-1), ignore_index=-1),
+               [x, head.weight, head.bias], x, target, fused=fused)
+        assert bool(traced) == fused and not rewrite.SKIPPED
+
+
+def test_a_small_loss_beside_a_large_one_is_skipped_with_its_reason(monkeypatch):
+    """Where the Dynamo graph has a loss at or above the size, it is traced; the small one is then
+    left alone with its size as the reason."""
+    monkeypatch.setattr(tensorsmith.config, "fuse_linear_cross_entropy_min_mb", 16 * V * 4 / 2**20)
+    head, small_head = nn.Linear(D, V), nn.Linear(D, V)
+    x, target = _data()
+
+    def fn(x, t):
+        return F.cross_entropy(head(x).view(-1, V), t.view(-1), ignore_index=-1) + \
+            F.cross_entropy(small_head(x[:1]).view(-1, V), t[:1].view(-1), ignore_index=-1)
+    _check(fn, [x, head.weight, small_head.weight], x, target)
+    assert len(rewrite.MATCHES) == 1
+    assert [reason for _, reason in rewrite.SKIPPED] == [
+        f"logits of {8 * V * 4 / 2**20:.2g} MiB, below fuse_linear_cross_entropy_min_mb "
+        f"({16 * V * 4 / 2**20:g})"]
 
 
 def test_nanogpt_saves_no_logits():
