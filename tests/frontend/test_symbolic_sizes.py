@@ -69,7 +69,7 @@ def test_a_transformer_at_every_sequence_length(executor):
     compiled = torch.compile(model, backend="tensorsmith", dynamic=True)
     generator = torch.Generator().manual_seed(1)
     with torch.no_grad():
-        for length in (5, 9, 14, 3):  # not 16, the mask buffer's length: Dynamo guards on it
+        for length in (5, 14, 3):  # not 16, the mask buffer's length: Dynamo guards on it
             ids = torch.randint(0, TINY_GPT.vocab, (2, length), generator=generator)
             assert_close(compiled(ids), model(ids), 1e-4, reference=reference(ids))
     assert len(records.RECORDS) == 1 and records.RECORDS[0].symbolic
@@ -93,11 +93,11 @@ def test_sizes_used_as_numbers(executor):
 
 
 def _generate_cases(cases):
-    """(executor, model, batch) for the generate() tests: batch 8 through the C++ generator and the
-    interpreter only, since Triton's CPU interpreter takes 40 s a case there (its grid grows with the
-    batch) for kernels the smaller batches already run."""
+    """(executor, model, batch) for the generate() tests: every case through the C++ generator and
+    the interpreter, the batch-1 case through Triton (its CPU interpreter takes 15-40 s a case, and
+    the kernels of the other models and batches are the same ops at other sizes)."""
     return [(executor, kind, batch) for executor in ("cpp", "triton", "interpreter")
-            for kind, batch in cases if not (executor == "triton" and batch == 8)]
+            for kind, batch in cases if executor != "triton" or batch == 1]
 
 
 @pytest.mark.parametrize("executor,kind,batch",
