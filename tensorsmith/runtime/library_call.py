@@ -16,7 +16,7 @@ from ..errors import ExecutionError
 from ..ir.interpret import Interpreter
 from ..ir.sizes import is_symbolic
 from ..kernels import attention_op
-from . import cpu_matmul, fast_views
+from . import cpu_matmul
 from .in_place import IN_PLACE
 from .matmul_orientation import matmul
 from .numerics import NumericsGuard, all_finite
@@ -35,7 +35,7 @@ def library_call(step: LibraryStep, numerics: NumericsGuard | None = None, sizes
         interpreter.sizes = sizes
     node = step.node
     op = node.attrs["target"] if node.op == "fallback" else node.op
-    viewed = [(i, fast_views.bind(chain, interpreter)) for i, chain in enumerate(step.views) if chain]
+    viewed = [(i, interpreter.bind_views(chain)) for i, chain in enumerate(step.views) if chain]
     # A product's result is fresh memory (cuBLAS's, or the transposed orientation's copy); any other
     # op's may be a view of an input, which is checked on each call.
     fresh = node.op in ("dot", "addmm")
