@@ -11,8 +11,8 @@ from tensorsmith.bench import decode
 
 
 def test_decode_table(capsys):
-    """The dynamic cache's rows (each row is a process of its own, 20-45 s here; generate() with the
-    static cache is checked in tests/frontend/test_symbolic_sizes.py)."""
+    """The dynamic cache's rows (each row is a process of its own, so each costs a start and a
+    compile; generate() with the static cache is checked in tests/frontend/test_symbolic_sizes.py)."""
     pytest.importorskip("transformers")
     decode.main(["--backends", "eager,tensorsmith", "--batches", "2", "--caches", "dynamic",
                  "--new-tokens", "12", "--warm", "2"])

@@ -161,7 +161,7 @@ def test_an_eager_step_is_reported():
 
 def test_clean_models_give_no_run_findings():
     model = MLP(hidden=1024)  # wide enough that the graphs outweigh the autograd engine's host
-    # work (about 1 ms a step, over 1 ms and 30% on a loaded machine with a narrow MLP)
+    # work, which a narrow MLP's step on a loaded machine does not
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
 
     @torch.compile(backend="tensorsmith")

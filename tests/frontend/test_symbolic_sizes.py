@@ -94,8 +94,8 @@ def test_sizes_used_as_numbers(executor):
 
 def _generate_cases(cases):
     """(executor, model, batch) for the generate() tests: every case through the C++ generator and
-    the interpreter, the batch-1 case through Triton (its CPU interpreter takes 15-40 s a case, and
-    the kernels of the other models and batches are the same ops at other sizes)."""
+    the interpreter, the batch-1 case through Triton (its CPU interpreter is the suite's slowest
+    part, and the kernels of the other models and batches are the same ops at other sizes)."""
     return [(executor, kind, batch) for executor in ("cpp", "triton", "interpreter")
             for kind, batch in cases if executor != "triton" or batch == 1]
 
