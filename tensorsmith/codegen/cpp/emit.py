@@ -17,6 +17,7 @@ from ...ir.sizes import Sym, provably
 from ...ir.types import BOOL, F32, F64, I8, I16, I32, I64, U8, DType
 from ..index import Affine, FloorDiv, Indirect, Mod, Var
 from ..kernel import Const, IndexValue, Kernel, Load, Local, Op, Reduce, Store
+from .split_loops import split_inner_loops
 
 # bool is held as uint8_t (0 or 1, as PyTorch stores it): gcc does not vectorize loads of `bool`.
 C_TYPES = {F32: "float", F64: "double", I8: "int8_t", I16: "int16_t", I32: "int32_t",
@@ -443,6 +444,7 @@ class _Emitter:
 def emit_kernel(kernel: Kernel, buffer_dtypes: dict[str, DType], check_numerics: bool = False,
                 sizes: tuple = ()) -> str:
     """One kernel; `sizes` names the size symbols it takes (the graph's, when symbolic)."""
+    kernel = split_inner_loops(kernel)
     params = [f"void* p_{b}" for b in [*kernel.outputs, *kernel.inputs]] + [f"int64_t {n}" for n in sizes]
     lines = [f'extern "C" int {kernel.name}({", ".join(params)}) {{']
     for b in kernel.outputs:
