@@ -21,8 +21,7 @@ def operands():
 def test_products_match_float64_whichever_library_is_chosen(operands, use_onednn, monkeypatch):
     a, b, bias = operands
     monkeypatch.setattr(cpu_matmul, "_CHOICE", {})
-    monkeypatch.setattr(cpu_matmul, "_fastest_call", lambda fn, *args: 0.0 if
-                        (fn is cpu_matmul._onednn) == use_onednn else 1.0)
+    monkeypatch.setattr(cpu_matmul, "_ratio", lambda *operands: 0.5 if use_onednn else 2.0)
     rows = a.reshape(-1, 96)
     assert cpu_matmul.eligible(a, b)
     product = cpu_matmul.matmul(a, b)

@@ -4,20 +4,21 @@ oneDNN (the `mkldnn` linear op), measured once per signature.
 Neither wins everywhere: MKL takes a slow generic path on some processors (AMD's among them),
 where oneDNN is up to twice as fast on products of transformer size, while oneDNN's per-call
 overhead loses on small products. So the first call of each signature (shapes, strides, threads)
-times both (the fastest of a few calls each) and later calls take the faster; oneDNN only when it
-wins by MARGIN. The choices are kept on disk with the compile cache (choices.py), so a warm start
+times both (in alternating calls, taking the median ratio of their times) and later calls take the
+faster; oneDNN only when it wins by MARGIN. The choices are kept on disk with the compile cache (choices.py), so a warm start
 times nothing. The two sum in different orders: results agree to rounding, as any two BLAS kernels do.
 """
 from __future__ import annotations
 
+import statistics
 import time
 
 import torch
 
 from ..choices import Choices
 
-MARGIN = 0.95  # oneDNN must take at most this share of BLAS's time
-_REPEATS = 5
+MARGIN = 0.95  # oneDNN must take at most this share of BLAS's time (median over rounds)
+_REPEATS = 7
 _CHOICE = Choices("cpu_matmul")  # signature -> run through oneDNN
 
 
@@ -53,15 +54,21 @@ def _blas(bias, a, b):
     return torch.matmul(a, b) if bias is None else torch.addmm(bias, a, b)
 
 
-def _fastest_call(fn, *args) -> float:
-    """The fastest of _REPEATS timed calls (after a warm-up): the least disturbed by the machine."""
-    fn(*args)
-    best = float("inf")
-    for _ in range(_REPEATS):
-        start = time.perf_counter()
-        fn(*args)
-        best = min(best, time.perf_counter() - start)
-    return best
+def _ratio(bias, a, b) -> float:
+    """oneDNN's time over BLAS's: the median over _REPEATS rounds, each timing one call of each
+    (after a warm-up of each) in alternating order, so that a slow spell of a shared machine skews
+    a round or two, not the choice."""
+    _onednn(bias, a, b)
+    _blas(bias, a, b)
+    ratios = []
+    for round_ in range(_REPEATS):
+        took = {}
+        for fn in ((_onednn, _blas) if round_ % 2 == 0 else (_blas, _onednn)):
+            start = time.perf_counter()
+            fn(bias, a, b)
+            took[fn] = time.perf_counter() - start
+        ratios.append(took[_onednn] / max(took[_blas], 1e-9))
+    return statistics.median(ratios)
 
 
 def _run(bias, a, b) -> torch.Tensor:
@@ -69,7 +76,7 @@ def _run(bias, a, b) -> torch.Tensor:
                  torch.get_num_threads())
     choice = _CHOICE.get(signature)
     if choice is None:
-        choice = _fastest_call(_onednn, bias, a, b) <= MARGIN * _fastest_call(_blas, bias, a, b)
+        choice = _ratio(bias, a, b) <= MARGIN
         _CHOICE[signature] = choice
     return _onednn(bias, a, b) if choice else _blas(bias, a, b)
 
