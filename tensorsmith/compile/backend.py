@@ -22,6 +22,7 @@ from ..records import new_record
 from ..runtime import lifetime
 from .driver import compile_fx_graph
 from .fallback import fall_back, internal_error
+from .frozen_heap import old_objects_set_aside
 from .memory_budget import partition
 
 
@@ -62,7 +63,8 @@ def tensorsmith_backend(gm: torch.fx.GraphModule, example_inputs, **kwargs):
         log(1, f"torch.compile(mode={mode!r}) is Inductor's setting; tensorsmith ignores it "
                f"(CUDA graphs are on unless TENSORSMITH_CUDA_GRAPHS=0)")
     try:
-        return _compile(gm, example_inputs, **kwargs)
+        with old_objects_set_aside():
+            return _compile(gm, example_inputs, **kwargs)
     except _dynamo_handles():
         raise
     except Exception as e:  # noqa: BLE001 - never the user's crash; TENSORSMITH_STRICT=1 re-raises
