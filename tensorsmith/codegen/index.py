@@ -35,6 +35,16 @@ def keeps_its_hash(cls):
     return cls
 
 
+def order_key(atom) -> str:
+    """The atom's place in an Affine's sorted terms: its repr, kept on the (immutable) atom once
+    computed, since every addition sorts the terms again and a nested dataclass's repr is slow."""
+    kept = atom.__dict__.get("_order")
+    if kept is None:
+        kept = repr(atom)
+        object.__setattr__(atom, "_order", kept)
+    return kept
+
+
 @dataclass(frozen=True)
 class Var:
     name: str
@@ -95,7 +105,7 @@ class Affine:
         coefs: dict = dict(self.terms)
         for atom, coef in other.terms:
             coefs[atom] = coefs.get(atom, 0) + coef
-        terms = tuple(sorted(((a, c) for a, c in coefs.items() if c != 0), key=lambda t: repr(t[0])))
+        terms = tuple(sorted(((a, c) for a, c in coefs.items() if c != 0), key=lambda t: order_key(t[0])))
         return Affine(terms, self.const + other.const)
 
     __radd__ = __add__
