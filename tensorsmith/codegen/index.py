@@ -105,8 +105,10 @@ class Affine:
         coefs: dict = dict(self.terms)
         for atom, coef in other.terms:
             coefs[atom] = coefs.get(atom, 0) + coef
+        whole = _recombined(coefs)
         terms = tuple(sorted(((a, c) for a, c in coefs.items() if c != 0), key=lambda t: order_key(t[0])))
-        return Affine(terms, self.const + other.const)
+        result = Affine(terms, self.const + other.const)
+        return result if whole is None else result + whole
 
     __radd__ = __add__
 
@@ -160,6 +162,36 @@ class Affine:
         if _within(rest, d):
             return rest
         return Affine.of(Mod(rest, d))
+
+
+def _recombined(coefs: dict) -> "Affine | None":
+    """Where `coefs` holds k*d * (x // d) and k * (x % d), the two removed from it and k*x returned
+    (x = d * (x // d) + x % d for every integer x, floors included): a reshape into groups and back
+    (GroupNorm's statistics, a split of heads undone) then indexes by x itself. A modulo keeps its
+    argument reduced (terms and constant less their multiples of d), so it pairs with the floor-div
+    of any argument equal to its own up to multiples of d. None where there is no such pair."""
+    mods = [a for a in coefs if isinstance(a, Mod) and coefs[a] != 0]
+    if not mods:
+        return None
+    divs = [a for a in coefs if isinstance(a, FloorDiv) and coefs[a] != 0]
+    whole = None
+    for mod in mods:
+        k = coefs[mod]
+        for div in divs:
+            if div in coefs and mod in coefs and provably(lambda: div.divisor == mod.divisor) and \
+                    provably(lambda: coefs[div] == k * mod.divisor) and \
+                    _congruent(div.arg, mod.arg, mod.divisor):
+                del coefs[mod], coefs[div]
+                whole = (whole or Affine()) + div.arg * k
+                break
+    return whole
+
+
+def _congruent(a: "Affine", b: "Affine", d) -> bool:
+    """Whether a - b is d times an integer for every value of the variables (each coefficient and
+    the constant of the difference divisible by d)."""
+    difference = a - b
+    return _divides(d, difference.const) and all(_divides(d, c) for _, c in difference.terms)
 
 
 def _divides(d, c) -> bool:
