@@ -3,9 +3,8 @@
 Views (reshape, transpose, broadcast, slice, ...) become index maps built from these instead of
 copies. Expressions are normalized (terms sorted, constants folded, div/mod simplified using each
 variable's range, d * (x // d) + x % d summed back to x), so two equal maps compare equal
-structurally. Coefficients, constants, extents
-and divisors may be symbolic sizes (ir/sizes.py); a simplification is made only where it holds for
-every value of the symbols.
+structurally. Coefficients, constants, extents and divisors may be symbolic sizes (ir/sizes.py); a
+simplification is made only where it holds for every value of the symbols.
 """
 from __future__ import annotations
 

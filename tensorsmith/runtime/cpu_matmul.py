@@ -5,8 +5,9 @@ Neither wins everywhere: MKL takes a slow generic path on some processors (AMD's
 where oneDNN is up to twice as fast on products of transformer size, while oneDNN's per-call
 overhead loses on small products. So the first call of each signature (shapes, strides, threads)
 times both (in alternating calls, taking the median ratio of their times) and later calls take the
-faster; oneDNN only when it wins by MARGIN. The choices are kept on disk with the compile cache (choices.py), so a warm start
-times nothing. The two sum in different orders: results agree to rounding, as any two BLAS kernels do.
+faster; oneDNN only when it wins by MARGIN. The choices are kept on disk with the compile cache
+(choices.py), so a warm start times nothing. The two sum in different orders: results agree to
+rounding, as any two BLAS kernels do.
 """
 from __future__ import annotations
 
