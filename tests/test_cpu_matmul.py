@@ -2,6 +2,8 @@
 libraries match a float64 reference, for matrices, batches of rows and nn.Linear's bias add."""
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 
@@ -40,3 +42,21 @@ def test_small_or_non_float32_products_go_to_blas_untimed():
     assert not cpu_matmul.eligible(small, small)
     assert not cpu_matmul.eligible(torch.randn(64, 64, dtype=torch.float64),
                                    torch.randn(64, 64, dtype=torch.float64))
+
+
+def test_a_slow_spell_in_one_round_does_not_decide_the_choice(monkeypatch):
+    """The ratio is the median of alternating rounds: oneDNN taking half BLAS's time wins although
+    one of its calls was caught in a spell ten times longer than BLAS's."""
+    calls = {"onednn": 0}
+
+    def onednn(bias, a, b):
+        calls["onednn"] += 1
+        time.sleep(0.02 if calls["onednn"] == 3 else 0.001)
+
+    def blas(bias, a, b):
+        time.sleep(0.002)
+
+    monkeypatch.setattr(cpu_matmul, "_onednn", onednn)
+    monkeypatch.setattr(cpu_matmul, "_blas", blas)
+    ratio = cpu_matmul._ratio(None, None, None)
+    assert ratio <= cpu_matmul.MARGIN and calls["onednn"] == cpu_matmul._REPEATS + 1
