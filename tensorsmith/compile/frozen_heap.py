@@ -2,10 +2,10 @@
 
 A compile allocates millions of short-lived objects (fake tensors, FX nodes, our IR), and every so
 many allocations CPython's collector walks its oldest generation: every object of the process,
-torch's and the user's own included, hundreds of thousands in a transformers model. Those walks
-were a tenth of a warm first step. `gc.freeze()` sets the objects that exist before the compile
-aside for its duration, so that collections walk only the compile's own; `gc.unfreeze()` puts them
-back afterwards, where the next full collection finds any garbage among them as before.
+torch's and the user's own included, hundreds of thousands in a transformers model, again and
+again during one compile. `gc.freeze()` sets the objects that exist before the compile aside for
+its duration, so that collections walk only the compile's own; `gc.unfreeze()` puts them back
+afterwards, where the next full collection finds any garbage among them as before.
 
 A process that froze objects itself (a server before it forks its workers) is left as it is: the
 compile then runs with the collector as the process set it.

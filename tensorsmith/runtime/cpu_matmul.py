@@ -21,7 +21,7 @@ from ..choices import Choices
 MARGIN = 0.95  # oneDNN must take at most this share of BLAS's time (median over rounds)
 _REPEATS = 7
 # signature -> run through oneDNN; the kind names the measuring rule, so that choices an earlier
-# rule made (fastest of five calls each, swayed by a slow spell) are measured again
+# rule made are measured again
 _CHOICE = Choices("cpu_matmul_paired")
 
 
