@@ -178,7 +178,7 @@ def _recombined(coefs: dict) -> "Affine | None":
     for mod in mods:
         k = coefs[mod]
         for div in divs:
-            if div in coefs and mod in coefs and provably(lambda: div.divisor == mod.divisor) and \
+            if div in coefs and provably(lambda: div.divisor == mod.divisor) and \
                     provably(lambda: coefs[div] == k * mod.divisor) and \
                     _congruent(div.arg, mod.arg, mod.divisor):
                 del coefs[mod], coefs[div]
