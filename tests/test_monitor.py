@@ -3,6 +3,7 @@ numbers, warned about once, written to the events and shown by `tensorsmith repo
 Prometheus text; the CPU zoo's models train without a false alarm."""
 from __future__ import annotations
 
+import random
 import re
 
 import statistics
@@ -185,6 +186,17 @@ def test_a_step_that_slows_down_raises_step_drift_and_one_slow_step_does_not(
     assert alarm.what.endswith("it took after warm-up (interquartile means over 5 steps)")
     assert alarm.effect.startswith("+") and alarm.graph.endswith("_forward")
     assert "outside the compiled graphs" in alarm.fix, alarm.effect  # the sleep is in the user's loop
+
+
+def test_a_short_window_s_step_time_is_its_median():
+    """The doctor's windows are three steps: one descheduled call must not make the window slow."""
+    from tensorsmith.monitor.steps import _interquartile_mean
+    rng = random.Random()
+    steady = [rng.uniform(0.4e-3, 0.5e-3) for _ in range(3)]
+    assert _interquartile_mean([steady[0], 0.025, steady[1]]) == max(steady[:2])
+    assert _interquartile_mean(steady[:2]) == pytest.approx(sum(steady[:2]) / 2)
+    low, middle, high = sorted(steady)
+    assert _interquartile_mean([0.025, *steady, 0.030]) == pytest.approx((middle + high + 0.025) / 3)
 
 
 def test_a_numerics_incident_is_an_alarm(monkeypatch, caught, events_file, capsys):

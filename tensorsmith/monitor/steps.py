@@ -104,7 +104,12 @@ def window() -> int:
 
 
 def _interquartile_mean(values: list[float]) -> float:
+    """The mean of the middle half; below four values, the median (one descheduled step in a
+    window of three must not move it)."""
     ordered = sorted(values)
+    if len(ordered) < 4:
+        middle = ordered[(len(ordered) - 1) // 2:len(ordered) // 2 + 1]
+        return sum(middle) / len(middle)
     quarter = len(ordered) // 4
     middle = ordered[quarter:len(ordered) - quarter]
     return sum(middle) / len(middle)

@@ -81,7 +81,7 @@ def test_a_slow_data_loader():
         with torch.no_grad():
             model(next(batches))
 
-    [finding] = run_check(step, steps=8, warmup=2).run
+    [finding] = _findings_of_the_model(run_check(step, steps=8, warmup=2))
     assert finding.check == "outside_graphs" and "waits for its data" in finding.what
     ms, share = _outside(finding)
     assert ms >= 15 and share >= 50
@@ -97,7 +97,7 @@ def test_host_work_in_the_step():
         with torch.no_grad():
             model(torch.randn(8, 32))
 
-    [finding] = run_check(step, steps=8, warmup=2).run
+    [finding] = _findings_of_the_model(run_check(step, steps=8, warmup=2))
     assert finding.check == "outside_graphs" and "host-bound" in finding.what
     ms, share = _outside(finding)
     assert ms >= 15 and share >= 50
