@@ -10,7 +10,8 @@ is sampled there, once per step. A graph called several times a step (a block's 
 experts' expert) does not make steps of its own. Without a backward (serving, evaluation), each
 call of a forward or inference graph is a step of that graph, timed by the call itself (a server's
 intervals between calls include its idle time). A window's step time is its interquartile mean (the
-median below four steps): slow outliers (a checkpoint) fall outside it, and a step pattern that repeats keeps it steady.
+median below four steps): slow outliers (a checkpoint) fall outside it, and a step pattern that
+repeats keeps it steady.
 
 Cost: per call two `perf_counter` reads, counter updates and a flag; per step one memory sample (a
 pread of /proc/self/statm, ~1.5 us, or `torch.cuda.memory_allocated` for CUDA outputs) and two
