@@ -55,6 +55,17 @@ def aligned_bias(bias: torch.Tensor, keys: int) -> torch.Tensor:
     return padded[..., :last]
 
 
+def may_alias_arguments(name: str) -> bool:
+    """Whether the op's schema lets a result alias an argument (a view, as `split`'s results are).
+    An op whose schema says otherwise returns new tensors: ATen's functional ops, and custom ops,
+    which torch.library forbids to return their inputs."""
+    try:
+        returns = resolve_target(name)._schema.returns
+    except (AttributeError, RuntimeError, ValueError):
+        return True
+    return any(r.alias_info is not None for r in returns)
+
+
 def resolve_target(name: str) -> torch._ops.OpOverload:
     namespace, op, overload = name.split(".")
     return getattr(getattr(getattr(torch.ops, namespace), op), overload)

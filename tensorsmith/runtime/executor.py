@@ -106,6 +106,9 @@ class GraphExecutor:
             for p in self.graph.params]
         # Parameters whose shapes depend on the sizes, evaluated on each call.
         self.symbolic_params = [i for i, p in enumerate(self.graph.params) if is_symbolic(p.type.shape)]
+        # The outputs _assemble looks at for memory shared with an input or an earlier output: the
+        # schedule's shared ones (the others are memory of their own), or all where it cannot say.
+        self.check = None if self.shared_outputs is None else frozenset(self.shared_outputs)
 
     def __call__(self, *args):
         sizes, expected_all = self._expected(args)
@@ -148,11 +151,8 @@ class GraphExecutor:
         since the graph promised a fresh tensor there, unless it is an input written in place
         (in_place.py) for the caller to copy back. A size among the outputs (a training forward
         saves them for its backward) gets its value in this call."""
-        checked = self.shared_outputs is None or bool(self.shared_outputs)
-        seen = set()
-        if checked:
-            seen = {t.untyped_storage().data_ptr() for t in inputs if t.numel()}
-            seen |= {a.untyped_storage().data_ptr() for a in args if isinstance(a, torch.Tensor) and a.numel()}
+        check = self.check
+        seen = None
         outputs = []
         for i, ((kind, value), strides) in enumerate(zip(self.outputs, self.output_strides)):
             if kind == "value":
@@ -168,7 +168,9 @@ class GraphExecutor:
             if param is not None and tensor is inputs[param]:
                 outputs.append(tensor)  # written in place: the caller's copy back is a no-op
                 continue
-            if checked and tensor.numel():
+            if (check is None or value in check) and tensor.numel():
+                if seen is None:
+                    seen = self._input_storages(inputs, args)
                 pointer = tensor.untyped_storage().data_ptr()
                 if pointer in seen:
                     tensor = _copy_with_strides(tensor, strides)
@@ -178,6 +180,11 @@ class GraphExecutor:
             # is the one eager produced; otherwise hand out a contiguous tensor, as eager would.
             outputs.append(tensor if tensor.stride() == strides else tensor.contiguous())
         return outputs
+
+    @staticmethod
+    def _input_storages(inputs, args) -> set[int]:
+        seen = {t.untyped_storage().data_ptr() for t in inputs if t.numel()}
+        return seen | {a.untyped_storage().data_ptr() for a in args if isinstance(a, torch.Tensor) and a.numel()}
 
     def _input_view(self, node, args):
         """`node` computed as PyTorch views of the caller's input tensor, or None if it is not a

@@ -94,14 +94,12 @@ def test_training_forward_saves_q_k_v_without_copies(monkeypatch):
     assert len(saved) >= 3 and len(storages) < len(saved), [t.stride() for t in saved]
 
 
-def test_the_schedule_names_the_outputs_that_may_share_memory():
-    """Only these are checked for memory shared with an input or another output: a parameter
-    returned, a buffer returned twice, and an element of a fallback's tuple (which may be a view of
-    its input); a kernel's or a product's result is memory of its own."""
+def _graph_with_shared_and_fresh_outputs():
+    """A graph returning its parameter, an element of split's tuple (a view of its input), a buffer
+    twice, a product, and an element of topk's tuple (new tensors, as its schema says)."""
     from tensorsmith.ir.attrs import Operand
     from tensorsmith.ir.graph import Graph
-    from tensorsmith.ir.types import F32, TensorType, TupleType
-    from tensorsmith.passes.fuse import schedule
+    from tensorsmith.ir.types import F32, I64, TensorType, TupleType
 
     t = TensorType((4, 6), F32, "cpu")
     g = Graph("shared")
@@ -112,15 +110,67 @@ def test_the_schedule_names_the_outputs_that_may_share_memory():
     first = g.add("get", [halves], {"index": 0})
     doubled = g.add("mul", [x, x])
     product = g.add("dot", [x, w])
-    g.outputs = [x, first, doubled, doubled, product]
+    top = g.add("fallback", [doubled], {"target": "aten.topk.default", "args": [Operand(0), 2],
+                                        "kwargs": {}},
+                type=TupleType((TensorType((4, 2), F32, "cpu"), TensorType((4, 2), I64, "cpu"))))
+    largest = g.add("get", [top], {"index": 0})
+    g.outputs = [x, first, doubled, doubled, product, largest]
+    return g
+
+
+def test_the_schedule_names_the_outputs_that_may_share_memory():
+    """Only these are checked for memory shared with an input or another output: a parameter
+    returned, a buffer returned twice, and an element of a fallback's tuple where the op's schema
+    lets it be a view of an input; a kernel's or a product's result, and a tuple element of an op
+    returning new tensors, are memory of their own."""
+    from tensorsmith.passes.fuse import schedule
+
+    g = _graph_with_shared_and_fresh_outputs()
     assert schedule(g).shared_outputs() == {0, 1, 2, 3}
     executor = GraphExecutor(_Imported(g), [0, 1], _compiled(g))
+    assert executor.check == {0, 1, 2, 3}
     a, b = torch.randn(4, 6), torch.randn(6, 6)
     out = executor(a, b)
     assert _storage(out[0]) != _storage(a) and _storage(out[1]) != _storage(a)
     assert _storage(out[2]) != _storage(out[3])
-    for got, want in zip(out, [a, a[:, :3], a * a, a * a, a @ b]):
+    for got, want in zip(out, [a, a[:, :3], a * a, a * a, a @ b, torch.topk(a * a, 2).values]):
         torch.testing.assert_close(got, want)
+
+
+def test_a_buffer_an_aliasing_op_reads_is_shared_with_its_results():
+    """split's element is a view of the product it splits: both are returned, so both are checked,
+    and the caller gets two tensors of their own."""
+    from tensorsmith.ir.attrs import Operand
+    from tensorsmith.passes.fuse import schedule
+
+    g = _graph_with_shared_and_fresh_outputs()
+    x, w = g.params
+    product = g.add("dot", [x, w])
+    halves = g.add("fallback", [product], {"target": "aten.split.Tensor", "args": [Operand(0), 3, 1],
+                                           "kwargs": {}}, type=g.outputs[1].inputs[0].type)
+    g.outputs = [g.add("get", [halves], {"index": 1}), product]
+    assert schedule(g).shared_outputs() == {0, 1}
+    a, b = torch.randn(4, 6), torch.randn(6, 6)
+    half, whole = GraphExecutor(_Imported(g), [0, 1], _compiled(g))(a, b)
+    assert _storage(half) != _storage(whole)
+    torch.testing.assert_close(whole, a @ b)
+    torch.testing.assert_close(half, (a @ b)[:, 3:])
+
+
+def test_outputs_of_their_own_are_handed_out_unchecked():
+    """Where no output may share memory, the executor does not look, and each output is still
+    distinct memory from the inputs and from every other output, with eager's values."""
+    g = _graph_with_shared_and_fresh_outputs()
+    g.outputs = g.outputs[2:3] + g.outputs[4:]  # doubled, the product, topk's values
+    executor = GraphExecutor(_Imported(g), [0, 1], _compiled(g))
+    assert executor.check == set()
+    for _ in range(2):  # the second call reuses the arena of the first
+        a, b = torch.randn(4, 6), torch.randn(6, 6)
+        out = executor(a, b)
+        pointers = {_storage(t) for t in out} | {_storage(a), _storage(b)}
+        assert len(pointers) == len(out) + 2
+        for got, want in zip(out, [a * a, a @ b, torch.topk(a * a, 2).values]):
+            torch.testing.assert_close(got.double(), want.double(), rtol=1e-6, atol=1e-6)
 
 
 class _Imported:
