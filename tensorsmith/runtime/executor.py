@@ -183,6 +183,7 @@ class GraphExecutor:
 
     @staticmethod
     def _input_storages(inputs, args) -> set[int]:
+        """The storages of the call's tensors, as the graph received them and as the caller passed them."""
         seen = {t.untyped_storage().data_ptr() for t in inputs if t.numel()}
         return seen | {a.untyped_storage().data_ptr() for a in args if isinstance(a, torch.Tensor) and a.numel()}
 
