@@ -81,8 +81,9 @@ class GraphExecutor:
         # Which parameters must be row-major (generated kernels read them); the interpreter takes any.
         self.row_major = getattr(runner, "row_major_params", None) or [False] * len(self.graph.params)
         self.output_strides = imported.output_strides
-        # Which outputs may share memory with an input or another output (codegen/schedule.py);
-        # None where not known (the interpreter): then every output is checked.
+        # Which outputs may share memory with an input or another output (codegen/schedule.py):
+        # the only ones _assemble looks at, the others being memory of their own; None where not
+        # known (the interpreter): then every output is checked.
         self.shared_outputs = getattr(runner, "shared_outputs", None)
         # Numeric guards (config.check_numerics, read now, at compile time): the generated code's
         # own, else one for the argument checks (and, interpreted, for every node's value).
@@ -106,9 +107,6 @@ class GraphExecutor:
             for p in self.graph.params]
         # Parameters whose shapes depend on the sizes, evaluated on each call.
         self.symbolic_params = [i for i, p in enumerate(self.graph.params) if is_symbolic(p.type.shape)]
-        # The outputs _assemble looks at for memory shared with an input or an earlier output: the
-        # schedule's shared ones (the others are memory of their own), or all where it cannot say.
-        self.check = None if self.shared_outputs is None else frozenset(self.shared_outputs)
 
     def __call__(self, *args):
         sizes, expected_all = self._expected(args)
@@ -151,7 +149,7 @@ class GraphExecutor:
         since the graph promised a fresh tensor there, unless it is an input written in place
         (in_place.py) for the caller to copy back. A size among the outputs (a training forward
         saves them for its backward) gets its value in this call."""
-        check = self.check
+        check = self.shared_outputs
         seen = None
         outputs = []
         for i, ((kind, value), strides) in enumerate(zip(self.outputs, self.output_strides)):

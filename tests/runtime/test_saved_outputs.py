@@ -128,7 +128,7 @@ def test_the_schedule_names_the_outputs_that_may_share_memory():
     g = _graph_with_shared_and_fresh_outputs()
     assert schedule(g).shared_outputs() == {0, 1, 2, 3}
     executor = GraphExecutor(_Imported(g), [0, 1], _compiled(g))
-    assert executor.check == {0, 1, 2, 3}
+    assert executor.shared_outputs == {0, 1, 2, 3}
     a, b = torch.randn(4, 6), torch.randn(6, 6)
     out = executor(a, b)
     assert _storage(out[0]) != _storage(a) and _storage(out[1]) != _storage(a)
@@ -163,7 +163,7 @@ def test_outputs_of_their_own_are_handed_out_unchecked():
     g = _graph_with_shared_and_fresh_outputs()
     g.outputs = g.outputs[2:3] + g.outputs[4:]  # doubled, the product, topk's values
     executor = GraphExecutor(_Imported(g), [0, 1], _compiled(g))
-    assert executor.check == set()
+    assert executor.shared_outputs == set()
     for _ in range(2):  # the second call reuses the arena of the first
         a, b = torch.randn(4, 6), torch.randn(6, 6)
         out = executor(a, b)
