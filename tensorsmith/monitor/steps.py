@@ -2,6 +2,7 @@
 In training, a step begins at the first forward call after a backward call (`TRAINING`)."""
 from __future__ import annotations
 
+import statistics
 from typing import Callable
 
 from .. import config
@@ -106,10 +107,9 @@ def window() -> int:
 def _interquartile_mean(values: list[float]) -> float:
     """The mean of the middle half; below four values, the median (one descheduled step in a
     window of three must not move it)."""
+    if len(values) < 4:
+        return statistics.median(values)
     ordered = sorted(values)
-    if len(ordered) < 4:
-        middle = ordered[(len(ordered) - 1) // 2:len(ordered) // 2 + 1]
-        return sum(middle) / len(middle)
     quarter = len(ordered) // 4
     middle = ordered[quarter:len(ordered) - quarter]
     return sum(middle) / len(middle)
